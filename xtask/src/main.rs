@@ -1,0 +1,36 @@
+//! `cargo xtask`: the project's chores, in Rust so they run wherever cargo does.
+//!
+//! - `cargo xtask codegen` writes `spec/openapi.json` and `spec/schemas/*.json` from the wire
+//!   types of `errand-protocol`;
+//! - `cargo xtask codegen --check` fails when a checked-in file is stale (CI runs it).
+
+mod codegen;
+mod openapi;
+
+use anyhow::{Context, bail};
+use std::path::PathBuf;
+
+const USAGE: &str = "usage: cargo xtask codegen [--check]";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["codegen"] => codegen::run(&workspace_root()?, codegen::Mode::Write),
+        ["codegen", "--check"] => codegen::run(&workspace_root()?, codegen::Mode::Check),
+        ["help" | "--help" | "-h"] | [] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown arguments {other:?}\n{USAGE}"),
+    }
+}
+
+/// The workspace root: the parent of this crate's folder.
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .context("xtask has no parent folder")
+}
