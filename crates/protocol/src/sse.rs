@@ -147,23 +147,7 @@ impl SseFrame {
             out.push_str("\r\n");
         }
         if let Some(data) = &self.data {
-            let mut rest = data.as_str();
-            loop {
-                out.push_str("data: ");
-                let Some(at) = find_eol(rest.as_bytes()) else {
-                    out.push_str(rest);
-                    out.push_str("\r\n");
-                    break;
-                };
-                out.push_str(&rest[..at]);
-                out.push_str("\r\n");
-                let eol_len = if rest.as_bytes()[at..].starts_with(b"\r\n") {
-                    2
-                } else {
-                    1
-                };
-                rest = &rest[at + eol_len..];
-            }
+            push_lines(out, "data: ", data);
         }
         if let Some(id) = &self.id {
             out.push_str("id: ");
@@ -202,13 +186,20 @@ fn push_sanitized(out: &mut String, text: &str, nul_too: bool) {
 /// per line, so the decoder yields one [`SseItem::Comment`] per line.
 pub fn encode_comment(text: &str, out: &mut String) {
     out.reserve(text.len() + 6);
+    push_lines(out, ": ", text);
+    out.push_str("\r\n");
+}
+
+/// Appends one `prefix` line, ended by CRLF, per line of `text` (split on `\n`, `\r\n` or
+/// `\r`), so that line breaks inside a value never end the frame early.
+fn push_lines(out: &mut String, prefix: &str, text: &str) {
     let mut rest = text;
     loop {
-        out.push_str(": ");
+        out.push_str(prefix);
         let Some(at) = find_eol(rest.as_bytes()) else {
             out.push_str(rest);
             out.push_str("\r\n");
-            break;
+            return;
         };
         out.push_str(&rest[..at]);
         out.push_str("\r\n");
@@ -219,7 +210,6 @@ pub fn encode_comment(text: &str, out: &mut String) {
         };
         rest = &rest[at + eol_len..];
     }
-    out.push_str("\r\n");
 }
 
 /// Incremental SSE decoder: bytes in, [`SseItem`]s out.

@@ -1,13 +1,46 @@
 //! errand-runtime: the agent loop that supervisors and hosted subagents run on.
 //!
-//! Its place in the layers (see `DESIGN.md`): it builds on [`errand_protocol`] only. It will carry
-//! the `ChatModel` trait and its providers, the `Tool` trait, middleware hooks, state channels and
-//! summarisation. Until then it re-exports the message types the loop works on.
+//! Its place in the layers (see `DESIGN.md`): it builds on [`errand_protocol`] only. Today it
+//! holds the [`Graph`] interface a server hosts (input and thread values in, stream events out,
+//! new values back, cancellable), and the `messages` channel reducer. The `ChatModel` trait and
+//! its providers, tools, middleware and summarisation come next.
 //!
 //! ```
-//! use errand_runtime::protocol::{Message, MessageKind};
-//! let question = Message::human("What changed in the release?");
-//! assert_eq!(question.kind, MessageKind::Human);
+//! use errand_runtime::{EventSink, Graph, GraphError, GraphOutput, GraphRun, async_trait};
+//! use serde_json::{Value, json};
+//!
+//! /// Counts the runs on a thread.
+//! struct Counter;
+//!
+//! #[async_trait]
+//! impl Graph for Counter {
+//!     async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, GraphError> {
+//!         let count = run.values.get("count").and_then(Value::as_u64).unwrap_or(0) + 1;
+//!         Ok(GraphOutput::finished(json!({ "count": count })))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let run = GraphRun {
+//!     run_id: uuid::Uuid::now_v7(),
+//!     thread_id: uuid::Uuid::now_v7(),
+//!     graph_id: "counter".into(),
+//!     input: None,
+//!     command: None,
+//!     values: json!({ "count": 41 }),
+//!     config: Default::default(),
+//!     cancel: Default::default(),
+//!     events: EventSink::discard(),
+//! };
+//! assert_eq!(Counter.invoke(run).await.unwrap().values["count"], 42);
+//! # }
 //! ```
 
+mod graph;
+mod messages;
+
+pub use async_trait::async_trait;
 pub use errand_protocol as protocol;
+pub use graph::{EventSink, Graph, GraphError, GraphOutput, GraphRun};
+pub use messages::{add_messages, messages_from_value};
