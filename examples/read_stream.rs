@@ -1,7 +1,7 @@
 //! Decodes a run's server-sent event stream into typed events and prints one line per event.
 //!
 //! ```text
-//! cargo run -p errand-examples --example read_stream -- crates/protocol/tests/fixtures/stream/values.sse
+//! cargo run -p errand-examples --example read_stream -- crates/protocol/tests/fixtures/sse/values.sse
 //! curl -sN -X POST .../threads/$TID/runs/stream -d '...' | cargo run -p errand-examples --example read_stream
 //! ```
 

@@ -3,7 +3,7 @@
 use crate::{Checkpoint, Interrupt, JsonObject, Nullable, ProtocolError, Timestamp};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
+use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
@@ -446,7 +446,7 @@ pub struct RunCreate {
     pub on_completion: Option<OnCompletion>,
     /// Seconds to wait before the run may start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after_seconds: Option<f64>,
+    pub after_seconds: Option<Number>,
     /// The output to stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_mode: Option<StreamModes>,

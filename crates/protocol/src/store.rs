@@ -3,7 +3,7 @@
 use crate::{JsonObject, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 /// One stored item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -37,7 +37,7 @@ pub struct StorePutRequest {
     pub index: Option<Value>,
     /// Minutes to keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<f64>,
+    pub ttl: Option<Number>,
     /// Other keys, kept as given.
     #[serde(flatten)]
     pub extra: JsonObject,

@@ -3,7 +3,7 @@
 use crate::{JsonObject, Nullable, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Number, Value};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -201,7 +201,7 @@ pub struct ThreadTtl {
     pub strategy: Option<TtlStrategy>,
     /// Minutes from now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<f64>,
+    pub ttl: Option<Number>,
     /// Other keys, kept as given.
     #[serde(flatten)]
     pub extra: JsonObject,

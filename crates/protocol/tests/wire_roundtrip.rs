@@ -77,6 +77,14 @@ where
     ]
 }
 
+/// A JSON number, integer or float, kept in the form it was written.
+fn number() -> impl Strategy<Value = serde_json::Number> {
+    prop_oneof![
+        any::<i64>().prop_map(serde_json::Number::from),
+        (-1.0e9..1.0e9_f64).prop_map(|f| serde_json::Number::from_f64(f).expect("finite")),
+    ]
+}
+
 fn strings() -> impl Strategy<Value = Vec<String>> {
     vec(name(), 0..3)
 }
@@ -231,7 +239,7 @@ fn thread_ttl() -> impl Strategy<Value = ThreadTtl> {
             Just(TtlStrategy::Delete),
             Just(TtlStrategy::KeepLatest)
         ]),
-        option::of(0.0..1.0e6_f64),
+        option::of(number()),
         extra(),
     )
         .prop_map(|(strategy, ttl, extra)| ThreadTtl {
@@ -473,7 +481,7 @@ prop_compose! {
         if_not_exists in option::of(prop_oneof![Just(IfNotExists::Create), Just(IfNotExists::Reject)]),
         on_disconnect in option::of(prop_oneof![Just(OnDisconnect::Cancel), Just(OnDisconnect::Continue)]),
         on_completion in option::of(prop_oneof![Just(OnCompletion::Delete), Just(OnCompletion::Keep)]),
-        after_seconds in option::of(0.0..1.0e6_f64),
+        after_seconds in option::of(number()),
         (stream_mode, stream_subgraphs, stream_resumable) in (option::of(stream_modes()), option::of(any::<bool>()), option::of(any::<bool>())),
         langsmith_tracer in option::of(json_some()),
         strict_resume in option::of(any::<bool>()),
@@ -582,7 +590,7 @@ fn store_put() -> impl Strategy<Value = StorePutRequest> {
         text(),
         object(),
         option::of(json_some()),
-        option::of(0.0..1.0e6_f64),
+        option::of(number()),
         extra(),
     )
         .prop_map(
@@ -748,7 +756,7 @@ roundtrip! {
     search_items_roundtrips: vec(store_item(), 0..3).prop_map(|items| SearchItemsResponse { items });
     list_namespaces_roundtrips: vec(strings(), 0..3).prop_map(|namespaces| ListNamespacesResponse { namespaces });
     error_body_roundtrips: text().prop_map(ErrorBody::new);
-    health_roundtrips: any::<bool>().prop_map(|ok| Health { ok });
+    health_roundtrips: (any::<bool>(), extra()).prop_map(|(ok, extra)| Health { ok, extra });
     server_info_roundtrips: (object(), extra()).prop_map(|(flags, extra)| ServerInfo { flags, extra });
     interrupt_roundtrips: interrupt();
 }

@@ -1,0 +1,210 @@
+//! `echo`: the LLM-free graph for tests, benchmarks and interop.
+//!
+//! It behaves as the Python peer's echo graph (`tests/interop/peer/echo_graph.py`), so the same
+//! interop suite can run against both servers:
+//!
+//! - it adds the input messages to the thread's `messages` (by id, as `add_messages` does);
+//! - it answers with an AI message `echo: <text of the last message>`;
+//! - a last message starting with `sleep=<seconds>` makes it wait that long first, and a cancel
+//!   stops the wait at once;
+//! - a last message starting with `fail=<text>` makes it fail with `EchoError: <text>`.
+//!
+//! It streams what a one-node LangGraph graph streams: `values` after the input, the answer as
+//! a `messages` chunk, `updates` from the `echo` node, and the final `values`.
+
+use errand_protocol::{JsonObject, Message, MessageChunk, StreamPart};
+use errand_runtime::{
+    Graph, GraphError, GraphOutput, GraphRun, add_messages, async_trait, messages_from_value,
+};
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The echo graph. See the [module docs](self).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo;
+
+/// The node name, as it appears in `updates` and message metadata.
+const NODE: &str = "echo";
+
+/// The longest `sleep=` honoured, so a typo cannot park a worker for years.
+const MAX_SLEEP: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What the last message asks of the graph.
+#[derive(Debug, PartialEq)]
+enum Instruction<'a> {
+    Sleep(Duration),
+    Fail(&'a str),
+    Echo,
+}
+
+fn instruction(text: &str) -> Instruction<'_> {
+    let text = text.trim_start();
+    if let Some(message) = text.strip_prefix("fail=") {
+        return Instruction::Fail(message);
+    }
+    let seconds = text
+        .strip_prefix("sleep=")
+        .map(|rest| {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .and_then(|number| number.parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0);
+    match seconds {
+        Some(seconds) => Instruction::Sleep(Duration::from_secs_f64(seconds).min(MAX_SLEEP)),
+        None => Instruction::Echo,
+    }
+}
+
+fn state_with_messages(mut state: Value, messages: &[Message]) -> Result<Value, GraphError> {
+    if !state.is_object() {
+        state = Value::Object(JsonObject::new());
+    }
+    let encoded = serde_json::to_value(messages)
+        .map_err(|error| GraphError::failed("EchoError", error.to_string()))?;
+    if let Value::Object(object) = &mut state {
+        object.insert("messages".into(), encoded);
+    }
+    Ok(state)
+}
+
+#[async_trait]
+impl Graph for Echo {
+    async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, GraphError> {
+        let invalid = |error: errand_protocol::ProtocolError| {
+            GraphError::failed("InvalidUpdateError", error.to_string())
+        };
+        let mut messages = messages_from_value(&run.values).map_err(invalid)?;
+        if let Some(input) = &run.input {
+            add_messages(&mut messages, messages_from_value(input).map_err(invalid)?);
+        }
+        let state = state_with_messages(run.values.clone(), &messages)?;
+        run.events.emit(StreamPart::Values(state.clone()));
+
+        let last = messages
+            .last()
+            .map(|m| m.text().into_owned())
+            .unwrap_or_default();
+        match instruction(&last) {
+            Instruction::Fail(message) => return Err(GraphError::failed("EchoError", message)),
+            Instruction::Sleep(duration) => {
+                tokio::select! {
+                    () = tokio::time::sleep(duration) => {}
+                    () = run.cancel.cancelled() => return Err(GraphError::Cancelled),
+                }
+            }
+            Instruction::Echo => {}
+        }
+        if run.cancel.is_cancelled() {
+            return Err(GraphError::Cancelled);
+        }
+
+        let answer = Message::ai(format!("echo: {last}")).with_id(Uuid::new_v4().to_string());
+        let mut metadata = JsonObject::new();
+        metadata.insert("graph_id".into(), Value::from(run.graph_id.as_str()));
+        metadata.insert("thread_id".into(), Value::from(run.thread_id.to_string()));
+        metadata.insert("run_id".into(), Value::from(run.run_id.to_string()));
+        metadata.insert("langgraph_step".into(), Value::from(1));
+        metadata.insert("langgraph_node".into(), Value::from(NODE));
+        run.events.emit(StreamPart::Messages(Box::new(MessageChunk(
+            answer.clone(),
+            metadata,
+        ))));
+        run.events.emit(StreamPart::Updates(
+            json!({ NODE: { "messages": [&answer] } }),
+        ));
+
+        add_messages(&mut messages, vec![answer]);
+        let state = state_with_messages(state, &messages)?;
+        run.events.emit(StreamPart::Values(state.clone()));
+        Ok(GraphOutput::finished(state))
+    }
+
+    fn description(&self) -> Option<&str> {
+        Some("Echoes the last message; `sleep=<seconds>` waits first, `fail=<text>` fails.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use errand_runtime::EventSink;
+    use std::sync::{Arc, Mutex};
+    use tokio_util::sync::CancellationToken;
+
+    fn run_on(
+        values: Value,
+        text: &str,
+        cancel: CancellationToken,
+    ) -> (GraphRun, Arc<Mutex<Vec<StreamPart>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let seen = Arc::clone(&seen);
+            EventSink::new(move |part| seen.lock().unwrap().push(part))
+        };
+        let run = GraphRun {
+            run_id: Uuid::now_v7(),
+            thread_id: Uuid::now_v7(),
+            graph_id: "echo".into(),
+            input: Some(json!({"messages": [{"role": "user", "content": text}]})),
+            command: None,
+            values,
+            config: JsonObject::new(),
+            cancel,
+            events: sink,
+        };
+        (run, seen)
+    }
+
+    #[test]
+    fn reads_instructions() {
+        assert_eq!(
+            instruction("sleep=1.5 then talk"),
+            Instruction::Sleep(Duration::from_millis(1500))
+        );
+        assert_eq!(instruction("fail=boom"), Instruction::Fail("boom"));
+        assert_eq!(instruction("sleep=abc"), Instruction::Echo);
+        assert_eq!(instruction("hello"), Instruction::Echo);
+    }
+
+    #[tokio::test]
+    async fn echoes_after_the_history_and_streams_each_step() {
+        let history = json!({"messages": [{"type": "human", "content": "earlier", "id": "h1"}]});
+        let (run, seen) = run_on(history, "hi", CancellationToken::new());
+        let output = Echo.invoke(run).await.unwrap();
+        let messages = output.values["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1]["type"], "human");
+        assert_eq!(messages[2]["type"], "ai");
+        assert_eq!(messages[2]["content"], "echo: hi");
+        let names: Vec<_> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.event_name().to_owned())
+            .collect();
+        assert_eq!(names, ["values", "messages", "updates", "values"]);
+    }
+
+    #[tokio::test]
+    async fn fails_on_request() {
+        let (run, _) = run_on(Value::Null, "fail=no luck", CancellationToken::new());
+        assert_eq!(
+            Echo.invoke(run).await.unwrap_err(),
+            GraphError::failed("EchoError", "no luck")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancel_stops_the_sleep() {
+        let cancel = CancellationToken::new();
+        let (run, _) = run_on(Value::Null, "sleep=3600", cancel.clone());
+        let task = tokio::spawn(Echo.invoke(run));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cancel.cancel();
+        assert_eq!(task.await.unwrap().unwrap_err(), GraphError::Cancelled);
+    }
+}

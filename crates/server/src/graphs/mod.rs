@@ -1,0 +1,5 @@
+//! Graphs that ship with the server.
+
+mod echo;
+
+pub use echo::Echo;

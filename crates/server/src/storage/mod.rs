@@ -1,0 +1,305 @@
+//! Durable storage behind the server: threads, runs, their stream events, checkpoints and the
+//! store.
+//!
+//! Every call that accepts work commits it before it returns, so a `2xx` answer means the work
+//! survives a crash. Each method is one transaction: the rules that must hold across rows (one
+//! running run per thread, the multitask strategies, a thread's status following its runs) are
+//! kept inside the storage, where no two servers can race on them.
+//!
+//! `SqliteStorage` is the embedded default: a file, or memory for tests.
+
+use async_trait::async_trait;
+use errand_protocol::{
+    IfExists, IfNotExists, Interrupt, JsonObject, ListNamespacesResponse, MultitaskStrategy, Run,
+    RunStatus, StoreItem, StoreListNamespacesRequest, StoreSearchRequest, Thread,
+    ThreadSearchRequest, ThreadStatus, Timestamp,
+};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What can go wrong in storage. The messages are the ones clients see.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The thread does not exist.
+    #[error("Thread with ID {0} not found")]
+    ThreadNotFound(Uuid),
+    /// A thread with this id exists and `if_exists` was `raise`.
+    #[error("Thread with ID {0} already exists")]
+    ThreadExists(Uuid),
+    /// The thread has a pending or running run and the strategy was `reject`.
+    #[error(
+        "Thread is already running a task. Wait for it to finish or choose a different multitask strategy."
+    )]
+    ThreadBusy,
+    /// The database failed.
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+/// A result of a storage call.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// A run to insert, and how to treat its thread.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The run, with status `pending` and `created_at` already moved by `after_seconds`.
+    pub run: Run,
+    /// What to do when its thread is missing.
+    pub if_not_exists: IfNotExists,
+    /// Metadata merged into the thread's (`graph_id`, `assistant_id`), and given to a thread
+    /// created for the run.
+    pub thread_metadata: JsonObject,
+}
+
+/// The answer to [`Storage::create_run`].
+#[derive(Debug, Clone)]
+pub struct CreatedRun {
+    /// The run as stored.
+    pub run: Run,
+    /// Runs of the same thread that the new one's strategy (`interrupt` or `rollback`) asks to
+    /// cancel. The caller cancels them; until they stop, the new run waits.
+    pub to_cancel: Vec<Uuid>,
+}
+
+/// A run a worker has claimed, with what it needs to execute it.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    /// The run, now `running`, its attempt counted.
+    pub run: Run,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// The thread's values before the run; `null` for a thread that never ran.
+    pub values: Value,
+}
+
+/// How a run ended, and what it leaves on its thread.
+#[derive(Debug, Clone)]
+pub struct FinishedRun {
+    /// The run.
+    pub run_id: Uuid,
+    /// Its final status (`success`, `error`, `timeout` or `interrupted`).
+    pub status: RunStatus,
+    /// The thread's new values, when the run wrote any.
+    pub values: Option<Value>,
+    /// The thread's status once no other run is pending on it: `idle`, `error` or
+    /// `interrupted` (waiting for a human).
+    pub thread_status: ThreadStatus,
+    /// The error to show on the thread, `{"error": kind, "message": text}`.
+    pub error: Option<Value>,
+    /// Interrupts the graph stopped at, by task id (the thread's `interrupts`).
+    pub interrupts: BTreeMap<String, Vec<Interrupt>>,
+    /// The checkpoint to record for the new values.
+    pub checkpoint: Option<NewCheckpoint>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// One recorded state of a thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRecord {
+    /// Its id (a UUIDv7 string, so ids sort by time).
+    pub checkpoint_id: String,
+    /// The checkpoint before it on the thread.
+    pub parent_checkpoint_id: Option<String>,
+    /// The thread.
+    pub thread_id: Uuid,
+    /// The run that wrote it; none for a state update by hand.
+    pub run_id: Option<Uuid>,
+    /// The state values.
+    pub values: Value,
+    /// Checkpoint metadata (`source`, `step`, `run_id`, ...).
+    pub metadata: JsonObject,
+    /// Nodes to run next; empty when the graph finished.
+    pub next: Vec<String>,
+    /// Interrupts waiting at it.
+    pub interrupts: Vec<Interrupt>,
+    /// When it was written.
+    pub created_at: Timestamp,
+}
+
+/// A checkpoint to write; storage fills in the parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCheckpoint {
+    /// Its id.
+    pub checkpoint_id: String,
+    /// The run that wrote it.
+    pub run_id: Option<Uuid>,
+    /// The state values.
+    pub values: Value,
+    /// Checkpoint metadata.
+    pub metadata: JsonObject,
+    /// Nodes to run next.
+    pub next: Vec<String>,
+    /// Interrupts waiting at it.
+    pub interrupts: Vec<Interrupt>,
+    /// When it was written.
+    pub created_at: Timestamp,
+}
+
+/// One stored event of a run's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its position in the run's stream, from 1.
+    pub seq: u64,
+    /// The SSE event name (`values`, `updates|child:...`, `error`, ...).
+    pub event: String,
+    /// The data, one line of JSON.
+    pub data: String,
+}
+
+/// What [`Storage::recover`] did at start-up with runs that were running when the last server
+/// stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Put back to `pending` for another attempt.
+    pub requeued: Vec<Uuid>,
+    /// Out of attempts: ended in `error`.
+    pub failed: Vec<Uuid>,
+}
+
+/// Filters for [`Storage::list_runs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunPage {
+    /// At most this many, newest first.
+    pub limit: u32,
+    /// Skip this many.
+    pub offset: u32,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+}
+
+/// The server's durable state. Implementations: `SqliteStorage`.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    // ---- threads ----
+
+    /// Inserts a thread, or answers the existing one under [`IfExists::DoNothing`].
+    async fn create_thread(&self, thread: Thread, if_exists: IfExists) -> StorageResult<Thread>;
+
+    /// The thread, if it exists.
+    async fn get_thread(&self, thread_id: Uuid) -> StorageResult<Option<Thread>>;
+
+    /// Merges `metadata` into the thread's, key by key.
+    async fn patch_thread(
+        &self,
+        thread_id: Uuid,
+        metadata: JsonObject,
+        at: Timestamp,
+    ) -> StorageResult<Thread>;
+
+    /// Deletes the thread with its runs, events and checkpoints; false if it did not exist.
+    async fn delete_thread(&self, thread_id: Uuid) -> StorageResult<bool>;
+
+    /// Threads matching the search (metadata and values by containment, status, ids), in the
+    /// requested order (default: newest `created_at` first).
+    async fn search_threads(&self, search: &ThreadSearchRequest) -> StorageResult<Vec<Thread>>;
+
+    /// Writes values to a thread by hand (`POST /threads/{id}/state`), with a checkpoint.
+    async fn update_thread_state(
+        &self,
+        thread_id: Uuid,
+        checkpoint: NewCheckpoint,
+    ) -> StorageResult<CheckpointRecord>;
+
+    /// The thread's checkpoints, newest first, at most `limit`, only those older than
+    /// `before` (a checkpoint id) when given.
+    async fn list_checkpoints(
+        &self,
+        thread_id: Uuid,
+        limit: u32,
+        before: Option<&str>,
+    ) -> StorageResult<Vec<CheckpointRecord>>;
+
+    // ---- runs ----
+
+    /// Inserts a pending run under its multitask strategy, in one transaction: creates its
+    /// thread if allowed, answers [`StorageError::ThreadBusy`] under `reject` when the thread has
+    /// a pending or running run, names the runs to cancel under `interrupt` and `rollback`, and
+    /// marks the thread `busy` with `thread_metadata` merged in.
+    async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun>;
+
+    /// Claims the oldest pending run that may start now: `created_at` reached, no running run
+    /// on its thread, and no older pending run on its thread. It becomes `running`.
+    async fn claim_next_run(&self, now: Timestamp) -> StorageResult<Option<ClaimedRun>>;
+
+    /// The earliest `created_at` of a pending run, for a worker to sleep until.
+    async fn next_pending_at(&self) -> StorageResult<Option<Timestamp>>;
+
+    /// Records how a run ended and updates its thread: values, error, interrupts, checkpoint,
+    /// and status (`busy` while another run is pending, else `finished.thread_status`). Answers
+    /// the run as stored, or `None` if it was deleted meanwhile.
+    async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<Run>>;
+
+    /// Sets a run's status to `to` if it is one of `from`, and recomputes its thread's status.
+    /// Answers the run as it is afterwards, or `None` if it does not exist.
+    async fn transition_run(
+        &self,
+        run_id: Uuid,
+        from: &[RunStatus],
+        to: RunStatus,
+        at: Timestamp,
+    ) -> StorageResult<Option<Run>>;
+
+    /// Deletes a run that is being rolled back, with its events and checkpoints, and restores
+    /// its thread's values to the latest checkpoint left (or `null`).
+    async fn rollback_run(&self, run_id: Uuid, at: Timestamp) -> StorageResult<bool>;
+
+    /// A run of a thread.
+    async fn get_run(&self, thread_id: Uuid, run_id: Uuid) -> StorageResult<Option<Run>>;
+
+    /// A thread's runs, newest first.
+    async fn list_runs(&self, thread_id: Uuid, page: RunPage) -> StorageResult<Vec<Run>>;
+
+    /// Runs in any of these statuses, oldest first (for cancel-many and start-up).
+    async fn runs_with_status(&self, statuses: &[RunStatus]) -> StorageResult<Vec<Run>>;
+
+    /// Deletes a run and its events; false if it did not exist.
+    async fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> StorageResult<bool>;
+
+    /// At start-up: runs still `running` go back to `pending` with their attempt kept, or end
+    /// in `error` once they have had `max_attempts`.
+    async fn recover(&self, max_attempts: u32, at: Timestamp) -> StorageResult<Recovery>;
+
+    // ---- stream events ----
+
+    /// Appends events to a run's stream. Their `seq` continue the run's sequence.
+    async fn append_events(&self, run_id: Uuid, events: &[StoredEvent]) -> StorageResult<()>;
+
+    /// A run's events with `seq > after`, in order.
+    async fn events_after(&self, run_id: Uuid, after: u64) -> StorageResult<Vec<StoredEvent>>;
+
+    // ---- store ----
+
+    /// Puts an item (insert or replace), keeping `created_at` of a replaced one.
+    async fn put_item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        value: JsonObject,
+        at: Timestamp,
+    ) -> StorageResult<()>;
+
+    /// An item, if it exists.
+    async fn get_item(&self, namespace: &[String], key: &str) -> StorageResult<Option<StoreItem>>;
+
+    /// Deletes an item; false if it did not exist.
+    async fn delete_item(&self, namespace: &[String], key: &str) -> StorageResult<bool>;
+
+    /// Items under a namespace prefix whose values contain `filter`, newest update first.
+    async fn search_items(&self, search: &StoreSearchRequest) -> StorageResult<Vec<StoreItem>>;
+
+    /// Distinct namespaces by prefix and suffix, cut to `max_depth`, sorted.
+    async fn list_namespaces(
+        &self,
+        request: &StoreListNamespacesRequest,
+    ) -> StorageResult<ListNamespacesResponse>;
+}
+
+/// Strategies under which a new run replaces the runs before it.
+pub fn cancels_previous(strategy: MultitaskStrategy) -> bool {
+    matches!(
+        strategy,
+        MultitaskStrategy::Interrupt | MultitaskStrategy::Rollback
+    )
+}
