@@ -1,28 +1,30 @@
 //! The `errand` command.
 //!
-//! It will run `errand serve | chat | tasks | demo` from one TOML config. For now it knows only
-//! `--version` and `--help`, and says so for anything else rather than pretending.
+//! `errand serve` runs the Agent Protocol server on a SQLite file. The `chat`, `tasks` and `demo`
+//! commands come with the later layers.
 
-use anyhow::bail;
+mod serve;
 
-const USAGE: &str = "\
-errand: background subagents for LLM agents
+use clap::{Parser, Subcommand};
 
-usage: errand [--version | --help]
+/// errand: background subagents for LLM agents.
+#[derive(Debug, Parser)]
+#[command(name = "errand", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-The serve, chat, tasks and demo commands are not built yet.";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Agent Protocol (LangGraph server API) for the hosted graphs.
+    Serve(serve::ServeArgs),
+}
 
-fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("--version" | "-V") => {
-            println!("errand {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        None | Some("--help" | "-h") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
     }
 }

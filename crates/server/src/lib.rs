@@ -1,20 +1,153 @@
 //! errand-server: the Agent Protocol server that hosts subagents.
 //!
-//! Its place in the layers (see `DESIGN.md`): it serves [`errand_protocol`]'s types and hosts
-//! graphs built on [`errand_runtime`]; it never knows about the supervisor's tools. Built so far:
-//! the [`storage`] contract that keeps every accepted thread and run, and the [`graphs::Echo`]
-//! graph used by tests, benchmarks and interop. Routes, the run executor and streaming come next.
+//! It serves the LangGraph server API as the official clients call it, keeps every accepted
+//! thread and run in [`storage`] before it answers, runs graphs on an [`Executor`] (one running
+//! run per thread, the multitask strategies, cancel, timeouts), and streams their events with
+//! replay. Its place in the layers (see `DESIGN.md`): it serves [`errand_protocol`]'s types and
+//! hosts [`errand_runtime::Graph`]s; it never knows about the supervisor's tools.
 //!
 //! ```
-//! use errand_server::protocol::{ErrorBody, Health};
-//! let ok = serde_json::to_string(&Health::ok()).unwrap();
-//! assert_eq!(ok, r#"{"ok":true}"#);
-//! let missing = ErrorBody::new("Thread with ID 00000000-0000-0000-0000-000000000000 not found");
-//! assert!(serde_json::to_string(&missing).unwrap().starts_with(r#"{"detail":"#));
+//! use errand_server::{Server, graphs::Echo, storage::SqliteStorage};
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::builder()
+//!     .graph("echo", Echo)
+//!     .storage(Arc::new(SqliteStorage::in_memory()?))
+//!     .start()
+//!     .await?;
+//! // An axum Router: serve it on a socket, or call it in-process as a tower::Service.
+//! let _router = server.router();
+//! server.shutdown(std::time::Duration::from_secs(1)).await;
+//! # Ok(())
+//! # }
 //! ```
 
+mod api;
+mod error;
+mod executor;
 pub mod graphs;
+mod hub;
+mod registry;
 pub mod storage;
 
 pub use errand_protocol as protocol;
 pub use errand_runtime as runtime;
+pub use error::{ServerError, ServerResult};
+pub use executor::{Executor, ExecutorConfig};
+pub use registry::Graphs;
+
+use axum::Router;
+use errand_runtime::Graph;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::Storage;
+
+/// A running server: its executor and its router.
+#[derive(Debug, Clone)]
+pub struct Server {
+    executor: Executor,
+    router: Router,
+}
+
+/// Sets a server up; see [`Server::builder`].
+#[derive(Debug, Default)]
+pub struct ServerBuilder {
+    graphs: Graphs,
+    storage: Option<Arc<dyn Storage>>,
+    config: ExecutorConfig,
+    api_key: Option<String>,
+}
+
+impl ServerBuilder {
+    /// Hosts `graph` under `name`; its assistant id is derived from the name.
+    #[must_use]
+    pub fn graph(mut self, name: impl Into<String>, graph: impl Graph) -> Self {
+        self.graphs.insert(name, Arc::new(graph));
+        self
+    }
+
+    /// Hosts an already shared graph under `name`.
+    #[must_use]
+    pub fn shared_graph(mut self, name: impl Into<String>, graph: Arc<dyn Graph>) -> Self {
+        self.graphs.insert(name, graph);
+        self
+    }
+
+    /// Where threads and runs are kept.
+    #[must_use]
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// How runs are executed.
+    #[must_use]
+    pub fn executor_config(mut self, config: ExecutorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Requires this key (`x-api-key` or `Authorization: Bearer`) on every route but `/ok`.
+    #[must_use]
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into()).filter(|key| !key.is_empty());
+        self
+    }
+
+    /// Recovers runs cut off by the last stop and starts executing.
+    pub async fn start(self) -> ServerResult<Server> {
+        let storage = match self.storage {
+            Some(storage) => storage,
+            None => Arc::new(storage::SqliteStorage::in_memory()?),
+        };
+        let executor = Executor::new(storage, self.graphs, self.config);
+        executor.start().await?;
+        let router = api::router(api::AppState {
+            executor: executor.clone(),
+            api_key: self.api_key.map(Arc::from),
+        });
+        Ok(Server { executor, router })
+    }
+}
+
+impl Server {
+    /// A builder with no graphs, in-memory storage and default settings.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The HTTP API as an axum `Router`: a `tower::Service` to serve or to call in-process.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The executor, for cancelling or waiting on runs from Rust.
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    /// Serves HTTP on `listener` until `signal` completes, then stops: no new requests, and
+    /// running runs are left to be taken up by the next start.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let executor = self.executor.clone();
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(async move {
+                signal.await;
+                executor.shutdown(Duration::from_secs(5)).await;
+            })
+            .await
+    }
+
+    /// Stops executing: running runs are stopped without an end recorded, so the next start on
+    /// the same storage takes them up again.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.executor.shutdown(grace).await;
+    }
+}

@@ -6,7 +6,10 @@
 //! running run per thread, the multitask strategies, a thread's status following its runs) are
 //! kept inside the storage, where no two servers can race on them.
 //!
-//! `SqliteStorage` is the embedded default: a file, or memory for tests.
+//! [`SqliteStorage`] is the embedded default: a file, or memory for tests.
+
+mod sqlite;
+pub use sqlite::SqliteStorage;
 
 use async_trait::async_trait;
 use errand_protocol::{
@@ -169,9 +172,9 @@ pub struct RunPage {
     pub status: Option<RunStatus>,
 }
 
-/// The server's durable state. Implementations: `SqliteStorage`.
+/// The server's durable state. Implementations: [`SqliteStorage`].
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     // ---- threads ----
 
     /// Inserts a thread, or answers the existing one under [`IfExists::DoNothing`].

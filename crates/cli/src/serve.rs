@@ -1,0 +1,95 @@
+//! `errand serve`: the server on a SQLite file, stopped cleanly by SIGINT or SIGTERM.
+
+use anyhow::Context;
+use errand::server::storage::SqliteStorage;
+use errand::server::{ExecutorConfig, Server, graphs::Echo};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+/// Flags of `errand serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 2024)]
+    port: u16,
+    /// The SQLite database file (made if missing).
+    #[arg(long, default_value = "errand.db")]
+    db: PathBuf,
+    /// Require this API key on every route but /ok.
+    #[arg(long, env = "ERRAND_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The most runs executing at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_concurrent_runs: usize,
+    /// A run still going after this many seconds ends in `timeout`.
+    #[arg(long, default_value_t = 86_400)]
+    run_timeout_secs: u64,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("ERRAND_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let storage = SqliteStorage::open(&args.db)
+        .with_context(|| format!("opening the database {}", args.db.display()))?;
+    let mut builder = Server::builder()
+        .graph("echo", Echo)
+        .storage(Arc::new(storage))
+        .executor_config(ExecutorConfig {
+            max_concurrent_runs: args.max_concurrent_runs,
+            run_timeout: Duration::from_secs(args.run_timeout_secs),
+            ..ExecutorConfig::default()
+        });
+    if let Some(key) = args.api_key {
+        builder = builder.api_key(key);
+    }
+    let server = builder.start().await.context("starting the server")?;
+    let address = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        "errand {} serving on http://{local} (database {})",
+        env!("CARGO_PKG_VERSION"),
+        args.db.display()
+    );
+    // Printed plainly too, so scripts can read the port when it was 0.
+    println!("listening on http://{local}");
+    server.serve(listener, stop_signal()).await?;
+    tracing::info!("stopped; runs in flight resume at the next start");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,479 @@
+//! Runs: create (background, streamed, waited), read, cancel, join, delete.
+
+use super::AppState;
+use super::extract::{ApiJson, parse_id, query_flag, query_value};
+use super::stream::{ModeFilter, event_stream, wait_body};
+use super::threads::existing_thread;
+use crate::storage::{NewRun, RunPage};
+use crate::{ServerError, ServerResult};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use errand_protocol::{
+    CancelAction, CancelStatusFilter, IfNotExists, JsonObject, MultitaskStrategy, Nullable,
+    OnCompletion, OnDisconnect, Run, RunCancelManyRequest, RunCreate, RunStatus, StreamModes,
+    Timestamp,
+};
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+type QueryPairs = Query<Vec<(String, String)>>;
+
+/// Where a run lives: on a thread, or stateless on a temporary one.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    Thread(Uuid),
+    Stateless,
+}
+
+/// Validates a run-creation body, turns it into a run, and stores it under its multitask
+/// strategy; runs it replaces are cancelled.
+async fn create_run(state: &AppState, scope: Scope, body: RunCreate) -> ServerResult<Run> {
+    if body.webhook.is_some() {
+        return Err(ServerError::Unprocessable(
+            "webhook: this server does not call webhooks yet; join or stream the run instead"
+                .into(),
+        ));
+    }
+    let has_configurable = body
+        .config
+        .as_ref()
+        .and_then(|config| config.configurable.as_ref())
+        .is_some_and(|configurable| !configurable.is_empty());
+    if has_configurable && body.context.is_some() {
+        return Err(ServerError::BadRequest(
+            "Cannot specify both configurable and context. Prefer setting context alone.".into(),
+        ));
+    }
+    let executor = &state.executor;
+    let hosted = executor
+        .graphs()
+        .resolve(&body.assistant_id)?
+        .ok_or_else(|| ServerError::NotFound("Thread or assistant not found.".into()))?;
+    let graph_id = hosted.assistant.graph_id.clone();
+    let assistant_id = hosted.assistant.assistant_id;
+
+    let (thread_id, if_not_exists, temporary) = match scope {
+        Scope::Thread(thread_id) => (
+            thread_id,
+            body.if_not_exists.unwrap_or(IfNotExists::Reject),
+            false,
+        ),
+        Scope::Stateless => (
+            Uuid::now_v7(),
+            IfNotExists::Create,
+            body.on_completion.unwrap_or_default() == OnCompletion::Delete,
+        ),
+    };
+    let run_id = Uuid::now_v7();
+    let now = Timestamp::now();
+    let delay = body
+        .after_seconds
+        .as_ref()
+        .and_then(serde_json::Number::as_f64)
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+        .map_or(Duration::ZERO, Duration::from_secs_f64);
+    let created_at = Timestamp::from_timestamp_micros(
+        now.timestamp_micros()
+            .saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX)),
+    )
+    .unwrap_or(now);
+
+    let mut ids = JsonObject::new();
+    ids.insert("graph_id".into(), Value::from(graph_id.as_str()));
+    ids.insert("assistant_id".into(), Value::from(assistant_id.to_string()));
+    let mut metadata = hosted.assistant.metadata.clone();
+    metadata.extend(body.metadata.clone().unwrap_or_default());
+    metadata.extend(ids.clone());
+
+    let mut config = body.config.clone().unwrap_or_default();
+    let mut configurable = config.configurable.take().unwrap_or_default();
+    configurable.insert("run_id".into(), Value::from(run_id.to_string()));
+    configurable.insert("thread_id".into(), Value::from(thread_id.to_string()));
+    configurable.extend(ids.clone());
+    let mut config = serde_json::to_value(config)
+        .ok()
+        .and_then(|value| value.as_object().cloned())
+        .unwrap_or_default();
+    config.insert("configurable".into(), Value::Object(configurable));
+    config.insert("metadata".into(), Value::Object(metadata.clone()));
+
+    let stream_mode: Vec<Value> = body
+        .stream_modes()
+        .iter()
+        .map(|mode| Value::from(mode.as_str()))
+        .collect();
+    let mut kwargs = JsonObject::new();
+    let input = match &body.input {
+        Nullable::Present(input) => input.clone(),
+        Nullable::Absent | Nullable::Null => Value::Null,
+    };
+    kwargs.insert("input".into(), input);
+    kwargs.insert("command".into(), json!(body.command));
+    kwargs.insert("config".into(), Value::Object(config));
+    kwargs.insert(
+        "context".into(),
+        json!(body.context.clone().unwrap_or_default()),
+    );
+    kwargs.insert("stream_mode".into(), Value::Array(stream_mode));
+    kwargs.insert("interrupt_before".into(), json!(body.interrupt_before));
+    kwargs.insert("interrupt_after".into(), json!(body.interrupt_after));
+    kwargs.insert("webhook".into(), Value::Null);
+    kwargs.insert("feedback_keys".into(), json!(body.feedback_keys));
+    kwargs.insert("temporary".into(), Value::Bool(temporary));
+    kwargs.insert(
+        "subgraphs".into(),
+        json!(body.stream_subgraphs.unwrap_or(false)),
+    );
+    kwargs.insert(
+        "resumable".into(),
+        json!(body.stream_resumable.unwrap_or(false)),
+    );
+    kwargs.insert("durability".into(), json!(body.durability));
+    kwargs.insert(
+        "on_disconnect".into(),
+        json!(body.on_disconnect.unwrap_or_default()),
+    );
+    kwargs.extend(body.extra.clone());
+
+    let strategy = body.multitask_strategy.unwrap_or_default();
+    let run = Run {
+        run_id,
+        thread_id,
+        assistant_id,
+        created_at,
+        updated_at: now,
+        status: RunStatus::Pending,
+        metadata,
+        kwargs,
+        multitask_strategy: strategy,
+        extra: JsonObject::new(),
+    };
+    let created = executor
+        .storage()
+        .create_run(NewRun {
+            run,
+            if_not_exists,
+            thread_metadata: ids,
+        })
+        .await
+        .map_err(|error| match error {
+            crate::storage::StorageError::ThreadNotFound(_) => {
+                ServerError::NotFound("Thread or assistant not found.".into())
+            }
+            other => other.into(),
+        })?;
+    executor.submitted(run_id);
+    let action = match strategy {
+        MultitaskStrategy::Rollback => CancelAction::Rollback,
+        _ => CancelAction::Interrupt,
+    };
+    for previous in created.to_cancel {
+        executor.stop_run(thread_id, previous, action).await?;
+    }
+    Ok(created.run)
+}
+
+fn run_path(run: &Run, stateless: bool) -> String {
+    if stateless {
+        format!("/runs/{}", run.run_id)
+    } else {
+        format!("/threads/{}/runs/{}", run.thread_id, run.run_id)
+    }
+}
+
+fn with_header(mut response: Response, name: header::HeaderName, value: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+fn created_response(run: Run, stateless: bool) -> Response {
+    let location = run_path(&run, stateless);
+    with_header(
+        Json(run).into_response(),
+        header::CONTENT_LOCATION,
+        &location,
+    )
+}
+
+fn stream_response(state: AppState, run: &Run, body: &RunCreate) -> Response {
+    let filter = ModeFilter::new(body.stream_modes().into_owned());
+    let cancel_on_disconnect = body.on_disconnect == Some(OnDisconnect::Cancel);
+    let response = event_stream(
+        state,
+        run.thread_id,
+        run.run_id,
+        filter,
+        0,
+        cancel_on_disconnect,
+    );
+    let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
+    let response = with_header(response, header::LOCATION, &format!("{base}/stream"));
+    with_header(response, header::CONTENT_LOCATION, &base)
+}
+
+fn join_response(state: AppState, run: &Run) -> Response {
+    let response = wait_body(state, run.thread_id, run.run_id);
+    let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
+    let response = with_header(response, header::LOCATION, &format!("{base}/join"));
+    with_header(response, header::CONTENT_LOCATION, &base)
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    ApiJson(body): ApiJson<RunCreate>,
+) -> ServerResult<Response> {
+    let thread_id = parse_id(&thread_id, "thread")?;
+    let run = create_run(&state, Scope::Thread(thread_id), body).await?;
+    Ok(created_response(run, false))
+}
+
+pub(crate) async fn create_stream(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    ApiJson(body): ApiJson<RunCreate>,
+) -> ServerResult<Response> {
+    let thread_id = parse_id(&thread_id, "thread")?;
+    let run = create_run(&state, Scope::Thread(thread_id), body.clone()).await?;
+    Ok(stream_response(state, &run, &body))
+}
+
+pub(crate) async fn create_wait(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    ApiJson(body): ApiJson<RunCreate>,
+) -> ServerResult<Response> {
+    let thread_id = parse_id(&thread_id, "thread")?;
+    let run = create_run(&state, Scope::Thread(thread_id), body).await?;
+    Ok(join_response(state, &run))
+}
+
+pub(crate) async fn create_stateless(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RunCreate>,
+) -> ServerResult<Response> {
+    let run = create_run(&state, Scope::Stateless, body).await?;
+    Ok(created_response(run, true))
+}
+
+pub(crate) async fn create_stateless_stream(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RunCreate>,
+) -> ServerResult<Response> {
+    let run = create_run(&state, Scope::Stateless, body.clone()).await?;
+    Ok(stream_response(state, &run, &body))
+}
+
+pub(crate) async fn create_stateless_wait(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RunCreate>,
+) -> ServerResult<Response> {
+    let run = create_run(&state, Scope::Stateless, body).await?;
+    Ok(join_response(state, &run))
+}
+
+/// The run, or the Python server's 404.
+async fn existing_run(state: &AppState, thread_id: &str, run_id: &str) -> ServerResult<Run> {
+    let thread_id = parse_id(thread_id, "thread")?;
+    let run_id = parse_id(run_id, "run")?;
+    state
+        .executor
+        .storage()
+        .get_run(thread_id, run_id)
+        .await?
+        .ok_or_else(ServerError::not_found)
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+) -> ServerResult<Json<Run>> {
+    existing_run(&state, &thread_id, &run_id).await.map(Json)
+}
+
+fn parse_number(pairs: &[(String, String)], key: &str, default: u32) -> ServerResult<u32> {
+    query_value(pairs, key).map_or(Ok(default), |text| {
+        text.parse()
+            .map_err(|_| ServerError::Unprocessable(format!("{key}: `{text}` is not a number")))
+    })
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    Query(query): QueryPairs,
+) -> ServerResult<Json<Vec<Run>>> {
+    let thread_id = parse_id(&thread_id, "thread")?;
+    existing_thread(&state, thread_id).await?;
+    let status = query_value(&query, "status")
+        .filter(|status| !status.is_empty())
+        .map(|status| {
+            serde_json::from_value::<RunStatus>(Value::from(status))
+                .map_err(|error| ServerError::Unprocessable(format!("status: {error}")))
+        })
+        .transpose()?;
+    let page = RunPage {
+        limit: parse_number(&query, "limit", 10)?,
+        offset: parse_number(&query, "offset", 0)?,
+        status,
+    };
+    Ok(Json(
+        state.executor.storage().list_runs(thread_id, page).await?,
+    ))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+) -> ServerResult<StatusCode> {
+    let run = existing_run(&state, &thread_id, &run_id).await?;
+    if !run.status.is_terminal() {
+        state
+            .executor
+            .stop_run(run.thread_id, run.run_id, CancelAction::Interrupt)
+            .await?;
+        state
+            .executor
+            .wait_for_end(run.thread_id, run.run_id)
+            .await?;
+    }
+    state
+        .executor
+        .storage()
+        .delete_run(run.thread_id, run.run_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn cancel_action(pairs: &[(String, String)]) -> ServerResult<CancelAction> {
+    match query_value(pairs, "action") {
+        None | Some("" | "interrupt") => Ok(CancelAction::Interrupt),
+        Some("rollback") => Ok(CancelAction::Rollback),
+        Some(other) => Err(ServerError::Unprocessable(format!(
+            "action: `{other}` is not one of interrupt, rollback"
+        ))),
+    }
+}
+
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+    Query(query): QueryPairs,
+) -> ServerResult<Response> {
+    let thread_id = parse_id(&thread_id, "thread")?;
+    let run_id = parse_id(&run_id, "run")?;
+    let action = cancel_action(&query)?;
+    state.executor.cancel(thread_id, run_id, action).await?;
+    if query_flag(query_value(&query, "wait")) {
+        state.executor.wait_for_end(thread_id, run_id).await?;
+        return Ok(Json(json!({})).into_response());
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+pub(crate) async fn cancel_many(
+    State(state): State<AppState>,
+    Query(query): QueryPairs,
+    ApiJson(body): ApiJson<RunCancelManyRequest>,
+) -> ServerResult<StatusCode> {
+    let action = cancel_action(&query)?;
+    let storage = state.executor.storage();
+    let targets: Vec<(Uuid, Uuid)> = match (&body.status, &body.thread_id, &body.run_ids) {
+        (Some(filter), None, None) => {
+            let statuses: &[RunStatus] = match filter {
+                CancelStatusFilter::Pending => &[RunStatus::Pending],
+                CancelStatusFilter::Running => &[RunStatus::Running],
+                CancelStatusFilter::All => &[RunStatus::Pending, RunStatus::Running],
+            };
+            storage
+                .runs_with_status(statuses)
+                .await?
+                .into_iter()
+                .map(|run| (run.thread_id, run.run_id))
+                .collect()
+        }
+        (None, Some(thread_id), Some(run_ids)) => {
+            run_ids.iter().map(|run_id| (*thread_id, *run_id)).collect()
+        }
+        _ => {
+            return Err(ServerError::Unprocessable(
+                "give either `status`, or `thread_id` with `run_ids`".into(),
+            ));
+        }
+    };
+    for (thread_id, run_id) in targets {
+        state.executor.stop_run(thread_id, run_id, action).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn join(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+) -> ServerResult<Response> {
+    let run = existing_run(&state, &thread_id, &run_id).await?;
+    Ok(join_response(state, &run))
+}
+
+pub(crate) async fn join_stream(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+    Query(query): QueryPairs,
+    headers: HeaderMap,
+) -> ServerResult<Response> {
+    let run = existing_run(&state, &thread_id, &run_id).await?;
+    let modes =
+        requested_modes(&query)?.map_or_else(|| run_modes(&run), |modes| modes.modes().to_vec());
+    // Our ids are sequence numbers; an id from elsewhere replays everything.
+    let after = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|id| id.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let cancel_on_disconnect = query_flag(query_value(&query, "cancel_on_disconnect"));
+    Ok(event_stream(
+        state,
+        run.thread_id,
+        run.run_id,
+        ModeFilter::new(modes),
+        after,
+        cancel_on_disconnect,
+    ))
+}
+
+/// The modes of the `stream_mode` query: absent or empty means the run's own modes; repeated
+/// keys and a JSON list are both read.
+fn requested_modes(pairs: &[(String, String)]) -> ServerResult<Option<StreamModes>> {
+    let values: Vec<&str> = pairs
+        .iter()
+        .filter(|(key, value)| key == "stream_mode" && !value.is_empty())
+        .map(|(_, value)| value.as_str())
+        .collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let parsed = if let [single] = values.as_slice()
+        && single.trim_start().starts_with('[')
+    {
+        serde_json::from_str::<StreamModes>(single)
+    } else {
+        serde_json::from_value::<StreamModes>(json!(values))
+    };
+    parsed
+        .map(Some)
+        .map_err(|error| ServerError::Unprocessable(format!("stream_mode: {error}")))
+}
+
+fn run_modes(run: &Run) -> Vec<errand_protocol::StreamMode> {
+    run.kwargs
+        .get("stream_mode")
+        .and_then(|modes| serde_json::from_value::<StreamModes>(modes.clone()).ok())
+        .unwrap_or_default()
+        .modes()
+        .to_vec()
+}

@@ -1,0 +1,289 @@
+//! Streamed answers: a run's server-sent events, and the wait/join body with its keep-alives.
+
+use super::AppState;
+use crate::ServerResult;
+use crate::storage::StoredEvent;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use errand_protocol::sse::{HEARTBEAT, SseFrame};
+use errand_protocol::{CancelAction, JsonObject, MessageChunk, MessageKind, RunStatus, StreamMode};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// How often a quiet stream sends a heartbeat, and a waiting join a newline.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Which stored events a client asked for, and how to show them.
+#[derive(Debug, Clone)]
+pub(crate) struct ModeFilter {
+    modes: Vec<StreamMode>,
+    /// Message ids already announced with `messages/metadata` (legacy `messages` mode).
+    announced: HashSet<String>,
+}
+
+impl ModeFilter {
+    pub(crate) fn new(modes: Vec<StreamMode>) -> Self {
+        Self {
+            modes,
+            announced: HashSet::new(),
+        }
+    }
+
+    fn wants(&self, mode: StreamMode) -> bool {
+        self.modes.contains(&mode)
+    }
+
+    /// Appends the SSE frames for one stored event: as stored, converted for the legacy
+    /// `messages` mode, or nothing when the client did not ask for its mode.
+    fn encode(&mut self, event: &StoredEvent, out: &mut String) {
+        let id = event.seq.to_string();
+        let mode = event.event.split('|').next().unwrap_or_default();
+        let frame = |name: &str, data: String| SseFrame {
+            event: Some(name.to_owned()),
+            data: Some(data),
+            id: None,
+            retry: None,
+        };
+        let wanted = match mode {
+            "metadata" | "error" => true,
+            "messages" if self.wants(StreamMode::MessagesTuple) => true,
+            "messages" if self.wants(StreamMode::Messages) => {
+                self.encode_legacy_message(event, &id, out);
+                false
+            }
+            "messages/partial" | "messages/complete" | "messages/metadata" => {
+                self.wants(StreamMode::Messages)
+            }
+            other => other.parse().is_ok_and(|mode| self.wants(mode)),
+        };
+        if wanted {
+            let mut stored = frame(&event.event, event.data.clone());
+            stored.id = Some(id);
+            stored.encode_into(out);
+        }
+    }
+
+    /// A `[message, metadata]` chunk shown the way the legacy `messages` mode shows messages:
+    /// `messages/metadata` the first time an id is seen, then the message as
+    /// `messages/partial` (a streamed chunk) or `messages/complete` (a whole message).
+    fn encode_legacy_message(&mut self, event: &StoredEvent, id: &str, out: &mut String) {
+        let Ok(MessageChunk(message, metadata)) = serde_json::from_str(&event.data) else {
+            return;
+        };
+        let message_id = message.id.clone().unwrap_or_default();
+        if self.announced.insert(message_id.clone()) {
+            let mut announcement = JsonObject::new();
+            announcement.insert(message_id, json!({ "metadata": metadata }));
+            SseFrame::new("messages/metadata", Value::Object(announcement).to_string())
+                .encode_into(out);
+        }
+        let name = if message.kind == MessageKind::AiChunk {
+            "messages/partial"
+        } else {
+            "messages/complete"
+        };
+        if let Ok(data) = serde_json::to_string(&[message]) {
+            SseFrame::new(name, data).with_id(id).encode_into(out);
+        }
+    }
+}
+
+/// A body fed by a task; the task stops when the client goes away.
+fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
+    let (sender, mut receiver) = mpsc::channel::<Bytes>(16);
+    let stream = futures::stream::poll_fn(move |cx| {
+        receiver
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(Ok::<_, Infallible>))
+    });
+    (sender, Body::from_stream(stream))
+}
+
+fn response(body: Body, content_type: &'static str) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The SSE stream of a run from just after event `after`: what is stored, then the live tail,
+/// with a heartbeat every few seconds. It ends when the run has ended and every event is out.
+pub(crate) fn event_stream(
+    state: AppState,
+    thread_id: Uuid,
+    run_id: Uuid,
+    filter: ModeFilter,
+    after: u64,
+    cancel_on_disconnect: bool,
+) -> Response {
+    let (sender, body) = channel_body();
+    tokio::spawn(async move {
+        let outcome = pump_events(&state, &sender, thread_id, run_id, filter, after).await;
+        match outcome {
+            Err(Disconnected) if cancel_on_disconnect => {
+                let _ = state
+                    .executor
+                    .stop_run(thread_id, run_id, CancelAction::Interrupt)
+                    .await;
+            }
+            Err(Disconnected) | Ok(()) => {}
+        }
+    });
+    response(body, "text/event-stream; charset=utf-8")
+}
+
+/// The client went away.
+#[derive(Debug)]
+struct Disconnected;
+
+async fn send(sender: &mpsc::Sender<Bytes>, text: String) -> Result<(), Disconnected> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    sender
+        .send(Bytes::from(text))
+        .await
+        .map_err(|_| Disconnected)
+}
+
+async fn pump_events(
+    state: &AppState,
+    sender: &mpsc::Sender<Bytes>,
+    thread_id: Uuid,
+    run_id: Uuid,
+    mut filter: ModeFilter,
+    mut position: u64,
+) -> Result<(), Disconnected> {
+    let executor = &state.executor;
+    let mut write = |events: &[StoredEvent], position: &mut u64| {
+        let mut text = String::new();
+        for event in events {
+            filter.encode(event, &mut text);
+            *position = event.seq;
+        }
+        text
+    };
+    loop {
+        let Some(channel) = executor.hub().get(run_id) else {
+            // Not live here: replay what storage has once the run has ended.
+            let storage = executor.storage();
+            let Ok(Some(run)) = storage.get_run(thread_id, run_id).await else {
+                return Ok(());
+            };
+            if !run.status.is_terminal() {
+                executor.hub().channel(run_id);
+                continue;
+            }
+            let events = storage
+                .events_after(run_id, position)
+                .await
+                .unwrap_or_default();
+            return send(sender, write(&events, &mut position)).await;
+        };
+        let mut changes = channel.subscribe();
+        let batch = channel.read_after(position);
+        send(sender, write(&batch.events, &mut position)).await?;
+        if batch.closed {
+            let events = executor
+                .storage()
+                .events_after(run_id, position)
+                .await
+                .unwrap_or_default();
+            return send(sender, write(&events, &mut position)).await;
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+            }
+            () = tokio::time::sleep(KEEP_ALIVE) => {
+                send(sender, HEARTBEAT.to_owned()).await?;
+                // A channel made for a run that then ended elsewhere is never closed; look.
+                if let Ok(Some(run)) = executor.storage().get_run(thread_id, run_id).await
+                    && run.status.is_terminal()
+                    && !channel.is_closed()
+                {
+                    executor.hub().close(run_id);
+                }
+            }
+        }
+    }
+}
+
+/// The wait/join answer: newlines every few seconds while the run goes on, then the result.
+pub(crate) fn wait_body(state: AppState, thread_id: Uuid, run_id: Uuid) -> Response {
+    let (sender, body) = channel_body();
+    tokio::spawn(async move {
+        let result = run_result(&state, thread_id, run_id);
+        tokio::pin!(result);
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+        keep_alive.tick().await;
+        loop {
+            tokio::select! {
+                result = &mut result => {
+                    let text = match result {
+                        Ok(value) => value.to_string(),
+                        Err(error) => json!({ "__error__": { "error": "ServerError", "message": error.to_string() } }).to_string(),
+                    };
+                    let _ = sender.send(Bytes::from(text)).await;
+                    return;
+                }
+                _ = keep_alive.tick() => {
+                    if sender.send(Bytes::from_static(b"\n")).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    response(body, "application/json")
+}
+
+/// What wait and join answer once the run has ended: `{"__error__": ...}` for a failed run,
+/// else the last state it streamed (with `__interrupt__` when it stopped at one), else the
+/// thread's values.
+async fn run_result(state: &AppState, thread_id: Uuid, run_id: Uuid) -> ServerResult<Value> {
+    let executor = &state.executor;
+    let Some(run) = executor.wait_for_end(thread_id, run_id).await? else {
+        return Ok(json!({}));
+    };
+    let events = executor.storage().events_after(run_id, 0).await?;
+    let last = |name: &str| {
+        events
+            .iter()
+            .rev()
+            .find(|event| event.event == name)
+            .and_then(|event| serde_json::from_str::<Value>(&event.data).ok())
+    };
+    if run.status == RunStatus::Error
+        && let Some(error) = last("error")
+    {
+        return Ok(json!({ "__error__": error }));
+    }
+    let thread = executor.storage().get_thread(thread_id).await?;
+    let mut values = match last("values") {
+        Some(values) => values,
+        None => thread
+            .as_ref()
+            .and_then(|thread| thread.values.as_option().cloned())
+            .unwrap_or_else(|| json!({})),
+    };
+    let interrupts: Vec<_> = thread
+        .and_then(|thread| thread.interrupts)
+        .map(|by_task| by_task.into_values().flatten().collect())
+        .unwrap_or_default();
+    if !interrupts.is_empty()
+        && let Value::Object(object) = &mut values
+    {
+        object.insert("__interrupt__".into(), json!(interrupts));
+    }
+    Ok(values)
+}

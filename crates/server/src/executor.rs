@@ -1,0 +1,589 @@
+//! The run executor: claims pending runs from storage, runs their graphs, records how they end.
+//!
+//! One dispatcher claims runs in order (storage keeps one running run per thread and FIFO per
+//! thread) and spawns a task per run, up to a limit of runs at once. A new run wakes it at once;
+//! a delayed run (`after_seconds`) wakes it when due. Everything a run streams goes to the
+//! [`RunHub`] for live joiners and, before the run's final status is written, to storage; so
+//! whoever sees the final status can replay every event.
+
+use crate::hub::RunHub;
+use crate::registry::Graphs;
+use crate::storage::{ClaimedRun, FinishedRun, NewCheckpoint, Storage, StoredEvent};
+use crate::{ServerError, ServerResult};
+use errand_protocol::{
+    CancelAction, Command, JsonObject, Run, RunMetadata, RunStatus, StreamPart, ThreadStatus,
+    Timestamp,
+};
+use errand_runtime::{EventSink, GraphError, GraphOutput, GraphRun};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How the executor runs.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// The most runs executing at once.
+    pub max_concurrent_runs: usize,
+    /// A run still going after this long ends in `timeout`.
+    pub run_timeout: Duration,
+    /// How many times a run cut off by a server stop is tried in all.
+    pub max_attempts: u32,
+    /// How often an idle dispatcher looks for work it was not told about.
+    pub idle_poll: Duration,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_runs: 10_000,
+            // The Python server's default (BG_JOB_TIMEOUT_SECS).
+            run_timeout: Duration::from_secs(24 * 60 * 60),
+            max_attempts: 3,
+            idle_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a running run is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Cancel(CancelAction),
+    Shutdown,
+}
+
+/// A run executing on this server.
+#[derive(Debug)]
+struct ActiveRun {
+    token: CancellationToken,
+    stop: Mutex<Option<Stop>>,
+}
+
+impl ActiveRun {
+    fn stop(&self, reason: Stop) {
+        let mut stop = self.stop.lock().unwrap_or_else(PoisonError::into_inner);
+        // A cancel that came first is the one that counts; shutdown never overrides it.
+        if stop.is_none() {
+            *stop = Some(reason);
+        }
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> Option<Stop> {
+        *self.stop.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The executor; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    storage: Arc<dyn Storage>,
+    graphs: Graphs,
+    hub: RunHub,
+    config: ExecutorConfig,
+    wake: Notify,
+    active: Mutex<HashMap<Uuid, Arc<ActiveRun>>>,
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+/// How a graph's run came out, before it is recorded.
+enum Outcome {
+    Done(GraphOutput),
+    Failed { kind: String, message: String },
+    TimedOut,
+    Stopped,
+}
+
+impl Executor {
+    /// An executor over `storage` running `graphs`. Call [`Executor::start`] to run it.
+    pub fn new(storage: Arc<dyn Storage>, graphs: Graphs, config: ExecutorConfig) -> Self {
+        let slots = Arc::new(Semaphore::new(config.max_concurrent_runs.max(1)));
+        Self {
+            inner: Arc::new(Inner {
+                storage,
+                graphs,
+                hub: RunHub::default(),
+                config,
+                wake: Notify::new(),
+                active: Mutex::new(HashMap::new()),
+                slots,
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Recovers runs cut off by the last stop, then starts the dispatcher on the current tokio
+    /// runtime.
+    pub async fn start(&self) -> ServerResult<()> {
+        let recovery = self
+            .inner
+            .storage
+            .recover(self.inner.config.max_attempts, Timestamp::now())
+            .await?;
+        if !recovery.requeued.is_empty() || !recovery.failed.is_empty() {
+            tracing::warn!(
+                requeued = recovery.requeued.len(),
+                failed = recovery.failed.len(),
+                "recovered runs cut off by the last stop"
+            );
+        }
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move { inner.dispatch().await });
+        Ok(())
+    }
+
+    /// Stops taking runs and stops the running ones without recording an end, so the next
+    /// start takes them up again. Waits up to `grace` for them to let go.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutdown.cancel();
+        for active in self.inner.active_runs() {
+            active.stop(Stop::Shutdown);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.inner.active_runs().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// True once [`Executor::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// The storage the executor works on.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// The hosted graphs.
+    pub fn graphs(&self) -> &Graphs {
+        &self.inner.graphs
+    }
+
+    pub(crate) fn hub(&self) -> &RunHub {
+        &self.inner.hub
+    }
+
+    /// Tells the dispatcher that a run was accepted, and opens its channel for joiners.
+    pub(crate) fn submitted(&self, run_id: Uuid) {
+        self.inner.hub.channel(run_id);
+        self.inner.wake.notify_one();
+    }
+
+    /// Cancels a run that is pending or running. Answers 404 as the Python server does when
+    /// the run does not exist or has already ended.
+    pub async fn cancel(
+        &self,
+        thread_id: Uuid,
+        run_id: Uuid,
+        action: CancelAction,
+    ) -> ServerResult<()> {
+        let run = self
+            .inner
+            .storage
+            .get_run(thread_id, run_id)
+            .await?
+            .ok_or_else(|| ServerError::NotFound("No runs found to cancel.".into()))?;
+        if run.status.is_terminal() {
+            return Err(ServerError::NotFound(
+                "No matching runs to cancel. Please verify the thread ID and run IDs are correct, and the runs haven't been deleted or completed.".into(),
+            ));
+        }
+        self.stop_run(thread_id, run_id, action).await
+    }
+
+    /// Stops a run wherever it is: running here (its graph is cancelled and the worker records
+    /// the end), pending (ended or deleted at once), or running on a server that died.
+    pub(crate) async fn stop_run(
+        &self,
+        thread_id: Uuid,
+        run_id: Uuid,
+        action: CancelAction,
+    ) -> ServerResult<()> {
+        let inner = &self.inner;
+        // A run can be between "claimed" and "registered as active" for an instant; look again.
+        for _ in 0..50 {
+            if let Some(active) = inner.active_run(run_id) {
+                active.stop(Stop::Cancel(action));
+                return Ok(());
+            }
+            let Some(run) = inner.storage.get_run(thread_id, run_id).await? else {
+                inner.hub.close(run_id);
+                return Ok(());
+            };
+            let now = Timestamp::now();
+            let from = match run.status {
+                status if status.is_terminal() => return Ok(()),
+                // Running, but not here: its server stopped, and nothing else will end it.
+                RunStatus::Running if inner.active_run(run_id).is_some() => continue,
+                status => status,
+            };
+            let ended = match action {
+                CancelAction::Interrupt => inner
+                    .storage
+                    .transition_run(run_id, &[from], RunStatus::Interrupted, now)
+                    .await?
+                    .is_some_and(|run| run.status == RunStatus::Interrupted),
+                CancelAction::Rollback => inner.storage.rollback_run(run_id, now).await?,
+            };
+            if ended {
+                inner.hub.close(run_id);
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until the run has ended and answers it as stored; `None` if it does not exist
+    /// (or was rolled back).
+    pub async fn wait_for_end(&self, thread_id: Uuid, run_id: Uuid) -> ServerResult<Option<Run>> {
+        let inner = &self.inner;
+        loop {
+            let channel = inner.hub.channel(run_id);
+            let mut changes = channel.subscribe();
+            let run = inner.storage.get_run(thread_id, run_id).await?;
+            match run {
+                Some(run) if !run.status.is_terminal() => {}
+                other => {
+                    // Ended (or gone): its events are in storage; drop the channel if we made it.
+                    inner.hub.close(run_id);
+                    return Ok(other);
+                }
+            }
+            if channel.is_closed() {
+                continue;
+            }
+            // The executor closes the channel when the run ends; the timeout covers a run
+            // ended by another path this server did not see.
+            let _ = tokio::time::timeout(Duration::from_secs(5), changes.changed()).await;
+        }
+    }
+}
+
+impl Inner {
+    fn active_run(&self, run_id: Uuid) -> Option<Arc<ActiveRun>> {
+        self.active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&run_id)
+            .cloned()
+    }
+
+    fn active_runs(&self) -> Vec<Arc<ActiveRun>> {
+        self.active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn register(&self, run_id: Uuid) -> Arc<ActiveRun> {
+        let active = Arc::new(ActiveRun {
+            token: CancellationToken::new(),
+            stop: Mutex::new(None),
+        });
+        self.active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run_id, Arc::clone(&active));
+        active
+    }
+
+    fn unregister(&self, run_id: Uuid) {
+        self.active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id);
+    }
+
+    async fn dispatch(self: Arc<Self>) {
+        while !self.shutdown.is_cancelled() {
+            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+                return;
+            };
+            match self.storage.claim_next_run(Timestamp::now()).await {
+                Ok(Some(claimed)) => {
+                    let active = self.register(claimed.run.run_id);
+                    let inner = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        inner.execute(claimed, active).await;
+                        drop(slot);
+                    });
+                }
+                Ok(None) => {
+                    drop(slot);
+                    self.idle().await;
+                }
+                Err(error) => {
+                    drop(slot);
+                    tracing::error!(%error, "claiming a run failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(self.config.idle_poll) => {}
+                        () = self.shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps until a run is submitted, a delayed run is due, or the poll interval passes.
+    async fn idle(&self) {
+        let mut wait = self.config.idle_poll;
+        if let Ok(Some(due)) = self.storage.next_pending_at().await {
+            let until_due = due.timestamp_micros() - Timestamp::now().timestamp_micros();
+            let until_due = Duration::from_micros(u64::try_from(until_due).unwrap_or(0));
+            wait = wait.min(until_due);
+        }
+        tokio::select! {
+            () = self.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            () = self.shutdown.cancelled() => {}
+        }
+    }
+
+    async fn execute(&self, claimed: ClaimedRun, active: Arc<ActiveRun>) {
+        let run_id = claimed.run.run_id;
+        if let Err(error) = self.run_to_end(claimed, &active).await {
+            tracing::error!(%run_id, %error, "recording the end of a run failed");
+        }
+        self.unregister(run_id);
+        self.hub.close(run_id);
+    }
+
+    async fn run_to_end(&self, claimed: ClaimedRun, active: &ActiveRun) -> ServerResult<()> {
+        let ClaimedRun {
+            run,
+            attempt,
+            values,
+        } = claimed;
+        let run_id = run.run_id;
+        let channel = self.hub.channel(run_id);
+        let recorder = Arc::new(Recorder::new(Arc::clone(&channel)));
+        recorder.record(&StreamPart::Metadata(RunMetadata {
+            run_id,
+            attempt,
+            extra: JsonObject::new(),
+        }));
+
+        let graph_id = run
+            .metadata
+            .get("graph_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let outcome = match self.graphs.by_name(&graph_id) {
+            None => Outcome::Failed {
+                kind: "GraphNotFound".into(),
+                message: format!("graph `{graph_id}` is not hosted by this server"),
+            },
+            Some(hosted) => {
+                let graph_run = GraphRun {
+                    run_id,
+                    thread_id: run.thread_id,
+                    graph_id: graph_id.clone(),
+                    input: run.kwargs.get("input").filter(|v| !v.is_null()).cloned(),
+                    command: run
+                        .kwargs
+                        .get("command")
+                        .filter(|v| !v.is_null())
+                        .and_then(|v| serde_json::from_value::<Command>(v.clone()).ok()),
+                    values: if values.is_null() {
+                        Value::Object(JsonObject::new())
+                    } else {
+                        values
+                    },
+                    config: run
+                        .kwargs
+                        .get("config")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default(),
+                    cancel: active.token.clone(),
+                    events: recorder.sink(),
+                };
+                let invoke = hosted.graph.invoke(graph_run);
+                tokio::select! {
+                    result = tokio::time::timeout(self.config.run_timeout, invoke) => match result {
+                        Ok(Ok(output)) => Outcome::Done(output),
+                        Ok(Err(GraphError::Cancelled)) => Outcome::Stopped,
+                        Ok(Err(GraphError::Failed { kind, message })) => Outcome::Failed { kind, message },
+                        Err(_elapsed) => Outcome::TimedOut,
+                    },
+                    () = active.token.cancelled() => Outcome::Stopped,
+                }
+            }
+        };
+
+        let now = Timestamp::now();
+        let stop = active.reason();
+        let (status, thread_status, error, output_values, interrupts) = match outcome {
+            Outcome::Stopped if stop == Some(Stop::Shutdown) => {
+                // Leave it `running`: the next start puts it back in the queue.
+                return Ok(());
+            }
+            Outcome::Stopped if stop == Some(Stop::Cancel(CancelAction::Rollback)) => {
+                self.storage.rollback_run(run_id, now).await?;
+                return Ok(());
+            }
+            Outcome::Stopped => (
+                RunStatus::Interrupted,
+                ThreadStatus::Interrupted,
+                Some(json!({
+                    "error": "UserInterrupt",
+                    "message": "interrupt requested via POST /threads/{thread_id}/runs/{run_id}/cancel"
+                })),
+                recorder.last_values(),
+                Vec::new(),
+            ),
+            Outcome::Done(output) => {
+                let thread_status = if output.interrupts.is_empty() {
+                    ThreadStatus::Idle
+                } else {
+                    ThreadStatus::Interrupted
+                };
+                (
+                    RunStatus::Success,
+                    thread_status,
+                    None,
+                    Some(output.values),
+                    output.interrupts,
+                )
+            }
+            Outcome::Failed { kind, message } => {
+                let error = json!({ "error": kind, "message": message });
+                recorder.record_raw("error", &error);
+                (
+                    RunStatus::Error,
+                    ThreadStatus::Error,
+                    Some(error),
+                    recorder.last_values(),
+                    Vec::new(),
+                )
+            }
+            Outcome::TimedOut => {
+                active.token.cancel();
+                (
+                    RunStatus::Timeout,
+                    ThreadStatus::Error,
+                    Some(json!({ "error": "TimeoutError", "message": "" })),
+                    recorder.last_values(),
+                    Vec::new(),
+                )
+            }
+        };
+
+        // Events first, then the status: whoever reads the final status can replay them all.
+        self.storage
+            .append_events(run_id, &channel.snapshot())
+            .await?;
+        let checkpoint = output_values.as_ref().map(|values| NewCheckpoint {
+            checkpoint_id: Uuid::now_v7().to_string(),
+            run_id: Some(run_id),
+            values: values.clone(),
+            metadata: checkpoint_metadata(&run, &graph_id, attempt),
+            next: Vec::new(),
+            interrupts: interrupts.clone(),
+            created_at: now,
+        });
+        let interrupts = if interrupts.is_empty() {
+            BTreeMap::new()
+        } else {
+            BTreeMap::from([(run_id.simple().to_string(), interrupts)])
+        };
+        self.storage
+            .finish_run(FinishedRun {
+                run_id,
+                status,
+                values: output_values,
+                thread_status,
+                error,
+                interrupts,
+                checkpoint,
+                at: now,
+            })
+            .await?;
+        let temporary = run.kwargs.get("temporary").and_then(Value::as_bool) == Some(true);
+        if temporary {
+            self.storage.delete_thread(run.thread_id).await?;
+        }
+        Ok(())
+    }
+}
+
+fn checkpoint_metadata(run: &Run, graph_id: &str, attempt: u32) -> JsonObject {
+    let mut metadata = run.metadata.clone();
+    metadata.insert("graph_id".into(), Value::from(graph_id));
+    metadata.insert("run_id".into(), Value::from(run.run_id.to_string()));
+    metadata.insert("thread_id".into(), Value::from(run.thread_id.to_string()));
+    metadata.insert("run_attempt".into(), Value::from(attempt));
+    metadata.insert("source".into(), Value::from("loop"));
+    metadata.insert("step".into(), Value::from(1));
+    metadata
+}
+
+/// Numbers a run's events, publishes them to its channel, and remembers the last state.
+struct Recorder {
+    channel: Arc<crate::hub::RunChannel>,
+    seq: AtomicU64,
+    last_values: Mutex<Option<Value>>,
+}
+
+impl Recorder {
+    fn new(channel: Arc<crate::hub::RunChannel>) -> Self {
+        Self {
+            channel,
+            seq: AtomicU64::new(0),
+            last_values: Mutex::new(None),
+        }
+    }
+
+    fn record(&self, part: &StreamPart) {
+        if let StreamPart::Values(values) = part {
+            *self
+                .last_values
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(values.clone());
+        }
+        match part.data_json() {
+            Ok(data) => self.publish(part.event_name(), data.unwrap_or_default()),
+            Err(error) => tracing::warn!(%error, "dropped a stream event that is not JSON"),
+        }
+    }
+
+    fn record_raw(&self, event: &str, data: &Value) {
+        self.publish(event, data.to_string());
+    }
+
+    fn publish(&self, event: &str, data: String) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.channel.publish(StoredEvent {
+            seq,
+            event: event.to_owned(),
+            data,
+        });
+    }
+
+    fn last_values(&self) -> Option<Value> {
+        self.last_values
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn sink(self: &Arc<Self>) -> EventSink {
+        let recorder = Arc::clone(self);
+        EventSink::new(move |part| recorder.record(&part))
+    }
+}

@@ -1,0 +1,339 @@
+//! [`SqliteStorage`]: the [`Storage`] contract on an embedded SQLite database.
+//!
+//! It keeps threads (one column per field of the wire object, so an absent key and a `null` one
+//! stay apart), runs (the wire object as JSON plus the columns that are queried or change),
+//! the events of each run's stream, the checkpoints of each thread, and the store's items. The
+//! tables are described in `schema.rs`.
+//!
+//! Why it is built the way it is:
+//!
+//! - **One writer.** Every method that changes something runs on a single connection behind a
+//!   mutex, inside one `BEGIN IMMEDIATE` transaction. SQLite allows one writer at a time anyway;
+//!   doing it in one place means the rules that span rows (a run claimed once, one running run
+//!   per thread, the multitask strategies, a thread's status following its runs) are checked
+//!   and applied atomically, with no retry loops. `BEGIN IMMEDIATE` takes the write lock at the
+//!   start, so even two processes on one file cannot interleave.
+//! - **Committed means durable.** A file database runs in WAL mode with `synchronous=NORMAL`: a
+//!   transaction that returned survives the process being killed (only an OS crash or power
+//!   cut can lose the last ones).
+//! - **Readers beside the writer.** For a file, reads go to a small pool of read-only
+//!   connections, which WAL lets proceed while a write is in progress. An in-memory database
+//!   has one connection for everything.
+//! - **Blocking work off the runtime.** Each call runs on `spawn_blocking`; statements are
+//!   prepared once per connection (`prepare_cached`).
+
+mod codec;
+mod runs;
+mod schema;
+mod store;
+mod threads;
+
+use super::{
+    CheckpointRecord, ClaimedRun, CreatedRun, FinishedRun, NewCheckpoint, NewRun, Recovery,
+    RunPage, Storage, StorageError, StorageResult, StoredEvent,
+};
+use async_trait::async_trait;
+use codec::Db;
+use errand_protocol::{
+    IfExists, JsonObject, ListNamespacesResponse, Run, RunStatus, StoreItem,
+    StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest, Timestamp,
+};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use uuid::Uuid;
+
+/// Read-only connections of a file database.
+const READERS: usize = 4;
+
+/// The [`Storage`] on SQLite: a file, or memory for tests. Cloning it shares the database.
+#[derive(Debug, Clone)]
+pub struct SqliteStorage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The one connection that writes.
+    writer: Mutex<Connection>,
+    /// Read-only connections; empty for an in-memory database, whose reads use the writer.
+    readers: Vec<Mutex<Connection>>,
+    /// Where the next read starts looking for a free reader.
+    next_reader: AtomicUsize,
+}
+
+/// Locks a connection, recovering it from a panic of a previous holder: a transaction left
+/// open by the panic was rolled back when it was dropped.
+fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    connection.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SqliteStorage {
+    /// Opens the database file at `path`, creating it and its tables if needed.
+    ///
+    /// Fails when the file was written by a newer errand (a higher schema version).
+    pub fn open(path: impl AsRef<Path>) -> StorageResult<Self> {
+        let path = path.as_ref();
+        let mut writer = Connection::open(path).db()?;
+        schema::prepare_writer(&mut writer, true)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .db()?;
+                schema::prepare_reader(&reader)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok(Self::from_parts(writer, readers))
+    }
+
+    /// A fresh database in memory, gone when the last clone is dropped.
+    pub fn in_memory() -> StorageResult<Self> {
+        let mut writer = Connection::open_in_memory().db()?;
+        schema::prepare_writer(&mut writer, false)?;
+        Ok(Self::from_parts(writer, Vec::new()))
+    }
+
+    fn from_parts(writer: Connection, readers: Vec<Mutex<Connection>>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Runs `work` in one write transaction on a blocking thread; commits when it succeeds.
+    async fn write<T, F>(&self, work: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StorageResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut connection = lock(&inner.writer);
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .db()?;
+            let answer = work(&transaction)?;
+            transaction.commit().db()?;
+            Ok(answer)
+        })
+        .await
+    }
+
+    /// Runs `work` on a reader (the writer for an in-memory database) on a blocking thread.
+    async fn read<T, F>(&self, work: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StorageResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let readers = &inner.readers;
+            if readers.is_empty() {
+                return work(&lock(&inner.writer));
+            }
+            let start = inner.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+            for reader in readers.iter().cycle().skip(start).take(readers.len()) {
+                match reader.try_lock() {
+                    Ok(connection) => return work(&connection),
+                    Err(TryLockError::Poisoned(poisoned)) => return work(&poisoned.into_inner()),
+                    Err(TryLockError::WouldBlock) => {}
+                }
+            }
+            match readers.get(start) {
+                Some(reader) => work(&lock(reader)),
+                None => work(&lock(&inner.writer)),
+            }
+        })
+        .await
+    }
+}
+
+/// Runs blocking database work off the async runtime.
+async fn blocking<T, F>(work: F) -> StorageResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> StorageResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StorageError::Backend(format!("storage task failed: {error}")))?
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn create_thread(&self, thread: Thread, if_exists: IfExists) -> StorageResult<Thread> {
+        self.write(move |conn| threads::create_thread(conn, thread, if_exists))
+            .await
+    }
+
+    async fn get_thread(&self, thread_id: Uuid) -> StorageResult<Option<Thread>> {
+        self.read(move |conn| codec::load_thread(conn, thread_id))
+            .await
+    }
+
+    async fn patch_thread(
+        &self,
+        thread_id: Uuid,
+        metadata: JsonObject,
+        at: Timestamp,
+    ) -> StorageResult<Thread> {
+        self.write(move |conn| threads::patch_thread(conn, thread_id, metadata, at))
+            .await
+    }
+
+    async fn delete_thread(&self, thread_id: Uuid) -> StorageResult<bool> {
+        self.write(move |conn| threads::delete_thread(conn, thread_id))
+            .await
+    }
+
+    async fn search_threads(&self, search: &ThreadSearchRequest) -> StorageResult<Vec<Thread>> {
+        let search = search.clone();
+        self.read(move |conn| threads::search_threads(conn, &search))
+            .await
+    }
+
+    async fn update_thread_state(
+        &self,
+        thread_id: Uuid,
+        checkpoint: NewCheckpoint,
+    ) -> StorageResult<CheckpointRecord> {
+        self.write(move |conn| threads::update_thread_state(conn, thread_id, checkpoint))
+            .await
+    }
+
+    async fn list_checkpoints(
+        &self,
+        thread_id: Uuid,
+        limit: u32,
+        before: Option<&str>,
+    ) -> StorageResult<Vec<CheckpointRecord>> {
+        let before = before.map(str::to_owned);
+        self.read(move |conn| threads::list_checkpoints(conn, thread_id, limit, before.as_deref()))
+            .await
+    }
+
+    async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun> {
+        self.write(move |conn| runs::create_run(conn, new)).await
+    }
+
+    async fn claim_next_run(&self, now: Timestamp) -> StorageResult<Option<ClaimedRun>> {
+        self.write(move |conn| runs::claim_next_run(conn, now))
+            .await
+    }
+
+    async fn next_pending_at(&self) -> StorageResult<Option<Timestamp>> {
+        self.read(runs::next_pending_at).await
+    }
+
+    async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<Run>> {
+        self.write(move |conn| runs::finish_run(conn, finished))
+            .await
+    }
+
+    async fn transition_run(
+        &self,
+        run_id: Uuid,
+        from: &[RunStatus],
+        to: RunStatus,
+        at: Timestamp,
+    ) -> StorageResult<Option<Run>> {
+        let from = from.to_vec();
+        self.write(move |conn| runs::transition_run(conn, run_id, &from, to, at))
+            .await
+    }
+
+    async fn rollback_run(&self, run_id: Uuid, at: Timestamp) -> StorageResult<bool> {
+        self.write(move |conn| runs::rollback_run(conn, run_id, at))
+            .await
+    }
+
+    async fn get_run(&self, thread_id: Uuid, run_id: Uuid) -> StorageResult<Option<Run>> {
+        self.read(move |conn| runs::get_run(conn, thread_id, run_id))
+            .await
+    }
+
+    async fn list_runs(&self, thread_id: Uuid, page: RunPage) -> StorageResult<Vec<Run>> {
+        self.read(move |conn| runs::list_runs(conn, thread_id, page))
+            .await
+    }
+
+    async fn runs_with_status(&self, statuses: &[RunStatus]) -> StorageResult<Vec<Run>> {
+        let statuses = statuses.to_vec();
+        self.read(move |conn| runs::runs_with_status(conn, &statuses))
+            .await
+    }
+
+    async fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> StorageResult<bool> {
+        let at = Timestamp::now();
+        self.write(move |conn| runs::delete_run(conn, thread_id, run_id, at))
+            .await
+    }
+
+    async fn recover(&self, max_attempts: u32, at: Timestamp) -> StorageResult<Recovery> {
+        self.write(move |conn| runs::recover(conn, max_attempts, at))
+            .await
+    }
+
+    async fn append_events(&self, run_id: Uuid, events: &[StoredEvent]) -> StorageResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events = events.to_vec();
+        self.write(move |conn| runs::append_events(conn, run_id, &events))
+            .await
+    }
+
+    async fn events_after(&self, run_id: Uuid, after: u64) -> StorageResult<Vec<StoredEvent>> {
+        self.read(move |conn| runs::events_after(conn, run_id, after))
+            .await
+    }
+
+    async fn put_item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        value: JsonObject,
+        at: Timestamp,
+    ) -> StorageResult<()> {
+        let (namespace, key) = (namespace.to_vec(), key.to_owned());
+        self.write(move |conn| store::put_item(conn, &namespace, &key, &value, at))
+            .await
+    }
+
+    async fn get_item(&self, namespace: &[String], key: &str) -> StorageResult<Option<StoreItem>> {
+        let (namespace, key) = (namespace.to_vec(), key.to_owned());
+        self.read(move |conn| store::get_item(conn, &namespace, &key))
+            .await
+    }
+
+    async fn delete_item(&self, namespace: &[String], key: &str) -> StorageResult<bool> {
+        let (namespace, key) = (namespace.to_vec(), key.to_owned());
+        self.write(move |conn| store::delete_item(conn, &namespace, &key))
+            .await
+    }
+
+    async fn search_items(&self, search: &StoreSearchRequest) -> StorageResult<Vec<StoreItem>> {
+        let search = search.clone();
+        self.read(move |conn| store::search_items(conn, &search))
+            .await
+    }
+
+    async fn list_namespaces(
+        &self,
+        request: &StoreListNamespacesRequest,
+    ) -> StorageResult<ListNamespacesResponse> {
+        let request = request.clone();
+        self.read(move |conn| store::list_namespaces(conn, &request))
+            .await
+    }
+}

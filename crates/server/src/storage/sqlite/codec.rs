@@ -1,0 +1,413 @@
+//! Conversions between rows and the wire types, and the helpers every query uses.
+//!
+//! Rows are first read into plain structs of SQL values inside rusqlite's callbacks, then
+//! decoded into wire types outside them, so that a corrupt value becomes a
+//! [`StorageError::Backend`] rather than a panic or a rusqlite conversion error.
+
+use crate::storage::{CheckpointRecord, StorageError, StorageResult};
+use errand_protocol::{
+    Interrupt, JsonObject, Nullable, Run, RunStatus, StoreItem, Thread, ThreadStatus, Timestamp,
+};
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Turns rusqlite errors into [`StorageError::Backend`].
+pub(super) trait Db<T> {
+    /// The value, or the error as a backend failure.
+    fn db(self) -> StorageResult<T>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> StorageResult<T> {
+        self.map_err(|error| StorageError::Backend(format!("sqlite: {error}")))
+    }
+}
+
+/// JSON text of a value.
+pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> StorageResult<String> {
+    serde_json::to_string(value)
+        .map_err(|error| StorageError::Backend(format!("cannot encode JSON: {error}")))
+}
+
+/// A value from stored JSON text; `what` names the column for the error.
+pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StorageResult<T> {
+    serde_json::from_str(text)
+        .map_err(|error| StorageError::Backend(format!("corrupt JSON in {what}: {error}")))
+}
+
+/// A timestamp from stored microseconds.
+pub(super) fn timestamp(micros: i64) -> StorageResult<Timestamp> {
+    Timestamp::from_timestamp_micros(micros)
+        .ok_or_else(|| StorageError::Backend(format!("timestamp out of range: {micros}")))
+}
+
+/// A uuid from its stored text.
+pub(super) fn uuid(text: &str) -> StorageResult<Uuid> {
+    Uuid::parse_str(text)
+        .map_err(|error| StorageError::Backend(format!("corrupt id {text:?}: {error}")))
+}
+
+/// A thread status from its stored name.
+pub(super) fn thread_status(text: &str) -> StorageResult<ThreadStatus> {
+    match text {
+        "idle" => Ok(ThreadStatus::Idle),
+        "busy" => Ok(ThreadStatus::Busy),
+        "interrupted" => Ok(ThreadStatus::Interrupted),
+        "error" => Ok(ThreadStatus::Error),
+        other => Err(StorageError::Backend(format!(
+            "unknown thread status {other:?}"
+        ))),
+    }
+}
+
+/// A run status from its stored name.
+pub(super) fn run_status(text: &str) -> StorageResult<RunStatus> {
+    match text {
+        "pending" => Ok(RunStatus::Pending),
+        "running" => Ok(RunStatus::Running),
+        "error" => Ok(RunStatus::Error),
+        "success" => Ok(RunStatus::Success),
+        "timeout" => Ok(RunStatus::Timeout),
+        "interrupted" => Ok(RunStatus::Interrupted),
+        other => Err(StorageError::Backend(format!(
+            "unknown run status {other:?}"
+        ))),
+    }
+}
+
+/// A count or position as SQLite's integer.
+pub(super) fn sql_int(value: u64) -> StorageResult<i64> {
+    i64::try_from(value).map_err(|_| StorageError::Backend(format!("{value} is too large")))
+}
+
+/// A stored attempt count.
+pub(super) fn attempt(value: i64) -> StorageResult<u32> {
+    u32::try_from(value)
+        .map_err(|_| StorageError::Backend(format!("corrupt attempt count {value}")))
+}
+
+/// Encodes a field that may be absent, `null` or set: SQL `NULL` when absent, JSON text
+/// (`null` included) otherwise.
+pub(super) fn encode_nullable(value: &Nullable<Value>) -> StorageResult<Option<String>> {
+    match value {
+        Nullable::Absent => Ok(None),
+        Nullable::Null => Ok(None),
+        Nullable::Present(value) => to_json(value).map(Some),
+    }
+}
+
+/// Decodes what [`encode_nullable`] wrote.
+pub(super) fn decode_nullable(text: Option<&str>, what: &str) -> StorageResult<Nullable<Value>> {
+    match text {
+        None => Ok(Nullable::Absent),
+        Some(text) => match from_json::<Value>(text, what)? {
+            Value::Null => Ok(Nullable::Null),
+            value => Ok(Nullable::Present(value)),
+        },
+    }
+}
+
+/// True when every key of `filter` is in `object` with an equal value.
+pub(super) fn contains(object: Option<&JsonObject>, filter: &JsonObject) -> bool {
+    filter.iter().all(|(key, expected)| {
+        object
+            .and_then(|object| object.get(key))
+            .is_some_and(|found| found == expected)
+    })
+}
+
+/// Adds `from` into `into`, key by key.
+pub(super) fn merge(into: &mut JsonObject, from: JsonObject) {
+    for (key, value) in from {
+        into.insert(key, value);
+    }
+}
+
+// ---- threads ----
+
+/// The thread columns, in the order [`ThreadRow::read`] expects.
+pub(super) const THREAD_COLUMNS: &str = "thread_id, status, created_at, updated_at, \
+    state_updated_at, metadata, config, state_values, interrupts, error, extra";
+
+/// The fields of [`Thread`] that have no column of their own, stored as one JSON object.
+#[derive(Serialize)]
+struct ThreadRestRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: &'a Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extracted: &'a Option<JsonObject>,
+    #[serde(flatten)]
+    extra: &'a JsonObject,
+}
+
+/// What [`ThreadRestRef`] wrote.
+#[derive(Deserialize)]
+struct ThreadRest {
+    #[serde(default)]
+    ttl: Option<Value>,
+    #[serde(default)]
+    extracted: Option<JsonObject>,
+    #[serde(flatten)]
+    extra: JsonObject,
+}
+
+/// A thread as SQL values, for inserting.
+#[derive(Debug)]
+pub(super) struct ThreadColumns {
+    pub(super) thread_id: String,
+    pub(super) status: &'static str,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
+    pub(super) state_updated_at: Option<i64>,
+    pub(super) metadata: String,
+    pub(super) config: Option<String>,
+    pub(super) values: Option<String>,
+    pub(super) interrupts: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) extra: String,
+}
+
+impl ThreadColumns {
+    /// Encodes a thread.
+    pub(super) fn encode(thread: &Thread) -> StorageResult<Self> {
+        Ok(Self {
+            thread_id: thread.thread_id.to_string(),
+            status: thread.status.as_str(),
+            created_at: thread.created_at.timestamp_micros(),
+            updated_at: thread.updated_at.timestamp_micros(),
+            state_updated_at: thread.state_updated_at.map(|at| at.timestamp_micros()),
+            metadata: to_json(&thread.metadata)?,
+            config: thread.config.as_ref().map(to_json).transpose()?,
+            values: encode_nullable(&thread.values)?,
+            interrupts: thread.interrupts.as_ref().map(to_json).transpose()?,
+            error: encode_nullable(&thread.error)?,
+            extra: to_json(&ThreadRestRef {
+                ttl: &thread.ttl,
+                extracted: &thread.extracted,
+                extra: &thread.extra,
+            })?,
+        })
+    }
+}
+
+/// A thread row as read.
+#[derive(Debug)]
+pub(super) struct ThreadRow {
+    thread_id: String,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+    state_updated_at: Option<i64>,
+    metadata: String,
+    config: Option<String>,
+    values: Option<String>,
+    interrupts: Option<String>,
+    error: Option<String>,
+    extra: String,
+}
+
+impl ThreadRow {
+    /// Reads [`THREAD_COLUMNS`].
+    pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            thread_id: row.get(0)?,
+            status: row.get(1)?,
+            created_at: row.get(2)?,
+            updated_at: row.get(3)?,
+            state_updated_at: row.get(4)?,
+            metadata: row.get(5)?,
+            config: row.get(6)?,
+            values: row.get(7)?,
+            interrupts: row.get(8)?,
+            error: row.get(9)?,
+            extra: row.get(10)?,
+        })
+    }
+
+    /// The thread.
+    pub(super) fn decode(self) -> StorageResult<Thread> {
+        let rest: ThreadRest = from_json(&self.extra, "threads.extra")?;
+        Ok(Thread {
+            thread_id: uuid(&self.thread_id)?,
+            created_at: timestamp(self.created_at)?,
+            updated_at: timestamp(self.updated_at)?,
+            state_updated_at: self.state_updated_at.map(timestamp).transpose()?,
+            metadata: from_json(&self.metadata, "threads.metadata")?,
+            status: thread_status(&self.status)?,
+            config: self
+                .config
+                .as_deref()
+                .map(|text| from_json(text, "threads.config"))
+                .transpose()?,
+            values: decode_nullable(self.values.as_deref(), "threads.state_values")?,
+            interrupts: self
+                .interrupts
+                .as_deref()
+                .map(|text| {
+                    from_json::<BTreeMap<String, Vec<Interrupt>>>(text, "threads.interrupts")
+                })
+                .transpose()?,
+            error: decode_nullable(self.error.as_deref(), "threads.error")?,
+            ttl: rest.ttl,
+            extracted: rest.extracted,
+            extra: rest.extra,
+        })
+    }
+}
+
+/// The thread, if it exists.
+pub(super) fn load_thread(conn: &Connection, thread_id: Uuid) -> StorageResult<Option<Thread>> {
+    let sql = format!("SELECT {THREAD_COLUMNS} FROM threads WHERE thread_id = ?1");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([thread_id.to_string()], ThreadRow::read)
+        .optional()
+        .db()?
+        .map(ThreadRow::decode)
+        .transpose()
+}
+
+// ---- runs ----
+
+/// The run columns, in the order [`RunRow::read`] expects.
+pub(super) const RUN_COLUMNS: &str = "status, updated_at, doc";
+
+/// A run row as read: the stored document, and the columns that change after insert.
+#[derive(Debug)]
+pub(super) struct RunRow {
+    status: String,
+    updated_at: i64,
+    doc: String,
+}
+
+impl RunRow {
+    /// Reads [`RUN_COLUMNS`] starting at column `first`.
+    pub(super) fn read_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            status: row.get(first)?,
+            updated_at: row.get(first + 1)?,
+            doc: row.get(first + 2)?,
+        })
+    }
+
+    /// Reads [`RUN_COLUMNS`].
+    pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Self::read_at(row, 0)
+    }
+
+    /// The run, with its current status and `updated_at`.
+    pub(super) fn decode(self) -> StorageResult<Run> {
+        let mut run: Run = from_json(&self.doc, "runs.doc")?;
+        run.status = run_status(&self.status)?;
+        run.updated_at = timestamp(self.updated_at)?;
+        Ok(run)
+    }
+}
+
+/// A run by id, if it exists.
+pub(super) fn load_run(conn: &Connection, run_id: Uuid) -> StorageResult<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([run_id.to_string()], RunRow::read)
+        .optional()
+        .db()?
+        .map(RunRow::decode)
+        .transpose()
+}
+
+// ---- checkpoints ----
+
+/// The checkpoint columns, in the order [`CheckpointRow::read`] expects.
+pub(super) const CHECKPOINT_COLUMNS: &str = "checkpoint_id, parent_checkpoint_id, thread_id, \
+    run_id, state_values, metadata, next, interrupts, created_at";
+
+/// A checkpoint row as read.
+#[derive(Debug)]
+pub(super) struct CheckpointRow {
+    checkpoint_id: String,
+    parent_checkpoint_id: Option<String>,
+    thread_id: String,
+    run_id: Option<String>,
+    values: String,
+    metadata: String,
+    next: String,
+    interrupts: String,
+    created_at: i64,
+}
+
+impl CheckpointRow {
+    /// Reads [`CHECKPOINT_COLUMNS`].
+    pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            checkpoint_id: row.get(0)?,
+            parent_checkpoint_id: row.get(1)?,
+            thread_id: row.get(2)?,
+            run_id: row.get(3)?,
+            values: row.get(4)?,
+            metadata: row.get(5)?,
+            next: row.get(6)?,
+            interrupts: row.get(7)?,
+            created_at: row.get(8)?,
+        })
+    }
+
+    /// The checkpoint.
+    pub(super) fn decode(self) -> StorageResult<CheckpointRecord> {
+        Ok(CheckpointRecord {
+            checkpoint_id: self.checkpoint_id,
+            parent_checkpoint_id: self.parent_checkpoint_id,
+            thread_id: uuid(&self.thread_id)?,
+            run_id: self.run_id.as_deref().map(uuid).transpose()?,
+            values: from_json(&self.values, "checkpoints.state_values")?,
+            metadata: from_json(&self.metadata, "checkpoints.metadata")?,
+            next: from_json(&self.next, "checkpoints.next")?,
+            interrupts: from_json(&self.interrupts, "checkpoints.interrupts")?,
+            created_at: timestamp(self.created_at)?,
+        })
+    }
+}
+
+// ---- store ----
+
+/// The store item columns, in the order [`ItemRow::read`] expects.
+pub(super) const ITEM_COLUMNS: &str = "namespace, key, value, created_at, updated_at";
+
+/// A store item row as read.
+#[derive(Debug)]
+pub(super) struct ItemRow {
+    namespace: String,
+    key: String,
+    value: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ItemRow {
+    /// Reads [`ITEM_COLUMNS`].
+    pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            namespace: row.get(0)?,
+            key: row.get(1)?,
+            value: row.get(2)?,
+            created_at: row.get(3)?,
+            updated_at: row.get(4)?,
+        })
+    }
+
+    /// The item.
+    pub(super) fn decode(self) -> StorageResult<StoreItem> {
+        Ok(StoreItem {
+            namespace: from_json(&self.namespace, "store_items.namespace")?,
+            key: self.key,
+            value: from_json(&self.value, "store_items.value")?,
+            created_at: timestamp(self.created_at)?,
+            updated_at: timestamp(self.updated_at)?,
+            extra: JsonObject::new(),
+        })
+    }
+}

@@ -1,0 +1,485 @@
+//! Runs, their lifecycle on a thread, and their stream events.
+
+use super::codec::{
+    Db, RUN_COLUMNS, RunRow, attempt, decode_nullable, from_json, load_run, merge, sql_int,
+    timestamp, to_json, uuid,
+};
+use super::threads::{
+    has_active_runs, insert_checkpoint, insert_thread, set_thread_status, settle_thread_status,
+};
+use crate::storage::{
+    ClaimedRun, CreatedRun, FinishedRun, NewRun, Recovery, RunPage, StorageError, StorageResult,
+    StoredEvent,
+};
+use errand_protocol::{
+    IfNotExists, JsonObject, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus, Timestamp,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub(super) fn create_run(conn: &Connection, new: NewRun) -> StorageResult<CreatedRun> {
+    let NewRun {
+        mut run,
+        if_not_exists,
+        thread_metadata,
+    } = new;
+    run.status = RunStatus::Pending;
+    // The run's `created_at` may lie in the future (`after_seconds`); `updated_at` is now.
+    let now = run.updated_at.min(run.created_at);
+    let thread_id = run.thread_id.to_string();
+    let metadata: Option<String> = conn
+        .prepare_cached("SELECT metadata FROM threads WHERE thread_id = ?1")
+        .db()?
+        .query_row([&thread_id], |row| row.get(0))
+        .optional()
+        .db()?;
+    let mut to_cancel = Vec::new();
+    match metadata {
+        None => {
+            if if_not_exists == IfNotExists::Reject {
+                return Err(StorageError::ThreadNotFound(run.thread_id));
+            }
+            let mut thread = Thread::new(run.thread_id, thread_metadata, now);
+            thread.status = ThreadStatus::Busy;
+            insert_thread(conn, &thread)?;
+        }
+        Some(metadata) => {
+            let active = active_runs(conn, &thread_id)?;
+            match run.multitask_strategy {
+                MultitaskStrategy::Reject if !active.is_empty() => {
+                    return Err(StorageError::ThreadBusy);
+                }
+                MultitaskStrategy::Interrupt | MultitaskStrategy::Rollback => to_cancel = active,
+                MultitaskStrategy::Reject | MultitaskStrategy::Enqueue => {}
+            }
+            let mut merged: JsonObject = from_json(&metadata, "threads.metadata")?;
+            merge(&mut merged, thread_metadata);
+            conn.prepare_cached(
+                "UPDATE threads SET status = 'busy', metadata = ?2, updated_at = ?3 \
+                 WHERE thread_id = ?1",
+            )
+            .db()?
+            .execute(params![
+                thread_id,
+                to_json(&merged)?,
+                now.timestamp_micros()
+            ])
+            .db()?;
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO runs (run_id, thread_id, status, created_at, updated_at, attempt, doc) \
+         VALUES (?1, ?2, 'pending', ?3, ?4, 0, ?5)",
+    )
+    .db()?
+    .execute(params![
+        run.run_id.to_string(),
+        thread_id,
+        run.created_at.timestamp_micros(),
+        run.updated_at.timestamp_micros(),
+        to_json(&run)?,
+    ])
+    .db()?;
+    Ok(CreatedRun { run, to_cancel })
+}
+
+/// The thread's pending and running runs, oldest first.
+fn active_runs(conn: &Connection, thread_id: &str) -> StorageResult<Vec<Uuid>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT run_id FROM runs WHERE thread_id = ?1 AND status IN ('pending', 'running') \
+             ORDER BY created_at, rowid",
+        )
+        .db()?;
+    let ids = statement
+        .query_map([thread_id], |row| row.get::<_, String>(0))
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    ids.iter().map(|id| uuid(id)).collect()
+}
+
+pub(super) fn claim_next_run(
+    conn: &Connection,
+    now: Timestamp,
+) -> StorageResult<Option<ClaimedRun>> {
+    // One statement walks the pending runs in `(created_at, rowid)` order on the `runs_status`
+    // index and stops at the first whose thread has no running run and no older pending run
+    // (both checked on `runs_thread_status`).
+    let sql = format!(
+        "UPDATE runs SET status = 'running', updated_at = ?1, attempt = attempt + 1 \
+         WHERE rowid = ( \
+             SELECT r.rowid FROM runs AS r \
+             WHERE r.status = 'pending' AND r.created_at <= ?1 \
+             AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.thread_id = r.thread_id \
+                 AND o.status = 'running') \
+             AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.thread_id = r.thread_id \
+                 AND o.status = 'pending' AND (o.created_at < r.created_at \
+                 OR (o.created_at = r.created_at AND o.rowid < r.rowid))) \
+             ORDER BY r.created_at, r.rowid LIMIT 1) \
+         RETURNING attempt, thread_id, {RUN_COLUMNS}"
+    );
+    let claimed = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_row([now.timestamp_micros()], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                RunRow::read_at(row, 2)?,
+            ))
+        })
+        .optional()
+        .db()?;
+    let Some((count, thread_id, row)) = claimed else {
+        return Ok(None);
+    };
+    let values: Option<String> = conn
+        .prepare_cached("SELECT state_values FROM threads WHERE thread_id = ?1")
+        .db()?
+        .query_row([&thread_id], |row| row.get(0))
+        .optional()
+        .db()?
+        .flatten();
+    let values = decode_nullable(values.as_deref(), "threads.state_values")?
+        .into_option()
+        .unwrap_or(Value::Null);
+    Ok(Some(ClaimedRun {
+        run: row.decode()?,
+        attempt: attempt(count)?,
+        values,
+    }))
+}
+
+pub(super) fn next_pending_at(conn: &Connection) -> StorageResult<Option<Timestamp>> {
+    let earliest: Option<i64> = conn
+        .prepare_cached("SELECT MIN(created_at) FROM runs WHERE status = 'pending'")
+        .db()?
+        .query_row([], |row| row.get(0))
+        .db()?;
+    earliest.map(timestamp).transpose()
+}
+
+pub(super) fn finish_run(conn: &Connection, finished: FinishedRun) -> StorageResult<Option<Run>> {
+    let FinishedRun {
+        run_id,
+        status,
+        values,
+        thread_status,
+        error,
+        interrupts,
+        checkpoint,
+        at,
+    } = finished;
+    let run_key = run_id.to_string();
+    let sql = format!(
+        "UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1 \
+         RETURNING thread_id, {RUN_COLUMNS}"
+    );
+    let updated = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_row(
+            params![run_key, status.as_str(), at.timestamp_micros()],
+            |row| Ok((row.get::<_, String>(0)?, RunRow::read_at(row, 1)?)),
+        )
+        .optional()
+        .db()?;
+    let Some((thread_id, row)) = updated else {
+        return Ok(None);
+    };
+    let thread_status = if has_active_runs(conn, &thread_id, Some(&run_key))? {
+        ThreadStatus::Busy
+    } else {
+        thread_status
+    };
+    let values = values.as_ref().map(to_json).transpose()?;
+    let error = match &error {
+        Some(error) => to_json(error)?,
+        None => "null".to_owned(),
+    };
+    conn.prepare_cached(
+        "UPDATE threads SET status = ?2, state_values = COALESCE(?3, state_values), \
+         error = ?4, interrupts = ?5, updated_at = ?6, state_updated_at = ?6 \
+         WHERE thread_id = ?1",
+    )
+    .db()?
+    .execute(params![
+        thread_id,
+        thread_status.as_str(),
+        values,
+        error,
+        to_json(&interrupts)?,
+        at.timestamp_micros(),
+    ])
+    .db()?;
+    if let Some(checkpoint) = checkpoint {
+        insert_checkpoint(conn, uuid(&thread_id)?, checkpoint)?;
+    }
+    row.decode().map(Some)
+}
+
+/// The run's thread id and status.
+fn run_state(conn: &Connection, run_id: &str) -> StorageResult<Option<(String, String)>> {
+    conn.prepare_cached("SELECT thread_id, status FROM runs WHERE run_id = ?1")
+        .db()?
+        .query_row([run_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .db()
+}
+
+pub(super) fn transition_run(
+    conn: &Connection,
+    run_id: Uuid,
+    from: &[RunStatus],
+    to: RunStatus,
+    at: Timestamp,
+) -> StorageResult<Option<Run>> {
+    let key = run_id.to_string();
+    let Some((thread_id, status)) = run_state(conn, &key)? else {
+        return Ok(None);
+    };
+    let status = super::codec::run_status(&status)?;
+    if from.contains(&status) && status != to {
+        conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1")
+            .db()?
+            .execute(params![key, to.as_str(), at.timestamp_micros()])
+            .db()?;
+        settle_thread_status(conn, &thread_id, at)?;
+    }
+    load_run(conn, run_id)
+}
+
+pub(super) fn rollback_run(conn: &Connection, run_id: Uuid, at: Timestamp) -> StorageResult<bool> {
+    let key = run_id.to_string();
+    let Some((thread_id, _)) = run_state(conn, &key)? else {
+        return Ok(false);
+    };
+    conn.prepare_cached("DELETE FROM checkpoints WHERE run_id = ?1 AND thread_id = ?2")
+        .db()?
+        .execute([&key, &thread_id])
+        .db()?;
+    conn.prepare_cached("DELETE FROM runs WHERE run_id = ?1")
+        .db()?
+        .execute([&key])
+        .db()?;
+    let latest: Option<String> = conn
+        .prepare_cached(
+            "SELECT state_values FROM checkpoints WHERE thread_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )
+        .db()?
+        .query_row([&thread_id], |row| row.get(0))
+        .optional()
+        .db()?;
+    conn.prepare_cached(
+        "UPDATE threads SET state_values = ?2, state_updated_at = ?3, updated_at = ?3 \
+         WHERE thread_id = ?1",
+    )
+    .db()?
+    .execute(params![
+        thread_id,
+        latest.as_deref().unwrap_or("null"),
+        at.timestamp_micros()
+    ])
+    .db()?;
+    settle_thread_status(conn, &thread_id, at)?;
+    Ok(true)
+}
+
+pub(super) fn get_run(
+    conn: &Connection,
+    thread_id: Uuid,
+    run_id: Uuid,
+) -> StorageResult<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1 AND thread_id = ?2");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([run_id.to_string(), thread_id.to_string()], RunRow::read)
+        .optional()
+        .db()?
+        .map(RunRow::decode)
+        .transpose()
+}
+
+/// Decodes the rows of a run query.
+fn collect_runs(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> StorageResult<Vec<Run>> {
+    statement
+        .query_map(params, RunRow::read)
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?
+        .into_iter()
+        .map(RunRow::decode)
+        .collect()
+}
+
+pub(super) fn list_runs(
+    conn: &Connection,
+    thread_id: Uuid,
+    page: RunPage,
+) -> StorageResult<Vec<Run>> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE thread_id = ?1 AND (?2 IS NULL OR status = ?2) \
+         ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+    );
+    collect_runs(
+        &mut conn.prepare_cached(&sql).db()?,
+        params![
+            thread_id.to_string(),
+            page.status.map(RunStatus::as_str),
+            page.limit,
+            page.offset
+        ],
+    )
+}
+
+pub(super) fn runs_with_status(
+    conn: &Connection,
+    statuses: &[RunStatus],
+) -> StorageResult<Vec<Run>> {
+    let names: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE status IN (SELECT value FROM json_each(?1)) \
+         ORDER BY created_at, rowid"
+    );
+    collect_runs(&mut conn.prepare_cached(&sql).db()?, [to_json(&names)?])
+}
+
+pub(super) fn delete_run(
+    conn: &Connection,
+    thread_id: Uuid,
+    run_id: Uuid,
+    at: Timestamp,
+) -> StorageResult<bool> {
+    let thread_key = thread_id.to_string();
+    let deleted = conn
+        .prepare_cached("DELETE FROM runs WHERE run_id = ?1 AND thread_id = ?2")
+        .db()?
+        .execute([run_id.to_string(), thread_key.clone()])
+        .db()?;
+    if deleted == 0 {
+        return Ok(false);
+    }
+    settle_thread_status(conn, &thread_key, at)?;
+    Ok(true)
+}
+
+pub(super) fn recover(
+    conn: &Connection,
+    max_attempts: u32,
+    at: Timestamp,
+) -> StorageResult<Recovery> {
+    let running = {
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT run_id, thread_id, attempt FROM runs WHERE status = 'running' \
+                 ORDER BY created_at, rowid",
+            )
+            .db()?;
+        statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .db()?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db()?
+    };
+    let micros = at.timestamp_micros();
+    let mut recovery = Recovery::default();
+    let mut failed_threads = Vec::new();
+    for (run_id, thread_id, count) in running {
+        let attempts = attempt(count)?;
+        let status = if attempts < max_attempts {
+            recovery.requeued.push(uuid(&run_id)?);
+            RunStatus::Pending
+        } else {
+            recovery.failed.push(uuid(&run_id)?);
+            failed_threads.push((thread_id, attempts));
+            RunStatus::Error
+        };
+        conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1")
+            .db()?
+            .execute(params![run_id, status.as_str(), micros])
+            .db()?;
+    }
+    // Statuses are set once every run is settled, so a thread with a requeued run stays busy.
+    for (thread_id, attempts) in failed_threads {
+        let error = json!({
+            "error": "WorkerLost",
+            "message": format!(
+                "the server stopped while the run was running, and it has had {attempts} attempts"
+            ),
+        });
+        conn.prepare_cached("UPDATE threads SET error = ?2, updated_at = ?3 WHERE thread_id = ?1")
+            .db()?
+            .execute(params![thread_id, to_json(&error)?, micros])
+            .db()?;
+        set_thread_status(conn, &thread_id, ThreadStatus::Error, at)?;
+    }
+    Ok(recovery)
+}
+
+pub(super) fn append_events(
+    conn: &Connection,
+    run_id: Uuid,
+    events: &[StoredEvent],
+) -> StorageResult<()> {
+    let key = run_id.to_string();
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = ?1)")
+        .db()?
+        .query_row([&key], |row| row.get(0))
+        .db()?;
+    // A run deleted while it streamed (rolled back, or its thread deleted) keeps no events.
+    if !exists {
+        return Ok(());
+    }
+    let mut statement = conn
+        .prepare_cached("INSERT INTO run_events (run_id, seq, event, data) VALUES (?1, ?2, ?3, ?4)")
+        .db()?;
+    for event in events {
+        statement
+            .execute(params![key, sql_int(event.seq)?, event.event, event.data])
+            .db()?;
+    }
+    Ok(())
+}
+
+pub(super) fn events_after(
+    conn: &Connection,
+    run_id: Uuid,
+    after: u64,
+) -> StorageResult<Vec<StoredEvent>> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT seq, event, data FROM run_events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+        )
+        .db()?;
+    let rows = statement
+        .query_map(params![run_id.to_string(), after], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    rows.into_iter()
+        .map(|(seq, event, data)| {
+            let seq = u64::try_from(seq)
+                .map_err(|_| StorageError::Backend(format!("corrupt event seq {seq}")))?;
+            Ok(StoredEvent { seq, event, data })
+        })
+        .collect()
+}

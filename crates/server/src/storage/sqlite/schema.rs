@@ -1,0 +1,144 @@
+//! The tables, their indexes, and the settings every connection gets.
+
+use super::codec::Db;
+use crate::storage::{StorageError, StorageResult};
+use rusqlite::{Connection, TransactionBehavior};
+use std::time::Duration;
+
+/// The schema version this code writes, kept in `PRAGMA user_version`.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection; more than the storage has, so none is re-prepared.
+const STATEMENT_CACHE: usize = 128;
+
+/// The schema. Ids are hyphenated UUID text, times are integer microseconds since the epoch,
+/// JSON is text.
+///
+/// - `threads`: one column per field of the wire `Thread`, so that updates touch only what
+///   changed. `state_values` and `error` are SQL `NULL` when the key is absent and JSON text
+///   (possibly `null`) when present; `interrupts` and `config` are `NULL` when absent; `extra`
+///   holds the unknown keys, `ttl` and `extracted`.
+/// - `runs`: the wire `Run` as JSON in `doc`, plus the columns queried or changed after insert
+///   (`status`, `updated_at`, `attempt`), which win over the copies in `doc`. The run's rowid
+///   breaks ties between runs created in the same microsecond, in insertion order.
+/// - `run_events`: the stream of each run, by `(run_id, seq)`.
+/// - `checkpoints`: `seq` orders a thread's checkpoints (the latest is the highest).
+/// - `store_items`: `namespace` is the JSON array of labels, so a prefix ends on a label
+///   boundary: `["a"` followed by `,` or `]`.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS threads (
+    thread_id TEXT PRIMARY KEY NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    state_updated_at INTEGER,
+    metadata TEXT NOT NULL,
+    config TEXT,
+    state_values TEXT,
+    interrupts TEXT,
+    error TEXT,
+    extra TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS threads_created ON threads (created_at);
+CREATE INDEX IF NOT EXISTS threads_updated ON threads (updated_at);
+CREATE INDEX IF NOT EXISTS threads_status ON threads (status, created_at);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY NOT NULL,
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created_at);
+CREATE INDEX IF NOT EXISTS runs_thread_status ON runs (thread_id, status, created_at);
+CREATE INDEX IF NOT EXISTS runs_thread_created ON runs (thread_id, created_at);
+
+CREATE TABLE IF NOT EXISTS run_events (
+    run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq INTEGER PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    checkpoint_id TEXT NOT NULL,
+    parent_checkpoint_id TEXT,
+    run_id TEXT,
+    state_values TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    next TEXT NOT NULL,
+    interrupts TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (thread_id, checkpoint_id)
+);
+CREATE INDEX IF NOT EXISTS checkpoints_thread ON checkpoints (thread_id, seq);
+CREATE INDEX IF NOT EXISTS checkpoints_run ON checkpoints (run_id) WHERE run_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS store_items (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+"#;
+
+/// Settings of every connection.
+fn configure(conn: &Connection) -> StorageResult<()> {
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// Sets up the connection that writes: WAL (for a file), foreign keys, the schema.
+pub(super) fn prepare_writer(conn: &mut Connection, file: bool) -> StorageResult<()> {
+    configure(conn)?;
+    if file {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .db()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StorageError::Backend(format!(
+                "sqlite: cannot switch the database to WAL (journal mode is {mode})"
+            )));
+        }
+        // In WAL mode, NORMAL loses no committed transaction when the process dies; only a
+        // power cut or OS crash can lose the last ones.
+        conn.pragma_update(None, "synchronous", "NORMAL").db()?;
+    }
+    conn.pragma_update(None, "foreign_keys", true).db()?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .db()?;
+    if version > SCHEMA_VERSION {
+        return Err(StorageError::Backend(format!(
+            "the database has schema version {version}, newer than the {SCHEMA_VERSION} this \
+             errand understands; open it with a newer errand"
+        )));
+    }
+    tx.execute_batch(SCHEMA).db()?;
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .db()?;
+    }
+    tx.commit().db()
+}
+
+/// Sets up a read-only connection of the pool.
+pub(super) fn prepare_reader(conn: &Connection) -> StorageResult<()> {
+    configure(conn)?;
+    conn.pragma_update(None, "query_only", true).db()
+}
