@@ -21,7 +21,8 @@ use uuid::Uuid;
 
 /// A fixed instant plus `seconds`.
 fn t(seconds: i64) -> Timestamp {
-    Timestamp::from_timestamp_micros(1_800_000_000_000_000 + seconds * 1_000_000).unwrap()
+    Timestamp::from_timestamp_micros(1_800_000_000_000_000 + seconds * 1_000_000)
+        .expect("a time in range")
 }
 
 fn obj(value: Value) -> JsonObject {
@@ -32,7 +33,7 @@ fn obj(value: Value) -> JsonObject {
 }
 
 fn memory() -> SqliteStorage {
-    SqliteStorage::in_memory().unwrap()
+    SqliteStorage::in_memory().expect("storage call")
 }
 
 /// A directory of its own under the system temp dir, removed on drop.
@@ -41,7 +42,7 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new() -> Self {
         let path = std::env::temp_dir().join(format!("errand-sqlite-test-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&path).unwrap();
+        std::fs::create_dir_all(&path).expect("a temp dir");
         Self(path)
     }
 
@@ -64,7 +65,7 @@ async fn create(storage: &SqliteStorage, metadata: Value, at: Timestamp) -> Thre
     storage
         .create_thread(thread(metadata, at), IfExists::Raise)
         .await
-        .unwrap()
+        .expect("storage call")
 }
 
 fn run(thread_id: Uuid, created_at: Timestamp, strategy: MultitaskStrategy) -> Run {
@@ -99,7 +100,7 @@ async fn enqueue(storage: &SqliteStorage, thread_id: Uuid, created_at: Timestamp
             MultitaskStrategy::Enqueue,
         )))
         .await
-        .unwrap()
+        .expect("storage call")
         .run
 }
 
@@ -129,15 +130,19 @@ fn success(run_id: Uuid, values: Option<Value>, at: Timestamp) -> FinishedRun {
 }
 
 async fn thread_of(storage: &SqliteStorage, thread_id: Uuid) -> Thread {
-    storage.get_thread(thread_id).await.unwrap().unwrap()
+    storage
+        .get_thread(thread_id)
+        .await
+        .expect("storage call")
+        .expect("storage call")
 }
 
 async fn status_of(storage: &SqliteStorage, thread_id: Uuid, run_id: Uuid) -> RunStatus {
     storage
         .get_run(thread_id, run_id)
         .await
-        .unwrap()
-        .unwrap()
+        .expect("storage call")
+        .expect("storage call")
         .status
 }
 
@@ -895,36 +900,46 @@ async fn claim_concurrently(storage: SqliteStorage, threads: usize, runs_per_thr
         let log = Arc::clone(&log);
         let running = Arc::clone(&running);
         workers.push(tokio::spawn(async move {
-            while let Some(claimed) = storage.claim_next_run(t(1_000_000)).await.unwrap() {
+            while let Some(claimed) = storage
+                .claim_next_run(t(1_000_000))
+                .await
+                .expect("storage call")
+            {
                 let thread_id = claimed.run.thread_id;
                 assert!(
-                    running.lock().unwrap().insert(thread_id),
+                    running.lock().expect("the running set").insert(thread_id),
                     "two runs of one thread running at once"
                 );
-                log.lock().unwrap().push((thread_id, claimed.run.run_id));
+                log.lock()
+                    .expect("the log")
+                    .push((thread_id, claimed.run.run_id));
                 tokio::task::yield_now().await;
-                running.lock().unwrap().remove(&thread_id);
+                running.lock().expect("the running set").remove(&thread_id);
                 storage
                     .finish_run(success(claimed.run.run_id, None, t(1_000_000)))
                     .await
-                    .unwrap();
+                    .expect("storage call");
             }
         }));
     }
     // A worker stops when nothing is claimable at that moment; keep going until all ran.
     for worker in workers {
-        worker.await.unwrap();
+        worker.await.expect("a worker");
     }
-    while let Some(claimed) = storage.claim_next_run(t(1_000_000)).await.unwrap() {
+    while let Some(claimed) = storage
+        .claim_next_run(t(1_000_000))
+        .await
+        .expect("storage call")
+    {
         log.lock()
-            .unwrap()
+            .expect("the log")
             .push((claimed.run.thread_id, claimed.run.run_id));
         storage
             .finish_run(success(claimed.run.run_id, None, t(1_000_000)))
             .await
-            .unwrap();
+            .expect("storage call");
     }
-    let log = log.lock().unwrap().clone();
+    let log = log.lock().expect("the log").clone();
     let unique: HashSet<Uuid> = log.iter().map(|(_, run_id)| *run_id).collect();
     assert_eq!(
         log.len(),
@@ -940,7 +955,7 @@ async fn claim_concurrently(storage: SqliteStorage, threads: usize, runs_per_thr
     let attempts_left = storage
         .runs_with_status(&[RunStatus::Pending, RunStatus::Running])
         .await
-        .unwrap();
+        .expect("storage call");
     assert!(attempts_left.is_empty());
 }
 

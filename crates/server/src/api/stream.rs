@@ -7,7 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use errand_protocol::sse::{HEARTBEAT, SseFrame};
-use errand_protocol::{CancelAction, JsonObject, MessageChunk, MessageKind, RunStatus, StreamMode};
+use errand_protocol::{CancelAction, JsonObject, MessageChunk, MessageKind, StreamMode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -252,10 +252,14 @@ pub(crate) fn wait_body(state: AppState, thread_id: Uuid, run_id: Uuid) -> Respo
 /// thread's values.
 async fn run_result(state: &AppState, thread_id: Uuid, run_id: Uuid) -> ServerResult<Value> {
     let executor = &state.executor;
-    let Some(run) = executor.wait_for_end(thread_id, run_id).await? else {
-        return Ok(json!({}));
+    // Hold the live channel from the start: a stateless run's thread, with its stored events,
+    // is deleted as soon as the run ends.
+    let live = executor.hub().get(run_id);
+    executor.wait_for_end(thread_id, run_id).await?;
+    let events = match live.map(|channel| channel.snapshot()) {
+        Some(events) if !events.is_empty() => events,
+        _ => executor.storage().events_after(run_id, 0).await?,
     };
-    let events = executor.storage().events_after(run_id, 0).await?;
     let last = |name: &str| {
         events
             .iter()
@@ -263,9 +267,7 @@ async fn run_result(state: &AppState, thread_id: Uuid, run_id: Uuid) -> ServerRe
             .find(|event| event.event == name)
             .and_then(|event| serde_json::from_str::<Value>(&event.data).ok())
     };
-    if run.status == RunStatus::Error
-        && let Some(error) = last("error")
-    {
+    if let Some(error) = last("error") {
         return Ok(json!({ "__error__": error }));
     }
     let thread = executor.storage().get_thread(thread_id).await?;

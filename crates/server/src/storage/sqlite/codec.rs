@@ -95,7 +95,7 @@ pub(super) fn attempt(value: i64) -> StorageResult<u32> {
 pub(super) fn encode_nullable(value: &Nullable<Value>) -> StorageResult<Option<String>> {
     match value {
         Nullable::Absent => Ok(None),
-        Nullable::Null => Ok(None),
+        Nullable::Null => Ok(Some("null".to_owned())),
         Nullable::Present(value) => to_json(value).map(Some),
     }
 }

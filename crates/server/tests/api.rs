@@ -1,0 +1,845 @@
+//! The HTTP API, called in-process through the router (the same requests and answers as over a
+//! socket): threads, runs, streams, cancel, the multitask strategies, errors and auth.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use errand_protocol::sse::{SseDecoder, SseItem};
+use errand_protocol::{Run, RunStatus, StreamEvent, StreamPart, Thread, ThreadStatus};
+use errand_server::storage::SqliteStorage;
+use errand_server::{ExecutorConfig, Server, graphs::Echo};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+struct Api {
+    server: Server,
+    router: Router,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn detail(&self) -> String {
+        self.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+async fn api_with(config: ExecutorConfig, key: Option<&str>) -> Api {
+    let mut builder = Server::builder()
+        .graph("echo", Echo)
+        .storage(Arc::new(SqliteStorage::in_memory().expect("storage")))
+        .executor_config(config);
+    if let Some(key) = key {
+        builder = builder.api_key(key);
+    }
+    let server = builder.start().await.expect("server starts");
+    let router = server.router();
+    Api { server, router }
+}
+
+async fn api() -> Api {
+    api_with(ExecutorConfig::default(), None).await
+}
+
+impl Api {
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    async fn thread(&self) -> Thread {
+        let answer = self.call(Method::POST, "/threads", Some(json!({}))).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        serde_json::from_slice(&answer.body).expect("thread")
+    }
+
+    async fn start(&self, thread: &Thread, text: &str, extra: Value) -> Answer {
+        let mut body = json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": text}]}});
+        if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+            body.extend(extra);
+        }
+        self.call(
+            Method::POST,
+            &format!("/threads/{}/runs", thread.thread_id),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn run(&self, thread: &Thread, text: &str) -> Run {
+        let answer = self.start(thread, text, json!({})).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        serde_json::from_slice(&answer.body).expect("run")
+    }
+
+    async fn get_run(&self, run: &Run) -> Answer {
+        self.call(
+            Method::GET,
+            &format!("/threads/{}/runs/{}", run.thread_id, run.run_id),
+            None,
+        )
+        .await
+    }
+
+    /// Polls the run until it has `status`, for at most 10 s.
+    async fn wait_status(&self, run: &Run, status: RunStatus) -> Run {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = self.get_run(run).await;
+            if answer.status == StatusCode::OK {
+                let current: Run = serde_json::from_slice(&answer.body).expect("run");
+                if current.status == status {
+                    return current;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "run stuck in {:?}, wanted {status:?}",
+                    current.status
+                );
+            } else {
+                assert!(Instant::now() < deadline, "run gone: {}", answer.status);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn join(&self, run: &Run) -> Value {
+        let answer = self
+            .call(
+                Method::GET,
+                &format!("/threads/{}/runs/{}/join", run.thread_id, run.run_id),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        answer.json()
+    }
+
+    async fn get_thread(&self, thread: &Thread) -> Thread {
+        let answer = self
+            .call(Method::GET, &format!("/threads/{}", thread.thread_id), None)
+            .await;
+        serde_json::from_slice(&answer.body).expect("thread")
+    }
+}
+
+fn last_text(values: &Value) -> String {
+    values["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+fn texts(values: &Value) -> Vec<String> {
+    values["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn decode_events(body: &[u8]) -> Vec<StreamEvent> {
+    SseDecoder::decode_all(body)
+        .into_iter()
+        .filter_map(|item| match item {
+            SseItem::Frame(frame) => Some(StreamEvent::from_frame(&frame).expect("typed event")),
+            SseItem::Comment(_) => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn health_and_unknown_routes_answer_json() {
+    let api = api().await;
+    let ok = api.call(Method::GET, "/ok", None).await;
+    assert_eq!(ok.json(), json!({"ok": true}));
+    let missing = api.call(Method::GET, "/nope", None).await;
+    assert_eq!(
+        (missing.status, missing.detail().as_str()),
+        (StatusCode::NOT_FOUND, "Not Found")
+    );
+    let wrong = api.call(Method::PUT, "/threads/search", None).await;
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong.detail(), "Method Not Allowed");
+}
+
+#[tokio::test]
+async fn threads_are_created_read_patched_searched_and_deleted() {
+    let api = api().await;
+    let created = api
+        .call(
+            Method::POST,
+            "/threads",
+            Some(json!({"metadata": {"team": "a"}})),
+        )
+        .await;
+    let thread: Thread = serde_json::from_slice(&created.body).unwrap();
+    assert_eq!(thread.status, ThreadStatus::Idle);
+    assert!(created.json()["values"].is_null());
+    assert!(created.json().get("interrupts").is_none());
+
+    let duplicate = api
+        .call(
+            Method::POST,
+            "/threads",
+            Some(json!({"thread_id": thread.thread_id})),
+        )
+        .await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    assert_eq!(
+        duplicate.detail(),
+        format!("Thread with ID {} already exists", thread.thread_id)
+    );
+    let again = api
+        .call(
+            Method::POST,
+            "/threads",
+            Some(json!({"thread_id": thread.thread_id, "if_exists": "do_nothing"})),
+        )
+        .await;
+    assert_eq!(again.json()["thread_id"], thread.thread_id.to_string());
+
+    let path = format!("/threads/{}", thread.thread_id);
+    let patched = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"metadata": {"owner": "me"}})),
+        )
+        .await;
+    assert_eq!(
+        patched.json()["metadata"],
+        json!({"team": "a", "owner": "me"})
+    );
+
+    let found = api
+        .call(
+            Method::POST,
+            "/threads/search",
+            Some(json!({"metadata": {"owner": "me"}})),
+        )
+        .await;
+    assert_eq!(found.json().as_array().unwrap().len(), 1);
+    let none = api
+        .call(
+            Method::POST,
+            "/threads/search",
+            Some(json!({"metadata": {"owner": "you"}})),
+        )
+        .await;
+    assert!(none.json().as_array().unwrap().is_empty());
+
+    assert_eq!(
+        api.call(Method::DELETE, &path, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let gone = api.call(Method::GET, &path, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        gone.detail(),
+        format!("Thread with ID {} not found", thread.thread_id)
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_python_servers_errors() {
+    let api = api().await;
+    let bad_id = api.call(Method::GET, "/threads/not-a-uuid", None).await;
+    assert_eq!(
+        (bad_id.status, bad_id.detail().as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid thread ID: must be a UUID"
+        )
+    );
+    let thread = api.thread().await;
+    let runs = format!("/threads/{}/runs", thread.thread_id);
+
+    let mode = api
+        .call(
+            Method::POST,
+            &runs,
+            Some(json!({"assistant_id": "echo", "stream_mode": "bogus"})),
+        )
+        .await;
+    assert_eq!(mode.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(mode.detail().contains("bogus"), "{}", mode.detail());
+
+    let missing = api
+        .call(Method::POST, &runs, Some(json!({"input": {}})))
+        .await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        missing.detail().contains("assistant_id"),
+        "{}",
+        missing.detail()
+    );
+
+    let unknown = api
+        .call(Method::POST, &runs, Some(json!({"assistant_id": "nope"})))
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unknown.detail().starts_with("Invalid assistant: 'nope'"));
+
+    let broken = api.call_with(Method::POST, &runs, None, &[]).await;
+    assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let syntax = api
+        .router
+        .clone()
+        .oneshot(Request::post(&runs).body(Body::from("{not json")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(syntax.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let huge = "x".repeat(17 * 1024 * 1024);
+    let too_big = api
+        .call(
+            Method::POST,
+            "/threads",
+            Some(json!({"metadata": {"blob": huge}})),
+        )
+        .await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(too_big.detail().contains("larger than the limit"));
+
+    let no_thread = api
+        .call(
+            Method::POST,
+            &format!("/threads/{}/runs", uuid::Uuid::now_v7()),
+            Some(json!({"assistant_id": "echo"})),
+        )
+        .await;
+    assert_eq!(
+        (no_thread.status, no_thread.detail().as_str()),
+        (StatusCode::NOT_FOUND, "Thread or assistant not found.")
+    );
+}
+
+#[tokio::test]
+async fn a_run_echoes_into_the_thread_and_joins_with_its_values() {
+    let api = api().await;
+    let thread = api.thread().await;
+    let created = api.start(&thread, "hello", json!({})).await;
+    assert_eq!(
+        created.headers["content-location"].to_str().unwrap(),
+        format!(
+            "/threads/{}/runs/{}",
+            thread.thread_id,
+            created.json()["run_id"].as_str().unwrap()
+        )
+    );
+    let run: Run = serde_json::from_slice(&created.body).unwrap();
+    assert_eq!(run.status, RunStatus::Pending);
+    let values = api.join(&run).await;
+    assert_eq!(texts(&values), ["hello", "echo: hello"]);
+    assert_eq!(
+        api.wait_status(&run, RunStatus::Success).await.status,
+        RunStatus::Success
+    );
+
+    let stored = api.get_thread(&thread).await;
+    assert_eq!(stored.status, ThreadStatus::Idle);
+    let state = api
+        .call(
+            Method::GET,
+            &format!("/threads/{}/state", thread.thread_id),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(texts(&state["values"]), ["hello", "echo: hello"]);
+    assert_eq!(state["values"]["messages"][0]["type"], "human");
+    assert!(state["values"]["messages"][0]["id"].is_string());
+
+    let second = api.run(&thread, "again").await;
+    api.join(&second).await;
+    let history = api
+        .call(
+            Method::POST,
+            &format!("/threads/{}/history", thread.thread_id),
+            Some(json!({"limit": 10})),
+        )
+        .await
+        .json();
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(texts(&history[0]["values"]).len(), 4, "newest first");
+    let listed = api
+        .call(
+            Method::GET,
+            &format!("/threads/{}/runs", thread.thread_id),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_stream_starts_with_metadata_and_carries_each_requested_mode() {
+    let api = api().await;
+    let thread = api.thread().await;
+    let answer = api
+        .call(
+            Method::POST,
+            &format!("/threads/{}/runs/stream", thread.thread_id),
+            Some(json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "hi"}]}, "stream_mode": ["values", "updates", "messages-tuple"]})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(
+        answer.headers["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("/stream")
+    );
+    let events = decode_events(&answer.body);
+    let names: Vec<_> = events.iter().map(|e| e.event_name()).collect();
+    assert_eq!(
+        names,
+        ["metadata", "values", "messages", "updates", "values"]
+    );
+    match (&events[0].part, &events[4].part) {
+        (StreamPart::Metadata(meta), StreamPart::Values(values)) => {
+            assert_eq!(meta.attempt, 1);
+            assert_eq!(last_text(values), "echo: hi");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let ids: Vec<_> = events.iter().map(|e| e.id.clone().unwrap()).collect();
+    assert_eq!(ids, ["1", "2", "3", "4", "5"]);
+
+    // The legacy `messages` mode shows the message as metadata + complete.
+    let legacy = api
+        .call(
+            Method::POST,
+            &format!("/threads/{}/runs/stream", thread.thread_id),
+            Some(json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "x"}]}, "stream_mode": "messages"})),
+        )
+        .await;
+    let names: Vec<_> = decode_events(&legacy.body)
+        .iter()
+        .map(|e| e.event_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["metadata", "messages/metadata", "messages/complete"]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_run_ends_in_error_everywhere() {
+    let api = api().await;
+    let thread = api.thread().await;
+    let stream = api
+        .call(
+            Method::POST,
+            &format!("/threads/{}/runs/stream", thread.thread_id),
+            Some(json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "fail=broken on purpose"}]}})),
+        )
+        .await;
+    let events = decode_events(&stream.body);
+    match &events.last().unwrap().part {
+        StreamPart::Error(error) => assert_eq!(
+            (error.error.as_str(), error.message.as_str()),
+            ("EchoError", "broken on purpose")
+        ),
+        other => panic!("last event is {other:?}"),
+    }
+    let stored = api.get_thread(&thread).await;
+    assert_eq!(stored.status, ThreadStatus::Error);
+    let run = api.run(&thread, "fail=again").await;
+    let result = api.join(&run).await;
+    assert_eq!(
+        result,
+        json!({"__error__": {"error": "EchoError", "message": "again"}})
+    );
+    assert_eq!(
+        api.wait_status(&run, RunStatus::Error).await.status,
+        RunStatus::Error
+    );
+}
+
+#[tokio::test]
+async fn cancel_interrupts_a_running_run_and_404s_on_a_finished_one() {
+    let api = api().await;
+    let thread = api.thread().await;
+    let run = api.run(&thread, "sleep=30").await;
+    api.wait_status(&run, RunStatus::Running).await;
+    let cancel = format!(
+        "/threads/{}/runs/{}/cancel?wait=0&action=interrupt",
+        thread.thread_id, run.run_id
+    );
+    let answer = api.call(Method::POST, &cancel, None).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    api.wait_status(&run, RunStatus::Interrupted).await;
+    let stored = api.get_thread(&thread).await;
+    assert_eq!(stored.status, ThreadStatus::Interrupted);
+    assert_eq!(
+        texts(stored.values.as_option().unwrap()),
+        ["sleep=30"],
+        "the input it had taken stays"
+    );
+
+    let again = api.call(Method::POST, &cancel, None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert!(again.detail().starts_with("No matching runs to cancel"));
+
+    // A pending run is cancelled at once, with wait=1 answering when it has ended.
+    let blocker = api.run(&thread, "sleep=30").await;
+    let queued = api.run(&thread, "queued").await;
+    let waited = api
+        .call(
+            Method::POST,
+            &format!(
+                "/threads/{}/runs/{}/cancel?wait=1",
+                thread.thread_id, queued.run_id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!((waited.status, waited.json()), (StatusCode::OK, json!({})));
+    api.wait_status(&queued, RunStatus::Interrupted).await;
+    api.call(
+        Method::POST,
+        &format!(
+            "/threads/{}/runs/{}/cancel",
+            thread.thread_id, blocker.run_id
+        ),
+        None,
+    )
+    .await;
+    api.wait_status(&blocker, RunStatus::Interrupted).await;
+}
+
+#[tokio::test]
+async fn multitask_strategies_behave_as_on_the_python_server() {
+    let api = api().await;
+
+    // reject: 409, and the first run goes on.
+    let thread = api.thread().await;
+    let first = api.run(&thread, "sleep=0.3").await;
+    let rejected = api
+        .start(&thread, "second", json!({"multitask_strategy": "reject"}))
+        .await;
+    assert_eq!(rejected.status, StatusCode::CONFLICT);
+    assert!(
+        rejected
+            .detail()
+            .starts_with("Thread is already running a task")
+    );
+    assert_eq!(last_text(&api.join(&first).await), "echo: sleep=0.3");
+
+    // enqueue: the second runs after the first; both answers are in the thread.
+    let thread = api.thread().await;
+    let first = api.run(&thread, "sleep=0.2").await;
+    let second: Run = serde_json::from_slice(
+        &api.start(&thread, "next", json!({"multitask_strategy": "enqueue"}))
+            .await
+            .body,
+    )
+    .unwrap();
+    assert_eq!(second.status, RunStatus::Pending);
+    api.join(&second).await;
+    assert_eq!(
+        api.wait_status(&first, RunStatus::Success).await.status,
+        RunStatus::Success
+    );
+    let values = api.get_thread(&thread).await.values.into_option().unwrap();
+    assert_eq!(
+        texts(&values),
+        ["sleep=0.2", "echo: sleep=0.2", "next", "echo: next"]
+    );
+
+    // interrupt: the first ends interrupted, the second goes on from its state.
+    let thread = api.thread().await;
+    let first = api.run(&thread, "sleep=30").await;
+    api.wait_status(&first, RunStatus::Running).await;
+    let second: Run = serde_json::from_slice(
+        &api.start(
+            &thread,
+            "instead",
+            json!({"multitask_strategy": "interrupt"}),
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    let values = api.join(&second).await;
+    api.wait_status(&first, RunStatus::Interrupted).await;
+    assert_eq!(texts(&values), ["sleep=30", "instead", "echo: instead"]);
+
+    // rollback: the first is deleted with what it wrote.
+    let thread = api.thread().await;
+    let first = api.run(&thread, "sleep=30").await;
+    api.wait_status(&first, RunStatus::Running).await;
+    let second: Run = serde_json::from_slice(
+        &api.start(&thread, "fresh", json!({"multitask_strategy": "rollback"}))
+            .await
+            .body,
+    )
+    .unwrap();
+    let values = api.join(&second).await;
+    assert_eq!(texts(&values), ["fresh", "echo: fresh"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while api.get_run(&first).await.status != StatusCode::NOT_FOUND {
+        assert!(
+            Instant::now() < deadline,
+            "the rolled-back run is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_join_stream_resumes_after_the_last_event_id() {
+    let api = api().await;
+    let thread = api.thread().await;
+    let run = api.run(&thread, "resume me").await;
+    api.join(&run).await;
+    let path = format!("/threads/{}/runs/{}/stream", thread.thread_id, run.run_id);
+    let all = decode_events(&api.call(Method::GET, &path, None).await.body);
+    assert_eq!(all.len(), 3, "metadata and two values: the run's own modes");
+    let rest = decode_events(
+        &api.call_with(Method::GET, &path, None, &[("last-event-id", "2")])
+            .await
+            .body,
+    );
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].id.as_deref(), Some(all[2].id.as_deref().unwrap()));
+    let updates = decode_events(
+        &api.call(Method::GET, &format!("{path}?stream_mode=updates"), None)
+            .await
+            .body,
+    );
+    let names: Vec<_> = updates.iter().map(|e| e.event_name()).collect();
+    assert_eq!(names, ["metadata", "updates"]);
+}
+
+#[tokio::test]
+async fn a_live_join_stream_follows_a_running_run_to_its_end() {
+    let api = api().await;
+    let thread = api.thread().await;
+    let run = api.run(&thread, "sleep=0.3").await;
+    api.wait_status(&run, RunStatus::Running).await;
+    let path = format!(
+        "/threads/{}/runs/{}/stream?stream_mode=values",
+        thread.thread_id, run.run_id
+    );
+    let live = decode_events(&api.call(Method::GET, &path, None).await.body);
+    match &live.last().unwrap().part {
+        StreamPart::Values(values) => assert_eq!(last_text(values), "echo: sleep=0.3"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stateless_runs_answer_and_leave_no_thread() {
+    let api = api().await;
+    let answer = api
+        .call(Method::POST, "/runs/wait", Some(json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "once"}]}})))
+        .await;
+    assert_eq!(last_text(&answer.json()), "echo: once");
+    let threads = api
+        .call(Method::POST, "/threads/search", Some(json!({})))
+        .await
+        .json();
+    assert!(threads.as_array().unwrap().is_empty(), "{threads}");
+}
+
+#[tokio::test]
+async fn delayed_and_timed_out_runs() {
+    let config = ExecutorConfig {
+        run_timeout: Duration::from_millis(200),
+        ..ExecutorConfig::default()
+    };
+    let api = api_with(config, None).await;
+    let thread = api.thread().await;
+    let delayed: Run = serde_json::from_slice(
+        &api.start(&thread, "later", json!({"after_seconds": 0.3}))
+            .await
+            .body,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let early: Run = serde_json::from_slice(&api.get_run(&delayed).await.body).unwrap();
+    assert_eq!(early.status, RunStatus::Pending);
+    api.wait_status(&delayed, RunStatus::Success).await;
+
+    let slow = api.run(&thread, "sleep=5").await;
+    api.wait_status(&slow, RunStatus::Timeout).await;
+    assert_eq!(api.get_thread(&thread).await.status, ThreadStatus::Error);
+}
+
+#[tokio::test]
+async fn an_api_key_guards_every_route_but_ok() {
+    let api = api_with(ExecutorConfig::default(), Some("s3cret")).await;
+    assert_eq!(
+        api.call(Method::GET, "/ok", None).await.status,
+        StatusCode::OK
+    );
+    let denied = api.call(Method::POST, "/threads", Some(json!({}))).await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    let wrong = api
+        .call_with(
+            Method::POST,
+            "/threads",
+            Some(json!({})),
+            &[("x-api-key", "nope")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let header = api
+        .call_with(
+            Method::POST,
+            "/threads",
+            Some(json!({})),
+            &[("x-api-key", "s3cret")],
+        )
+        .await;
+    assert_eq!(header.status, StatusCode::OK);
+    let bearer = api
+        .call_with(
+            Method::POST,
+            "/threads",
+            Some(json!({})),
+            &[("authorization", "Bearer s3cret")],
+        )
+        .await;
+    assert_eq!(bearer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn assistants_and_the_store() {
+    let api = api().await;
+    let found = api
+        .call(
+            Method::POST,
+            "/assistants/search",
+            Some(json!({"limit": 10, "offset": 0})),
+        )
+        .await
+        .json();
+    assert_eq!(
+        found[0]["assistant_id"],
+        "046b5dc7-2108-582c-9c6c-31d556d138f0"
+    );
+    assert_eq!(found[0]["graph_id"], "echo");
+    let one = api
+        .call(
+            Method::GET,
+            "/assistants/046b5dc7-2108-582c-9c6c-31d556d138f0",
+            None,
+        )
+        .await;
+    assert_eq!(one.json()["name"], "echo");
+
+    let put = api
+        .call(
+            Method::PUT,
+            "/store/items",
+            Some(json!({"namespace": ["users", "u1"], "key": "prefs", "value": {"tone": "dry"}})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT);
+    let item = api
+        .call(
+            Method::GET,
+            "/store/items?namespace=users.u1&key=prefs",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(item["value"], json!({"tone": "dry"}));
+    let missing = api
+        .call(
+            Method::GET,
+            "/store/items?namespace=users.u1&key=nope",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (missing.status, missing.json()),
+        (StatusCode::OK, Value::Null)
+    );
+    let search = api
+        .call(
+            Method::POST,
+            "/store/items/search",
+            Some(json!({"namespace_prefix": ["users"]})),
+        )
+        .await
+        .json();
+    assert_eq!(search["items"].as_array().unwrap().len(), 1);
+    let namespaces = api
+        .call(Method::POST, "/store/namespaces", Some(json!({})))
+        .await
+        .json();
+    assert_eq!(namespaces, json!({"namespaces": [["users", "u1"]]}));
+    let deleted = api
+        .call(
+            Method::DELETE,
+            "/store/items",
+            Some(json!({"namespace": ["users", "u1"], "key": "prefs"})),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    api.server.shutdown(Duration::from_secs(1)).await;
+}
