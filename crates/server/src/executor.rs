@@ -6,7 +6,7 @@
 //! [`RunHub`] for live joiners and, before the run's final status is written, to storage; so
 //! whoever sees the final status can replay every event.
 
-use crate::hub::RunHub;
+use crate::hub::{RunChannel, RunHub};
 use crate::registry::Graphs;
 use crate::storage::{ClaimedRun, FinishedRun, NewCheckpoint, Storage, StoredEvent};
 use crate::{ServerError, ServerResult};
@@ -174,10 +174,13 @@ impl Executor {
         &self.inner.hub
     }
 
-    /// Tells the dispatcher that a run was accepted, and opens its channel for joiners.
-    pub(crate) fn submitted(&self, run_id: Uuid) {
-        self.inner.hub.channel(run_id);
+    /// Tells the dispatcher that a run was accepted, and opens its channel for joiners. The
+    /// channel is answered so a caller can follow a run that may end (and, if stateless, be
+    /// deleted) before it looks.
+    pub(crate) fn submitted(&self, run_id: Uuid) -> Arc<RunChannel> {
+        let channel = self.inner.hub.channel(run_id);
         self.inner.wake.notify_one();
+        channel
     }
 
     /// Cancels a run that is pending or running. Answers 404 as the Python server does when
@@ -535,13 +538,13 @@ fn checkpoint_metadata(run: &Run, graph_id: &str, attempt: u32) -> JsonObject {
 
 /// Numbers a run's events, publishes them to its channel, and remembers the last state.
 struct Recorder {
-    channel: Arc<crate::hub::RunChannel>,
+    channel: Arc<RunChannel>,
     seq: AtomicU64,
     last_values: Mutex<Option<Value>>,
 }
 
 impl Recorder {
-    fn new(channel: Arc<crate::hub::RunChannel>) -> Self {
+    fn new(channel: Arc<RunChannel>) -> Self {
         Self {
             channel,
             seq: AtomicU64::new(0),

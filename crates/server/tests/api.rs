@@ -697,6 +697,17 @@ async fn stateless_runs_answer_and_leave_no_thread() {
         .call(Method::POST, "/runs/wait", Some(json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "once"}]}})))
         .await;
     assert_eq!(last_text(&answer.json()), "echo: once");
+    let streamed = api
+        .call(
+            Method::POST,
+            "/runs/stream",
+            Some(json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "twice"}]}})),
+        )
+        .await;
+    match &decode_events(&streamed.body).last().expect("events").part {
+        StreamPart::Values(values) => assert_eq!(last_text(values), "echo: twice"),
+        other => panic!("{other:?}"),
+    }
     let threads = api
         .call(Method::POST, "/threads/search", Some(json!({})))
         .await

@@ -2,8 +2,9 @@
 
 use super::AppState;
 use super::extract::{ApiJson, parse_id, query_flag, query_value};
-use super::stream::{ModeFilter, event_stream, wait_body};
+use super::stream::{Follow, ModeFilter, event_stream, wait_body};
 use super::threads::existing_thread;
+use crate::hub::RunChannel;
 use crate::storage::{NewRun, RunPage};
 use crate::{ServerError, ServerResult};
 use axum::Json;
@@ -16,6 +17,7 @@ use errand_protocol::{
     Timestamp,
 };
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -30,7 +32,11 @@ enum Scope {
 
 /// Validates a run-creation body, turns it into a run, and stores it under its multitask
 /// strategy; runs it replaces are cancelled.
-async fn create_run(state: &AppState, scope: Scope, body: RunCreate) -> ServerResult<Run> {
+async fn create_run(
+    state: &AppState,
+    scope: Scope,
+    body: RunCreate,
+) -> ServerResult<(Run, Arc<RunChannel>)> {
     if body.webhook.is_some() {
         return Err(ServerError::Unprocessable(
             "webhook: this server does not call webhooks yet; join or stream the run instead"
@@ -165,7 +171,7 @@ async fn create_run(state: &AppState, scope: Scope, body: RunCreate) -> ServerRe
             }
             other => other.into(),
         })?;
-    executor.submitted(run_id);
+    let channel = executor.submitted(run_id);
     let action = match strategy {
         MultitaskStrategy::Rollback => CancelAction::Rollback,
         _ => CancelAction::Interrupt,
@@ -173,7 +179,7 @@ async fn create_run(state: &AppState, scope: Scope, body: RunCreate) -> ServerRe
     for previous in created.to_cancel {
         executor.stop_run(thread_id, previous, action).await?;
     }
-    Ok(created.run)
+    Ok((created.run, channel))
 }
 
 fn run_path(run: &Run, stateless: bool) -> String {
@@ -200,24 +206,27 @@ fn created_response(run: Run, stateless: bool) -> Response {
     )
 }
 
-fn stream_response(state: AppState, run: &Run, body: &RunCreate) -> Response {
+fn stream_response(
+    state: AppState,
+    (run, channel): (Run, Arc<RunChannel>),
+    body: &RunCreate,
+) -> Response {
+    let follow = Follow {
+        thread_id: run.thread_id,
+        run_id: run.run_id,
+        channel: Some(channel),
+        after: 0,
+        cancel_on_disconnect: body.on_disconnect == Some(OnDisconnect::Cancel),
+    };
     let filter = ModeFilter::new(body.stream_modes().into_owned());
-    let cancel_on_disconnect = body.on_disconnect == Some(OnDisconnect::Cancel);
-    let response = event_stream(
-        state,
-        run.thread_id,
-        run.run_id,
-        filter,
-        0,
-        cancel_on_disconnect,
-    );
+    let response = event_stream(state, follow, filter);
     let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
     let response = with_header(response, header::LOCATION, &format!("{base}/stream"));
     with_header(response, header::CONTENT_LOCATION, &base)
 }
 
-fn join_response(state: AppState, run: &Run) -> Response {
-    let response = wait_body(state, run.thread_id, run.run_id);
+fn join_response(state: AppState, run: &Run, channel: Option<Arc<RunChannel>>) -> Response {
+    let response = wait_body(state, run.thread_id, run.run_id, channel);
     let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
     let response = with_header(response, header::LOCATION, &format!("{base}/join"));
     with_header(response, header::CONTENT_LOCATION, &base)
@@ -229,7 +238,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let run = create_run(&state, Scope::Thread(thread_id), body).await?;
+    let (run, _) = create_run(&state, Scope::Thread(thread_id), body).await?;
     Ok(created_response(run, false))
 }
 
@@ -239,8 +248,8 @@ pub(crate) async fn create_stream(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let run = create_run(&state, Scope::Thread(thread_id), body.clone()).await?;
-    Ok(stream_response(state, &run, &body))
+    let created = create_run(&state, Scope::Thread(thread_id), body.clone()).await?;
+    Ok(stream_response(state, created, &body))
 }
 
 pub(crate) async fn create_wait(
@@ -249,15 +258,15 @@ pub(crate) async fn create_wait(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let run = create_run(&state, Scope::Thread(thread_id), body).await?;
-    Ok(join_response(state, &run))
+    let (run, channel) = create_run(&state, Scope::Thread(thread_id), body).await?;
+    Ok(join_response(state, &run, Some(channel)))
 }
 
 pub(crate) async fn create_stateless(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let run = create_run(&state, Scope::Stateless, body).await?;
+    let (run, _) = create_run(&state, Scope::Stateless, body).await?;
     Ok(created_response(run, true))
 }
 
@@ -265,16 +274,16 @@ pub(crate) async fn create_stateless_stream(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let run = create_run(&state, Scope::Stateless, body.clone()).await?;
-    Ok(stream_response(state, &run, &body))
+    let created = create_run(&state, Scope::Stateless, body.clone()).await?;
+    Ok(stream_response(state, created, &body))
 }
 
 pub(crate) async fn create_stateless_wait(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let run = create_run(&state, Scope::Stateless, body).await?;
-    Ok(join_response(state, &run))
+    let (run, channel) = create_run(&state, Scope::Stateless, body).await?;
+    Ok(join_response(state, &run, Some(channel)))
 }
 
 /// The run, or the Python server's 404.
@@ -417,7 +426,8 @@ pub(crate) async fn join(
     Path((thread_id, run_id)): Path<(String, String)>,
 ) -> ServerResult<Response> {
     let run = existing_run(&state, &thread_id, &run_id).await?;
-    Ok(join_response(state, &run))
+    let channel = state.executor.hub().get(run.run_id);
+    Ok(join_response(state, &run, channel))
 }
 
 pub(crate) async fn join_stream(
@@ -435,15 +445,14 @@ pub(crate) async fn join_stream(
         .and_then(|value| value.to_str().ok())
         .and_then(|id| id.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let cancel_on_disconnect = query_flag(query_value(&query, "cancel_on_disconnect"));
-    Ok(event_stream(
-        state,
-        run.thread_id,
-        run.run_id,
-        ModeFilter::new(modes),
+    let follow = Follow {
+        thread_id: run.thread_id,
+        run_id: run.run_id,
+        channel: state.executor.hub().get(run.run_id),
         after,
-        cancel_on_disconnect,
-    ))
+        cancel_on_disconnect: query_flag(query_value(&query, "cancel_on_disconnect")),
+    };
+    Ok(event_stream(state, follow, ModeFilter::new(modes)))
 }
 
 /// The modes of the `stream_mode` query: absent or empty means the run's own modes; repeated

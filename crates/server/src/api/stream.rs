@@ -2,6 +2,7 @@
 
 use super::AppState;
 use crate::ServerResult;
+use crate::hub::RunChannel;
 use crate::storage::StoredEvent;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
@@ -11,6 +12,7 @@ use errand_protocol::{CancelAction, JsonObject, MessageChunk, MessageKind, Strea
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -113,19 +115,27 @@ fn response(body: Body, content_type: &'static str) -> Response {
     response
 }
 
+/// Which run a stream follows, and from where.
+#[derive(Debug)]
+pub(crate) struct Follow {
+    pub(crate) thread_id: Uuid,
+    pub(crate) run_id: Uuid,
+    /// The run's live channel, when the caller holds it already.
+    pub(crate) channel: Option<Arc<RunChannel>>,
+    /// Send only events after this one.
+    pub(crate) after: u64,
+    /// Cancel the run when the client goes away.
+    pub(crate) cancel_on_disconnect: bool,
+}
+
 /// The SSE stream of a run from just after event `after`: what is stored, then the live tail,
 /// with a heartbeat every few seconds. It ends when the run has ended and every event is out.
-pub(crate) fn event_stream(
-    state: AppState,
-    thread_id: Uuid,
-    run_id: Uuid,
-    filter: ModeFilter,
-    after: u64,
-    cancel_on_disconnect: bool,
-) -> Response {
+pub(crate) fn event_stream(state: AppState, follow: Follow, filter: ModeFilter) -> Response {
     let (sender, body) = channel_body();
     tokio::spawn(async move {
-        let outcome = pump_events(&state, &sender, thread_id, run_id, filter, after).await;
+        let (thread_id, run_id) = (follow.thread_id, follow.run_id);
+        let cancel_on_disconnect = follow.cancel_on_disconnect;
+        let outcome = pump_events(&state, &sender, follow, filter).await;
         match outcome {
             Err(Disconnected) if cancel_on_disconnect => {
                 let _ = state
@@ -156,12 +166,17 @@ async fn send(sender: &mpsc::Sender<Bytes>, text: String) -> Result<(), Disconne
 async fn pump_events(
     state: &AppState,
     sender: &mpsc::Sender<Bytes>,
-    thread_id: Uuid,
-    run_id: Uuid,
+    follow: Follow,
     mut filter: ModeFilter,
-    mut position: u64,
 ) -> Result<(), Disconnected> {
     let executor = &state.executor;
+    let Follow {
+        thread_id,
+        run_id,
+        channel: mut live,
+        after: mut position,
+        ..
+    } = follow;
     let mut write = |events: &[StoredEvent], position: &mut u64| {
         let mut text = String::new();
         for event in events {
@@ -171,7 +186,7 @@ async fn pump_events(
         text
     };
     loop {
-        let Some(channel) = executor.hub().get(run_id) else {
+        let Some(channel) = live.take().or_else(|| executor.hub().get(run_id)) else {
             // Not live here: replay what storage has once the run has ended.
             let storage = executor.storage();
             let Ok(Some(run)) = storage.get_run(thread_id, run_id).await else {
@@ -187,6 +202,7 @@ async fn pump_events(
                 .unwrap_or_default();
             return send(sender, write(&events, &mut position)).await;
         };
+        live = Some(Arc::clone(&channel));
         let mut changes = channel.subscribe();
         let batch = channel.read_after(position);
         send(sender, write(&batch.events, &mut position)).await?;
@@ -219,10 +235,15 @@ async fn pump_events(
 }
 
 /// The wait/join answer: newlines every few seconds while the run goes on, then the result.
-pub(crate) fn wait_body(state: AppState, thread_id: Uuid, run_id: Uuid) -> Response {
+pub(crate) fn wait_body(
+    state: AppState,
+    thread_id: Uuid,
+    run_id: Uuid,
+    live: Option<Arc<RunChannel>>,
+) -> Response {
     let (sender, body) = channel_body();
     tokio::spawn(async move {
-        let result = run_result(&state, thread_id, run_id);
+        let result = run_result(&state, thread_id, run_id, live);
         tokio::pin!(result);
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
         keep_alive.tick().await;
@@ -250,11 +271,15 @@ pub(crate) fn wait_body(state: AppState, thread_id: Uuid, run_id: Uuid) -> Respo
 /// What wait and join answer once the run has ended: `{"__error__": ...}` for a failed run,
 /// else the last state it streamed (with `__interrupt__` when it stopped at one), else the
 /// thread's values.
-async fn run_result(state: &AppState, thread_id: Uuid, run_id: Uuid) -> ServerResult<Value> {
+async fn run_result(
+    state: &AppState,
+    thread_id: Uuid,
+    run_id: Uuid,
+    live: Option<Arc<RunChannel>>,
+) -> ServerResult<Value> {
     let executor = &state.executor;
-    // Hold the live channel from the start: a stateless run's thread, with its stored events,
-    // is deleted as soon as the run ends.
-    let live = executor.hub().get(run_id);
+    // The live channel, held from the run's creation: a stateless run's thread, with its
+    // stored events, is deleted as soon as the run ends.
     executor.wait_for_end(thread_id, run_id).await?;
     let events = match live.map(|channel| channel.snapshot()) {
         Some(events) if !events.is_empty() => events,
