@@ -37,6 +37,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             EnvFilter::try_from_env("ERRAND_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     let storage = SqliteStorage::open(&args.db)
         .with_context(|| format!("opening the database {}", args.db.display()))?;
