@@ -15,8 +15,11 @@ use errand_protocol::{
     Timestamp,
 };
 use errand_runtime::{EventSink, GraphError, GraphOutput, GraphRun};
+use futures::FutureExt;
 use serde_json::{Value, json};
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -416,7 +419,14 @@ impl Inner {
                     cancel: active.token.clone(),
                     events: recorder.sink(),
                 };
-                let invoke = hosted.graph.invoke(graph_run);
+                // A graph that panics fails its run; it must not take the worker with it.
+                let invoke = AssertUnwindSafe(hosted.graph.invoke(graph_run))
+                    .catch_unwind()
+                    .map(|result| {
+                        result.unwrap_or_else(|panic| {
+                            Err(GraphError::failed("GraphPanicked", panic_message(&*panic)))
+                        })
+                    });
                 tokio::select! {
                     result = tokio::time::timeout(self.config.run_timeout, invoke) => match result {
                         Ok(Ok(output)) => Outcome::Done(output),
@@ -523,6 +533,15 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// The text of a panic payload, when it has one.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the graph panicked".to_owned())
 }
 
 fn checkpoint_metadata(run: &Run, graph_id: &str, attempt: u32) -> JsonObject {

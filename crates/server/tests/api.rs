@@ -38,9 +38,23 @@ impl Answer {
     }
 }
 
+/// A graph that panics, to show a panic fails the run and nothing else.
+struct Panics;
+
+#[errand_server::runtime::async_trait]
+impl errand_server::runtime::Graph for Panics {
+    async fn invoke(
+        &self,
+        _: errand_server::runtime::GraphRun,
+    ) -> Result<errand_server::runtime::GraphOutput, errand_server::runtime::GraphError> {
+        panic!("deliberately")
+    }
+}
+
 async fn api_with(config: ExecutorConfig, key: Option<&str>) -> Api {
     let mut builder = Server::builder()
         .graph("echo", Echo)
+        .graph("panics", Panics)
         .storage(Arc::new(SqliteStorage::in_memory().expect("storage")))
         .executor_config(config);
     if let Some(key) = key {
@@ -515,6 +529,25 @@ async fn a_failing_run_ends_in_error_everywhere() {
         api.wait_status(&run, RunStatus::Error).await.status,
         RunStatus::Error
     );
+}
+
+#[tokio::test]
+async fn a_panicking_graph_fails_its_run_and_the_server_goes_on() {
+    let api = api().await;
+    let thread = api.thread().await;
+    let answer = api
+        .call(
+            Method::POST,
+            &format!("/threads/{}/runs/wait", thread.thread_id),
+            Some(json!({"assistant_id": "panics", "input": {}})),
+        )
+        .await;
+    assert_eq!(
+        answer.json(),
+        json!({"__error__": {"error": "GraphPanicked", "message": "deliberately"}})
+    );
+    let after = api.run(&thread, "still here").await;
+    assert_eq!(last_text(&api.join(&after).await), "echo: still here");
 }
 
 #[tokio::test]
