@@ -2,15 +2,19 @@
 //!
 //! - `cargo xtask codegen` writes `spec/openapi.json` and `spec/schemas/*.json` from the wire
 //!   types of `errand-protocol`;
-//! - `cargo xtask codegen --check` fails when a checked-in file is stale (CI runs it).
+//! - `cargo xtask codegen --check` fails when a checked-in file is stale (CI runs it);
+//! - `cargo xtask interop` runs the Python interop suite (the official `langgraph-sdk`) against
+//!   `errand serve`, or against the Python server with `--python`.
 
 mod codegen;
+mod interop;
 mod openapi;
 
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check]";
+const USAGE: &str =
+    "usage: cargo xtask codegen [--check] | interop [--url URL | --python] [-- PYTEST_ARGS...]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -18,6 +22,7 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["codegen"] => codegen::run(&workspace_root()?, codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(&workspace_root()?, codegen::Mode::Check),
+        ["interop", rest @ ..] => interop::run(&workspace_root()?, rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())

@@ -501,15 +501,31 @@ impl Inner {
         self.storage
             .append_events(run_id, &channel.snapshot())
             .await?;
-        let checkpoint = output_values.as_ref().map(|values| NewCheckpoint {
-            checkpoint_id: Uuid::now_v7().to_string(),
-            run_id: Some(run_id),
-            values: values.clone(),
-            metadata: checkpoint_metadata(&run, &graph_id, attempt),
-            next: Vec::new(),
-            interrupts: interrupts.clone(),
-            created_at: now,
-        });
+        // One checkpoint per state the run streamed, and the final values last.
+        let mut states = recorder.states();
+        if let Some(values) = &output_values
+            && states.last() != Some(values)
+        {
+            states.push(values.clone());
+        }
+        let last_step = states.len().saturating_sub(1);
+        let checkpoints = states
+            .into_iter()
+            .enumerate()
+            .map(|(step, values)| NewCheckpoint {
+                checkpoint_id: Uuid::now_v7().to_string(),
+                run_id: Some(run_id),
+                values,
+                metadata: checkpoint_metadata(&run, &graph_id, attempt, step),
+                next: Vec::new(),
+                interrupts: if step == last_step {
+                    interrupts.clone()
+                } else {
+                    Vec::new()
+                },
+                created_at: now,
+            })
+            .collect();
         let interrupts = if interrupts.is_empty() {
             BTreeMap::new()
         } else {
@@ -523,7 +539,7 @@ impl Inner {
                 thread_status,
                 error,
                 interrupts,
-                checkpoint,
+                checkpoints,
                 at: now,
             })
             .await?;
@@ -544,14 +560,14 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "the graph panicked".to_owned())
 }
 
-fn checkpoint_metadata(run: &Run, graph_id: &str, attempt: u32) -> JsonObject {
+fn checkpoint_metadata(run: &Run, graph_id: &str, attempt: u32, step: usize) -> JsonObject {
     let mut metadata = run.metadata.clone();
     metadata.insert("graph_id".into(), Value::from(graph_id));
     metadata.insert("run_id".into(), Value::from(run.run_id.to_string()));
     metadata.insert("thread_id".into(), Value::from(run.thread_id.to_string()));
     metadata.insert("run_attempt".into(), Value::from(attempt));
     metadata.insert("source".into(), Value::from("loop"));
-    metadata.insert("step".into(), Value::from(1));
+    metadata.insert("step".into(), Value::from(step));
     metadata
 }
 
@@ -559,7 +575,8 @@ fn checkpoint_metadata(run: &Run, graph_id: &str, attempt: u32) -> JsonObject {
 struct Recorder {
     channel: Arc<RunChannel>,
     seq: AtomicU64,
-    last_values: Mutex<Option<Value>>,
+    /// Every state the run streamed, in order.
+    states: Mutex<Vec<Value>>,
 }
 
 impl Recorder {
@@ -567,16 +584,16 @@ impl Recorder {
         Self {
             channel,
             seq: AtomicU64::new(0),
-            last_values: Mutex::new(None),
+            states: Mutex::new(Vec::new()),
         }
     }
 
     fn record(&self, part: &StreamPart) {
         if let StreamPart::Values(values) = part {
-            *self
-                .last_values
+            self.states
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(values.clone());
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(values.clone());
         }
         match part.data_json() {
             Ok(data) => self.publish(part.event_name(), data.unwrap_or_default()),
@@ -598,7 +615,15 @@ impl Recorder {
     }
 
     fn last_values(&self) -> Option<Value> {
-        self.last_values
+        self.states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .cloned()
+    }
+
+    fn states(&self) -> Vec<Value> {
+        self.states
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()

@@ -427,7 +427,11 @@ async fn a_run_echoes_into_the_thread_and_joins_with_its_values() {
         )
         .await
         .json();
-    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        4,
+        "a checkpoint per streamed state"
+    );
     assert_eq!(texts(&history[0]["values"]).len(), 4, "newest first");
     let listed = api
         .call(

@@ -124,7 +124,10 @@ fn success(run_id: Uuid, values: Option<Value>, at: Timestamp) -> FinishedRun {
         thread_status: ThreadStatus::Idle,
         error: None,
         interrupts: BTreeMap::new(),
-        checkpoint: values.map(|values| checkpoint(Some(run_id), values, at)),
+        checkpoints: values
+            .map(|values| checkpoint(Some(run_id), values, at))
+            .into_iter()
+            .collect(),
         at,
     }
 }
@@ -1008,7 +1011,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
             thread_status: ThreadStatus::Interrupted,
             error: None,
             interrupts: interrupts.clone(),
-            checkpoint: Some(first_checkpoint.clone()),
+            checkpoints: vec![first_checkpoint.clone()],
             at: t(5),
         })
         .await
@@ -1037,7 +1040,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
             thread_status: ThreadStatus::Error,
             error: Some(error.clone()),
             interrupts: BTreeMap::new(),
-            checkpoint: Some(second_checkpoint.clone()),
+            checkpoints: vec![second_checkpoint.clone()],
             at: t(7),
         })
         .await
@@ -1219,7 +1222,7 @@ async fn transition_run_keeps_a_non_busy_thread_status() {
             thread_status: ThreadStatus::Error,
             error: Some(json!({"error": "E", "message": "m"})),
             interrupts: BTreeMap::new(),
-            checkpoint: None,
+            checkpoints: Vec::new(),
             at: t(2),
         })
         .await

@@ -92,8 +92,9 @@ pub struct FinishedRun {
     pub error: Option<Value>,
     /// Interrupts the graph stopped at, by task id (the thread's `interrupts`).
     pub interrupts: BTreeMap<String, Vec<Interrupt>>,
-    /// The checkpoint to record for the new values.
-    pub checkpoint: Option<NewCheckpoint>,
+    /// The checkpoints the run wrote, oldest first (one per step; the last holds the new
+    /// values).
+    pub checkpoints: Vec<NewCheckpoint>,
     /// When.
     pub at: Timestamp,
 }
@@ -229,7 +230,7 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     /// The earliest `created_at` of a pending run, for a worker to sleep until.
     async fn next_pending_at(&self) -> StorageResult<Option<Timestamp>>;
 
-    /// Records how a run ended and updates its thread: values, error, interrupts, checkpoint,
+    /// Records how a run ended and updates its thread: values, error, interrupts, checkpoints,
     /// and status (`busy` while another run is pending, else `finished.thread_status`). Answers
     /// the run as stored, or `None` if it was deleted meanwhile.
     async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<Run>>;

@@ -169,7 +169,7 @@ pub(super) fn finish_run(conn: &Connection, finished: FinishedRun) -> StorageRes
         thread_status,
         error,
         interrupts,
-        checkpoint,
+        checkpoints,
         at,
     } = finished;
     let run_key = run_id.to_string();
@@ -214,8 +214,9 @@ pub(super) fn finish_run(conn: &Connection, finished: FinishedRun) -> StorageRes
         at.timestamp_micros(),
     ])
     .db()?;
-    if let Some(checkpoint) = checkpoint {
-        insert_checkpoint(conn, uuid(&thread_id)?, checkpoint)?;
+    let thread_id = uuid(&thread_id)?;
+    for checkpoint in checkpoints {
+        insert_checkpoint(conn, thread_id, checkpoint)?;
     }
     row.decode().map(Some)
 }
