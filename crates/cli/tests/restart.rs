@@ -195,3 +195,61 @@ fn a_killed_server_loses_no_accepted_thread_or_run() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_the_next_start_takes_the_run_up() {
+    let dir = std::env::temp_dir().join(format!("errand-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("errand.db");
+
+    let mut server = serve(&db);
+    let (_, thread) = call(&server.address, "POST", "/threads", Some(&json!({})));
+    let thread_id = thread["thread_id"].as_str().expect("id").to_owned();
+    let body = json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "sleep=30 long"}]}});
+    let (_, run) = call(
+        &server.address,
+        "POST",
+        &format!("/threads/{thread_id}/runs"),
+        Some(&body),
+    );
+    let run_path = format!(
+        "/threads/{thread_id}/runs/{}",
+        run["run_id"].as_str().expect("id")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call(&server.address, "GET", &run_path, None).1["status"] != "running" {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(terminated.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "the server exited with {exit}");
+    drop(server);
+
+    // The run was left for the next start, not marked as ended: it is running again there.
+    let server = serve(&db);
+    let (_, run) = call(&server.address, "GET", &run_path, None);
+    assert!(
+        matches!(run["status"].as_str(), Some("pending" | "running")),
+        "{run}"
+    );
+    let (status, _) = call(&server.address, "POST", &format!("{run_path}/cancel"), None);
+    assert_eq!(status, 202);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
