@@ -374,7 +374,24 @@ impl Inner {
             attempt,
             values,
         } = claimed;
-        let run_id = run.run_id;
+        // Keep what the end of the run needs; the rest of the run (its kwargs) goes to the
+        // graph or is dropped, so a run in flight holds little memory.
+        let Run {
+            run_id,
+            thread_id,
+            metadata,
+            mut kwargs,
+            ..
+        } = run;
+        let temporary = kwargs.get("temporary").and_then(Value::as_bool) == Some(true);
+        let mut take = |key: &str| kwargs.remove(key).filter(|value| !value.is_null());
+        let input = take("input");
+        let command = take("command").and_then(|v| serde_json::from_value::<Command>(v).ok());
+        let config = match take("config") {
+            Some(Value::Object(config)) => config,
+            _ => JsonObject::new(),
+        };
+        drop(kwargs);
         let channel = self.hub.channel(run_id);
         let recorder = Arc::new(Recorder::new(Arc::clone(&channel)));
         recorder.record(&StreamPart::Metadata(RunMetadata {
@@ -383,8 +400,7 @@ impl Inner {
             extra: JsonObject::new(),
         }));
 
-        let graph_id = run
-            .metadata
+        let graph_id = metadata
             .get("graph_id")
             .and_then(Value::as_str)
             .unwrap_or_default()
@@ -397,25 +413,16 @@ impl Inner {
             Some(hosted) => {
                 let graph_run = GraphRun {
                     run_id,
-                    thread_id: run.thread_id,
+                    thread_id,
                     graph_id: graph_id.clone(),
-                    input: run.kwargs.get("input").filter(|v| !v.is_null()).cloned(),
-                    command: run
-                        .kwargs
-                        .get("command")
-                        .filter(|v| !v.is_null())
-                        .and_then(|v| serde_json::from_value::<Command>(v.clone()).ok()),
+                    input,
+                    command,
                     values: if values.is_null() {
                         Value::Object(JsonObject::new())
                     } else {
                         values
                     },
-                    config: run
-                        .kwargs
-                        .get("config")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default(),
+                    config,
                     cancel: active.token.clone(),
                     events: recorder.sink(),
                 };
@@ -516,7 +523,9 @@ impl Inner {
                 checkpoint_id: Uuid::now_v7().to_string(),
                 run_id: Some(run_id),
                 values,
-                metadata: checkpoint_metadata(&run, &graph_id, attempt, step),
+                metadata: checkpoint_metadata(
+                    &metadata, run_id, thread_id, &graph_id, attempt, step,
+                ),
                 next: Vec::new(),
                 interrupts: if step == last_step {
                     interrupts.clone()
@@ -543,9 +552,8 @@ impl Inner {
                 at: now,
             })
             .await?;
-        let temporary = run.kwargs.get("temporary").and_then(Value::as_bool) == Some(true);
         if temporary {
-            self.storage.delete_thread(run.thread_id).await?;
+            self.storage.delete_thread(thread_id).await?;
         }
         Ok(())
     }
@@ -560,23 +568,29 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "the graph panicked".to_owned())
 }
 
-fn checkpoint_metadata(run: &Run, graph_id: &str, attempt: u32, step: usize) -> JsonObject {
-    let mut metadata = run.metadata.clone();
+fn checkpoint_metadata(
+    run_metadata: &JsonObject,
+    run_id: Uuid,
+    thread_id: Uuid,
+    graph_id: &str,
+    attempt: u32,
+    step: usize,
+) -> JsonObject {
+    let mut metadata = run_metadata.clone();
     metadata.insert("graph_id".into(), Value::from(graph_id));
-    metadata.insert("run_id".into(), Value::from(run.run_id.to_string()));
-    metadata.insert("thread_id".into(), Value::from(run.thread_id.to_string()));
+    metadata.insert("run_id".into(), Value::from(run_id.to_string()));
+    metadata.insert("thread_id".into(), Value::from(thread_id.to_string()));
     metadata.insert("run_attempt".into(), Value::from(attempt));
     metadata.insert("source".into(), Value::from("loop"));
     metadata.insert("step".into(), Value::from(step));
     metadata
 }
 
-/// Numbers a run's events, publishes them to its channel, and remembers the last state.
+/// Numbers a run's events and publishes them to its channel. The states the run streamed are
+/// read back from the channel when it ends, rather than kept twice while it runs.
 struct Recorder {
     channel: Arc<RunChannel>,
     seq: AtomicU64,
-    /// Every state the run streamed, in order.
-    states: Mutex<Vec<Value>>,
 }
 
 impl Recorder {
@@ -584,17 +598,10 @@ impl Recorder {
         Self {
             channel,
             seq: AtomicU64::new(0),
-            states: Mutex::new(Vec::new()),
         }
     }
 
     fn record(&self, part: &StreamPart) {
-        if let StreamPart::Values(values) = part {
-            self.states
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(values.clone());
-        }
         match part.data_json() {
             Ok(data) => self.publish(part.event_name(), data.unwrap_or_default()),
             Err(error) => tracing::warn!(%error, "dropped a stream event that is not JSON"),
@@ -614,19 +621,23 @@ impl Recorder {
         });
     }
 
-    fn last_values(&self) -> Option<Value> {
-        self.states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .last()
-            .cloned()
+    /// Every state the run streamed (its `values` events), oldest first.
+    fn states(&self) -> Vec<Value> {
+        self.channel
+            .snapshot()
+            .iter()
+            .filter(|event| event.event == "values")
+            .filter_map(|event| serde_json::from_str(&event.data).ok())
+            .collect()
     }
 
-    fn states(&self) -> Vec<Value> {
-        self.states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    fn last_values(&self) -> Option<Value> {
+        self.channel
+            .snapshot()
+            .iter()
+            .rev()
+            .find(|event| event.event == "values")
+            .and_then(|event| serde_json::from_str(&event.data).ok())
     }
 
     fn sink(self: &Arc<Self>) -> EventSink {

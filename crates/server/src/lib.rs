@@ -136,7 +136,15 @@ impl Server {
         listener: tokio::net::TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
         let executor = self.executor.clone();
+        // Without TCP_NODELAY a streamed answer (wait, join, SSE) sent in several writes waits
+        // for the client's delayed ACK: 40 ms per join on Linux.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 signal.await;
