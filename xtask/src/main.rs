@@ -4,8 +4,11 @@
 //!   types of `errand-protocol`;
 //! - `cargo xtask codegen --check` fails when a checked-in file is stale (CI runs it);
 //! - `cargo xtask interop` runs the Python interop suite (the official `langgraph-sdk`) against
-//!   `errand serve`, or against the Python server with `--python`.
+//!   `errand serve`, or against the Python server with `--python`;
+//! - `cargo xtask bench server` measures errand and the Python LangGraph server side by side
+//!   (see `bench/mod.rs`).
 
+mod bench;
 mod codegen;
 mod interop;
 mod openapi;
@@ -13,8 +16,8 @@ mod openapi;
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
-const USAGE: &str =
-    "usage: cargo xtask codegen [--check] | interop [--url URL | --python] [-- PYTEST_ARGS...]";
+const USAGE: &str = "usage: cargo xtask codegen [--check] | interop [--url URL | --python] \
+     [-- PYTEST_ARGS...] | bench server [--quick] [--no-peer | --only errand|python] [--json FILE]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["codegen"] => codegen::run(&workspace_root()?, codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(&workspace_root()?, codegen::Mode::Check),
+        ["bench", rest @ ..] => bench::run(&workspace_root()?, rest),
         ["interop", rest @ ..] => interop::run(&workspace_root()?, rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");

@@ -222,6 +222,13 @@ fn sigterm_stops_cleanly_and_the_next_start_takes_the_run_up() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
+    // A client waiting on the run must not hold the stop up.
+    let waiter = {
+        let (address, join) = (server.address.clone(), format!("{run_path}/join"));
+        std::thread::spawn(move || call(&address, "GET", &join, None))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+
     let terminated = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
@@ -239,6 +246,9 @@ fn sigterm_stops_cleanly_and_the_next_start_takes_the_run_up() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "the server exited with {exit}");
+    let (status, answer) = waiter.join().expect("the waiting client");
+    assert_eq!(status, 200);
+    assert!(answer["__error__"].is_object(), "{answer}");
     drop(server);
 
     // The run was left for the next start, not marked as ended: it is running again there.

@@ -177,6 +177,11 @@ impl Executor {
         &self.inner.hub
     }
 
+    /// Completes when [`Executor::shutdown`] is called.
+    pub(crate) async fn stopping(&self) {
+        self.inner.shutdown.cancelled().await;
+    }
+
     /// Tells the dispatcher that a run was accepted, and opens its channel for joiners. The
     /// channel is answered so a caller can follow a run that may end (and, if stateless, be
     /// deleted) before it looks.
@@ -256,6 +261,10 @@ impl Executor {
     pub async fn wait_for_end(&self, thread_id: Uuid, run_id: Uuid) -> ServerResult<Option<Run>> {
         let inner = &self.inner;
         loop {
+            if inner.shutdown.is_cancelled() {
+                // Runs in flight are left for the next start; nobody here will see them end.
+                return Err(ServerError::ShuttingDown);
+            }
             let channel = inner.hub.channel(run_id);
             let mut changes = channel.subscribe();
             let run = inner.storage.get_run(thread_id, run_id).await?;
@@ -272,7 +281,10 @@ impl Executor {
             }
             // The executor closes the channel when the run ends; the timeout covers a run
             // ended by another path this server did not see.
-            let _ = tokio::time::timeout(Duration::from_secs(5), changes.changed()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(5), changes.changed()) => {}
+                () = inner.shutdown.cancelled() => {}
+            }
         }
     }
 }

@@ -215,6 +215,9 @@ async fn pump_events(
             return send(sender, write(&events, &mut position)).await;
         }
         tokio::select! {
+            // A stopping server leaves runs for the next start: end the stream, the client
+            // resumes it there.
+            () = executor.stopping() => return Ok(()),
             changed = changes.changed() => {
                 if changed.is_err() {
                     return Ok(());

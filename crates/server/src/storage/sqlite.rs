@@ -27,6 +27,7 @@ mod runs;
 mod schema;
 mod store;
 mod threads;
+mod writer;
 
 use super::{
     CheckpointRecord, ClaimedRun, CreatedRun, FinishedRun, NewCheckpoint, NewRun, Recovery,
@@ -38,11 +39,12 @@ use errand_protocol::{
     IfExists, JsonObject, ListNamespacesResponse, Run, RunStatus, StoreItem,
     StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest, Timestamp,
 };
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use uuid::Uuid;
+use writer::Writer;
 
 /// Read-only connections of a file database.
 const READERS: usize = 4;
@@ -55,9 +57,9 @@ pub struct SqliteStorage {
 
 #[derive(Debug)]
 struct Inner {
-    /// The one connection that writes.
-    writer: Mutex<Connection>,
-    /// Read-only connections; empty for an in-memory database, whose reads use the writer.
+    /// The thread that owns the one connection that writes.
+    writer: Writer,
+    /// Read-only connections; empty for an in-memory database, whose reads go to the writer.
     readers: Vec<Mutex<Connection>>,
     /// Where the next read starts looking for a free reader.
     next_reader: AtomicUsize,
@@ -90,83 +92,67 @@ impl SqliteStorage {
                 Ok(Mutex::new(reader))
             })
             .collect::<StorageResult<Vec<_>>>()?;
-        Ok(Self::from_parts(writer, readers))
+        Self::from_parts(writer, readers)
     }
 
     /// A fresh database in memory, gone when the last clone is dropped.
     pub fn in_memory() -> StorageResult<Self> {
         let mut writer = Connection::open_in_memory().db()?;
         schema::prepare_writer(&mut writer, false)?;
-        Ok(Self::from_parts(writer, Vec::new()))
+        Self::from_parts(writer, Vec::new())
     }
 
-    fn from_parts(writer: Connection, readers: Vec<Mutex<Connection>>) -> Self {
-        Self {
+    fn from_parts(writer: Connection, readers: Vec<Mutex<Connection>>) -> StorageResult<Self> {
+        Ok(Self {
             inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
+                writer: Writer::start(writer)?,
                 readers,
                 next_reader: AtomicUsize::new(0),
             }),
-        }
+        })
     }
 
-    /// Runs `work` in one write transaction on a blocking thread; commits when it succeeds.
+    /// Runs `work` in a write transaction on the writer thread; answers once it is committed.
     async fn write<T, F>(&self, work: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StorageResult<T> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let mut connection = lock(&inner.writer);
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .db()?;
-            let answer = work(&transaction)?;
-            transaction.commit().db()?;
-            Ok(answer)
-        })
-        .await
+        self.inner.writer.write(work).await
     }
 
-    /// Runs `work` on a reader (the writer for an in-memory database) on a blocking thread.
+    /// Runs `work` on a free reader, right here: reads take microseconds, less than a trip to
+    /// another thread. An in-memory database has no readers; its reads queue at the writer.
     async fn read<T, F>(&self, work: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StorageResult<T> + Send + 'static,
     {
+        let readers = &self.inner.readers;
+        if readers.is_empty() {
+            return self.inner.writer.write(work).await;
+        }
+        let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        for reader in readers.iter().cycle().skip(start).take(readers.len()) {
+            match reader.try_lock() {
+                Ok(connection) => return work(&connection),
+                Err(TryLockError::Poisoned(poisoned)) => return work(&poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        // Every reader is busy (more readers than runtime threads is the usual case, so this
+        // is rare): wait for one off the runtime.
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let readers = &inner.readers;
-            if readers.is_empty() {
-                return work(&lock(&inner.writer));
-            }
-            let start = inner.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
-            for reader in readers.iter().cycle().skip(start).take(readers.len()) {
-                match reader.try_lock() {
-                    Ok(connection) => return work(&connection),
-                    Err(TryLockError::Poisoned(poisoned)) => return work(&poisoned.into_inner()),
-                    Err(TryLockError::WouldBlock) => {}
-                }
-            }
-            match readers.get(start) {
-                Some(reader) => work(&lock(reader)),
-                None => work(&lock(&inner.writer)),
+        tokio::task::spawn_blocking(move || {
+            let reader = inner.readers.get(start).map(lock);
+            match reader {
+                Some(connection) => work(&connection),
+                None => Err(StorageError::Backend("no reader connection".into())),
             }
         })
         .await
-    }
-}
-
-/// Runs blocking database work off the async runtime.
-async fn blocking<T, F>(work: F) -> StorageResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> StorageResult<T> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
         .map_err(|error| StorageError::Backend(format!("storage task failed: {error}")))?
+    }
 }
 
 #[async_trait]
