@@ -516,10 +516,6 @@ impl Inner {
             }
         };
 
-        // Events first, then the status: whoever reads the final status can replay them all.
-        self.storage
-            .append_events(run_id, &channel.snapshot())
-            .await?;
         // One checkpoint per state the run streamed, and the final values last.
         let mut states = recorder.states();
         if let Some(values) = &output_values
@@ -560,6 +556,9 @@ impl Inner {
                 thread_status,
                 error,
                 interrupts,
+                // With the final status, in one transaction: whoever reads the final status can
+                // replay every event.
+                events: channel.snapshot(),
                 checkpoints,
                 at: now,
             })

@@ -124,6 +124,7 @@ fn success(run_id: Uuid, values: Option<Value>, at: Timestamp) -> FinishedRun {
         thread_status: ThreadStatus::Idle,
         error: None,
         interrupts: BTreeMap::new(),
+        events: Vec::new(),
         checkpoints: values
             .map(|values| checkpoint(Some(run_id), values, at))
             .into_iter()
@@ -1011,6 +1012,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
             thread_status: ThreadStatus::Interrupted,
             error: None,
             interrupts: interrupts.clone(),
+            events: Vec::new(),
             checkpoints: vec![first_checkpoint.clone()],
             at: t(5),
         })
@@ -1040,6 +1042,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
             thread_status: ThreadStatus::Error,
             error: Some(error.clone()),
             interrupts: BTreeMap::new(),
+            events: Vec::new(),
             checkpoints: vec![second_checkpoint.clone()],
             at: t(7),
         })
@@ -1222,6 +1225,7 @@ async fn transition_run_keeps_a_non_busy_thread_status() {
             thread_status: ThreadStatus::Error,
             error: Some(json!({"error": "E", "message": "m"})),
             interrupts: BTreeMap::new(),
+            events: Vec::new(),
             checkpoints: Vec::new(),
             at: t(2),
         })

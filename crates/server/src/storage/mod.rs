@@ -92,6 +92,8 @@ pub struct FinishedRun {
     pub error: Option<Value>,
     /// Interrupts the graph stopped at, by task id (the thread's `interrupts`).
     pub interrupts: BTreeMap<String, Vec<Interrupt>>,
+    /// The events the run streamed, stored with its end so the two are one write.
+    pub events: Vec<StoredEvent>,
     /// The checkpoints the run wrote, oldest first (one per step; the last holds the new
     /// values).
     pub checkpoints: Vec<NewCheckpoint>,
@@ -230,7 +232,8 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     /// The earliest `created_at` of a pending run, for a worker to sleep until.
     async fn next_pending_at(&self) -> StorageResult<Option<Timestamp>>;
 
-    /// Records how a run ended and updates its thread: values, error, interrupts, checkpoints,
+    /// Records how a run ended, with its stream events, and updates its thread: values, error,
+    /// interrupts, checkpoints,
     /// and status (`busy` while another run is pending, else `finished.thread_status`). Answers
     /// the run as stored, or `None` if it was deleted meanwhile.
     async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<Run>>;

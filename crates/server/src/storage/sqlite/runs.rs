@@ -169,9 +169,11 @@ pub(super) fn finish_run(conn: &Connection, finished: FinishedRun) -> StorageRes
         thread_status,
         error,
         interrupts,
+        events,
         checkpoints,
         at,
     } = finished;
+    append_events(conn, run_id, &events)?;
     let run_key = run_id.to_string();
     let sql = format!(
         "UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1 \
