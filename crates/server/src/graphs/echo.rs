@@ -59,30 +59,49 @@ fn instruction(text: &str) -> Instruction<'_> {
     }
 }
 
-fn state_with_messages(mut state: Value, messages: &[Message]) -> Result<Value, GraphError> {
-    if !state.is_object() {
-        state = Value::Object(JsonObject::new());
-    }
+/// The state: `rest` with `messages` put back.
+fn state_with_messages(mut rest: JsonObject, messages: &[Message]) -> Result<Value, GraphError> {
     let encoded = serde_json::to_value(messages)
         .map_err(|error| GraphError::failed("EchoError", error.to_string()))?;
-    if let Value::Object(object) = &mut state {
-        object.insert("messages".into(), encoded);
-    }
-    Ok(state)
+    rest.insert("messages".into(), encoded);
+    Ok(Value::Object(rest))
 }
 
 #[async_trait]
 impl Graph for Echo {
     async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, GraphError> {
+        // Take the run apart so that while it sleeps it holds its messages once and nothing
+        // it does not need (a server may hold thousands of sleeping runs).
+        let GraphRun {
+            run_id,
+            thread_id,
+            graph_id,
+            input,
+            values,
+            cancel,
+            events,
+            ..
+        } = run;
         let invalid = |error: errand_protocol::ProtocolError| {
             GraphError::failed("InvalidUpdateError", error.to_string())
         };
-        let mut messages = messages_from_value(&run.values).map_err(invalid)?;
-        if let Some(input) = &run.input {
+        let mut messages = messages_from_value(&values).map_err(invalid)?;
+        if let Some(input) = &input {
             add_messages(&mut messages, messages_from_value(input).map_err(invalid)?);
         }
-        let state = state_with_messages(run.values.clone(), &messages)?;
-        run.events.emit(StreamPart::Values(state.clone()));
+        drop(input);
+        // The other keys of the state, kept as they were.
+        let mut rest = match values {
+            Value::Object(mut object) => {
+                object.remove("messages");
+                object
+            }
+            _ => JsonObject::new(),
+        };
+        events.emit(StreamPart::Values(state_with_messages(
+            rest.clone(),
+            &messages,
+        )?));
 
         let last = messages
             .last()
@@ -93,33 +112,33 @@ impl Graph for Echo {
             Instruction::Sleep(duration) => {
                 tokio::select! {
                     () = tokio::time::sleep(duration) => {}
-                    () = run.cancel.cancelled() => return Err(GraphError::Cancelled),
+                    () = cancel.cancelled() => return Err(GraphError::Cancelled),
                 }
             }
             Instruction::Echo => {}
         }
-        if run.cancel.is_cancelled() {
+        if cancel.is_cancelled() {
             return Err(GraphError::Cancelled);
         }
 
         let answer = Message::ai(format!("echo: {last}")).with_id(Uuid::new_v4().to_string());
         let mut metadata = JsonObject::new();
-        metadata.insert("graph_id".into(), Value::from(run.graph_id.as_str()));
-        metadata.insert("thread_id".into(), Value::from(run.thread_id.to_string()));
-        metadata.insert("run_id".into(), Value::from(run.run_id.to_string()));
+        metadata.insert("graph_id".into(), Value::from(graph_id));
+        metadata.insert("thread_id".into(), Value::from(thread_id.to_string()));
+        metadata.insert("run_id".into(), Value::from(run_id.to_string()));
         metadata.insert("langgraph_step".into(), Value::from(1));
         metadata.insert("langgraph_node".into(), Value::from(NODE));
-        run.events.emit(StreamPart::Messages(Box::new(MessageChunk(
+        events.emit(StreamPart::Messages(Box::new(MessageChunk(
             answer.clone(),
             metadata,
         ))));
-        run.events.emit(StreamPart::Updates(
+        events.emit(StreamPart::Updates(
             json!({ NODE: { "messages": [&answer] } }),
         ));
 
         add_messages(&mut messages, vec![answer]);
-        let state = state_with_messages(state, &messages)?;
-        run.events.emit(StreamPart::Values(state.clone()));
+        let state = state_with_messages(std::mem::take(&mut rest), &messages)?;
+        events.emit(StreamPart::Values(state.clone()));
         Ok(GraphOutput::finished(state))
     }
 
