@@ -4,7 +4,8 @@
 //! - `cargo xtask interop` builds `errand` (`cargo build -p errand-cli`) and runs the suite against
 //!   `errand serve` on a free local port, with a fresh database file;
 //! - `cargo xtask interop --python` runs it against the real Python LangGraph server (the peer),
-//!   from the venv made by `/work/shared/peers/langgraph/setup.sh`, hosting `tests/interop/peer/`;
+//!   from the venv made by `/work/shared/peers/langgraph/setup.sh`, hosting `tests/interop/peer/`,
+//!   and then errand-client's own interop test (`crates/client/tests/python_peer.rs`) against it;
 //! - `cargo xtask interop --url URL` runs it against a server that is already running;
 //! - arguments after `--` go to pytest (`cargo xtask interop --python -- -k cancel -x`).
 //!
@@ -69,9 +70,30 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     };
     let outcome = server
         .wait_ready()
-        .and_then(|()| run_pytest(root, &python, &server.url, &options.pytest_args));
+        .and_then(|()| run_pytest(root, &python, &server.url, &options.pytest_args))
+        .and_then(|()| match options.target {
+            // The Rust client against the real Python server, too.
+            Target::Python => run_rust_client_peer_test(root, &server.url),
+            Target::Url(_) | Target::Errand => Ok(()),
+        });
     server.stop(outcome.is_ok());
     outcome
+}
+
+/// Runs errand-client's interop test against the Python server at `url`.
+fn run_rust_client_peer_test(root: &Path, url: &str) -> anyhow::Result<()> {
+    println!("interop: errand-client against {url}");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "-q", "-p", "errand-client", "--test", "python_peer"])
+        .env("ERRAND_PEER_URL", url)
+        .current_dir(root)
+        .status()
+        .context("running errand-client's python_peer test")?;
+    if !status.success() {
+        bail!("errand-client's interop test against the Python server failed ({status})");
+    }
+    Ok(())
 }
 
 /// The options of `args`, or `None` when help was asked for.

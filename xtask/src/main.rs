@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use std::path::PathBuf;
 
 const USAGE: &str = "usage: cargo xtask codegen [--check] | interop [--url URL | --python] \
-     [-- PYTEST_ARGS...] | bench server [--quick] [--no-peer | --only errand|python] [--json FILE]";
+     [-- PYTEST_ARGS...] | bench server|client [...]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["codegen"] => codegen::run(&workspace_root()?, codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(&workspace_root()?, codegen::Mode::Check),
+        ["bench", "client", rest @ ..] => bench::run_client(&workspace_root()?, rest),
         ["bench", rest @ ..] => bench::run(&workspace_root()?, rest),
         ["interop", rest @ ..] => interop::run(&workspace_root()?, rest),
         ["help" | "--help" | "-h"] | [] => {

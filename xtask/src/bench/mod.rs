@@ -75,7 +75,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const USAGE: &str =
-    "usage: cargo xtask bench server [--quick] [--no-peer | --only errand|python] [--json FILE]";
+    "usage: cargo xtask bench server [--quick] [--no-peer | --only errand|python] [--json FILE]
+       cargo xtask bench client [--json FILE]";
 /// Set in the environment of the release build of xtask that [`run_in_release`] starts.
 const RELEASE_MARK: &str = "ERRAND_BENCH_RELEASE_CLIENT";
 /// How long a server may take to answer `GET /ok` after it was started.
@@ -440,6 +441,31 @@ struct SideReport {
 }
 
 /// Runs the bench; `args` are the arguments after `bench`.
+/// `cargo xtask bench client`: the client's two transports against one server, in one run
+/// (the `bench_transports` example of errand-client, built in release).
+pub(crate) fn run_client(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "errand-client",
+                "--example",
+                "bench_transports",
+                "--",
+            ])
+            .args(args)
+            .current_dir(root)
+            .status()
+            .context("running the errand-client transport bench")?;
+    if !status.success() {
+        bail!("the errand-client transport bench failed ({status})");
+    }
+    Ok(())
+}
+
 pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     let Some(options) = parse_args(args)? else {
         println!("{USAGE}");

@@ -1,0 +1,311 @@
+//! Latency of the two transports against the same errand server, in one run.
+//!
+//! Starts one errand server in this process (a SQLite file in a temporary folder, the `echo`
+//! graph), also serves it on 127.0.0.1:0, and measures, through the in-process transport and
+//! through loopback HTTP with keep-alive:
+//!
+//! - `create`: a thread create followed by a run create (sequential), as the supervisor's
+//!   `start_async_task` does (also shown split into its two calls); each run is then executed
+//!   by the server in the background, as it would be;
+//! - `get`: a run get.
+//!
+//! It prints p50 and p99 of each, and how many times faster in-process is.
+//!
+//! ```text
+//! cargo run --release -p errand-client --example bench_transports -- \
+//!     [--iterations 2000] [--warmup 200] [--max-seconds 60] [--json FILE]
+//! ```
+//!
+//! The issue's targets: in-process at least 5x faster than loopback HTTP, and in-process create
+//! p50 at most 50 µs.
+
+use anyhow::{Context, bail};
+use errand_client::Client;
+use errand_client::protocol::{RunCreate, ThreadCreate, ThreadSearchRequest, ThreadStatus};
+use errand_server::storage::SqliteStorage;
+use errand_server::{Server, graphs::Echo};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Command-line settings.
+#[derive(Debug)]
+struct Options {
+    iterations: usize,
+    warmup: usize,
+    max_seconds: u64,
+    json: Option<String>,
+}
+
+fn parse_options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        iterations: 2000,
+        warmup: 200,
+        max_seconds: 60,
+        json: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--iterations" => options.iterations = value()?.parse()?,
+            "--warmup" => options.warmup = value()?.parse()?,
+            "--max-seconds" => options.max_seconds = value()?.parse()?,
+            "--json" => options.json = Some(value()?),
+            "-h" | "--help" => {
+                println!(
+                    "usage: bench_transports [--iterations N] [--warmup N] [--max-seconds S] [--json FILE]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`"),
+        }
+    }
+    if options.iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    Ok(options)
+}
+
+/// Latencies of one operation, in microseconds, sorted.
+#[derive(Debug)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn percentile(&self, p: f64) -> f64 {
+        let last = self.0.len().saturating_sub(1);
+        let at = ((last as f64) * p).round() as usize;
+        self.0.get(at.min(last)).copied().unwrap_or(f64::NAN)
+    }
+
+    fn p50(&self) -> f64 {
+        self.percentile(0.50)
+    }
+
+    fn p99(&self) -> f64 {
+        self.percentile(0.99)
+    }
+
+    fn mean(&self) -> f64 {
+        self.0.iter().sum::<f64>() / self.0.len().max(1) as f64
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "n": self.0.len(),
+            "p50_us": round(self.p50()),
+            "p99_us": round(self.p99()),
+            "mean_us": round(self.mean()),
+        })
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+/// Runs `op` `warmup` times, then up to `iterations` times (or until `budget` is spent),
+/// timing each.
+async fn measure<F, Fut>(
+    iterations: usize,
+    warmup: usize,
+    budget: Duration,
+    mut op: F,
+) -> anyhow::Result<Samples>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    for _ in 0..warmup {
+        op().await?;
+    }
+    let deadline = Instant::now() + budget;
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        op().await?;
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(Samples(samples))
+}
+
+/// The measurements of one transport.
+#[derive(Debug)]
+struct Report {
+    /// Thread create then run create.
+    create: Samples,
+    /// The thread create part of `create`.
+    create_thread: Samples,
+    /// The run create part of `create`.
+    create_run: Samples,
+    /// A run get.
+    get: Samples,
+}
+
+async fn bench(client: &Client, options: &Options) -> anyhow::Result<Report> {
+    let budget = Duration::from_secs(options.max_seconds);
+    let input = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let body = &RunCreate::new("echo", input);
+    let empty = &ThreadCreate::default();
+
+    let last = &std::cell::Cell::new(None);
+    let parts = &std::cell::RefCell::new((Vec::new(), Vec::new()));
+    let create = measure(options.iterations, options.warmup, budget, || async move {
+        let started = Instant::now();
+        let thread = client.threads().create(empty).await?;
+        let between = Instant::now();
+        let run = client.runs().create(thread.thread_id, body).await?;
+        let (threads, runs) = &mut *parts.borrow_mut();
+        threads.push((between - started).as_secs_f64() * 1e6);
+        runs.push(between.elapsed().as_secs_f64() * 1e6);
+        last.set(Some((run.thread_id, run.run_id)));
+        Ok(())
+    })
+    .await?;
+    // The parts of the timed iterations (after the warm-up ones).
+    let (mut create_thread, mut create_run) = parts.take();
+    let warm = create_thread.len().saturating_sub(create.0.len());
+    create_thread.drain(..warm);
+    create_run.drain(..warm);
+    create_thread.sort_by(f64::total_cmp);
+    create_run.sort_by(f64::total_cmp);
+
+    // Let the runs just created finish, so the reads below do not compete with them.
+    let (thread_id, run_id) = last.get().context("no run was created")?;
+    client.runs().join(thread_id, run_id).await?;
+    settle(client).await;
+
+    let get = measure(options.iterations, options.warmup, budget, || async move {
+        client.runs().get(thread_id, run_id).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(Report {
+        create,
+        create_thread: Samples(create_thread),
+        create_run: Samples(create_run),
+        get,
+    })
+}
+
+/// Waits (at most 30 s) until no thread is busy on the server.
+async fn settle(client: &Client) {
+    let busy = ThreadSearchRequest {
+        status: Some(ThreadStatus::Busy),
+        limit: 1,
+        ..ThreadSearchRequest::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match client.threads().search(&busy).await {
+            Ok(threads) if threads.is_empty() => return,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+fn report_json(report: &Report) -> serde_json::Value {
+    json!({
+        "create": report.create.json(),
+        "create_thread": report.create_thread.json(),
+        "create_run": report.create_run.json(),
+        "get": report.get.json(),
+    })
+}
+
+fn print_row(transport: &str, op: &str, samples: &Samples) {
+    println!(
+        "{transport:<12} {op:<8} {:>7} {:>10.1} {:>10.1} {:>10.1}",
+        samples.0.len(),
+        samples.p50(),
+        samples.p99(),
+        samples.mean()
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    let folder =
+        std::env::temp_dir().join(format!("errand-bench-transports-{}", std::process::id()));
+    std::fs::create_dir_all(&folder)?;
+    let database = folder.join("errand.db");
+    let server = Server::builder()
+        .graph("echo", Echo)
+        // A file, as `errand serve` uses: its reads run in place on reader connections, where an
+        // in-memory database queues them at the writer thread.
+        .storage(Arc::new(SqliteStorage::open(&database)?))
+        .start()
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.clone().serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let in_process = Client::builder()
+        .in_process(server.router())
+        .api_key(None)
+        .build()?;
+    let http = Client::builder()
+        .url(format!("http://{addr}"))
+        .api_key(None)
+        .build()?;
+
+    println!(
+        "errand-client transports: {} iterations after {} warm-up, one server (SQLite file, echo graph)",
+        options.iterations, options.warmup
+    );
+    let local = bench(&in_process, &options).await?;
+    let remote = bench(&http, &options).await?;
+
+    println!(
+        "\n{:<12} {:<8} {:>7} {:>10} {:>10} {:>10}",
+        "transport", "op", "n", "p50 µs", "p99 µs", "mean µs"
+    );
+    for (name, report) in [("in-process", &local), ("http", &remote)] {
+        print_row(name, "create", &report.create);
+        print_row(name, " thread", &report.create_thread);
+        print_row(name, " run", &report.create_run);
+        print_row(name, "get", &report.get);
+    }
+    let create_ratio = remote.create.p50() / local.create.p50();
+    let get_ratio = remote.get.p50() / local.get.p50();
+    println!(
+        "\nin-process is {create_ratio:.1}x faster for create and {get_ratio:.1}x faster for get (p50)"
+    );
+    let fast_enough = create_ratio >= 5.0 && get_ratio >= 5.0;
+    let create_target = local.create.p50() <= 50.0;
+    println!(
+        "targets: >= 5x faster: {}; in-process create p50 <= 50 µs: {}",
+        if fast_enough { "met" } else { "NOT met" },
+        if create_target { "met" } else { "NOT met" },
+    );
+
+    if let Some(path) = &options.json {
+        let report = json!({
+            "iterations": options.iterations,
+            "warmup": options.warmup,
+            "in_process": report_json(&local),
+            "http": report_json(&remote),
+            "speedup_p50": {"create": round(create_ratio), "get": round(get_ratio)},
+            "targets": {
+                "in_process_5x_faster": fast_enough,
+                "in_process_create_p50_le_50us": create_target,
+            },
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {path}"))?;
+        println!("wrote {path}");
+    }
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
+    let _ = std::fs::remove_dir_all(&folder);
+    Ok(())
+}

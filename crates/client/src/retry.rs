@@ -1,0 +1,110 @@
+//! When a call may be repeated, and how long to wait before it is.
+
+use crate::{ClientError, RetryPolicy};
+use http::StatusCode;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Whether a call can be sent twice without a different outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Safety {
+    /// Reads, deletes, puts, searches: repeated on connection failures, timeouts and 502/503/504.
+    Idempotent,
+    /// Creates runs, creates threads without an id, cancels: repeated only when the connection
+    /// was never made, so the server never saw it.
+    Unsafe,
+}
+
+/// True when an answer with this status should be tried again (safe calls only).
+pub(crate) fn retry_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 502..=504)
+}
+
+/// True when a failed try may be repeated.
+pub(crate) fn retry_error(error: &ClientError, safety: Safety) -> bool {
+    match error {
+        ClientError::Transport { connect: true, .. } => true,
+        ClientError::Transport { .. } | ClientError::Timeout { .. } => safety == Safety::Idempotent,
+        _ => false,
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before try `attempt` (1 for the first repeat), with jitter.
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(30);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_backoff);
+        let jitter = self.jitter.clamp(0.0, 1.0) * random_unit();
+        base.mul_f64(1.0 + jitter)
+    }
+}
+
+/// A random number in `[0, 1)`, from the standard library's per-process random hash keys.
+fn random_unit() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let bits = RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed));
+    // The top 53 bits, as a fraction of 2^53.
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Sleeps `delay` (tokio timer).
+pub(crate) async fn sleep(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap_with_bounded_jitter() {
+        let policy = RetryPolicy::RECONNECT;
+        for (attempt, base) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (9, 5.0), (40, 5.0)] {
+            let delay = policy.delay(attempt).as_secs_f64();
+            assert!(
+                delay >= base && delay <= base * 1.25,
+                "attempt {attempt}: {delay}"
+            );
+        }
+        let none = RetryPolicy {
+            jitter: 0.0,
+            ..policy
+        };
+        assert_eq!(none.delay(2), Duration::from_secs(2));
+        assert_eq!(RetryPolicy::NEVER.delay(1), Duration::ZERO);
+    }
+
+    #[test]
+    fn random_unit_is_in_range_and_varies() {
+        let values: Vec<f64> = (0..100).map(|_| random_unit()).collect();
+        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
+        assert!(values.windows(2).any(|pair| pair[0] != pair[1]));
+    }
+
+    #[test]
+    fn which_failures_repeat() {
+        let refused = ClientError::Transport {
+            message: "refused".into(),
+            connect: true,
+            source: None,
+        };
+        let reset = ClientError::Transport {
+            message: "reset".into(),
+            connect: false,
+            source: None,
+        };
+        assert!(retry_error(&refused, Safety::Unsafe));
+        assert!(retry_error(&refused, Safety::Idempotent));
+        assert!(!retry_error(&reset, Safety::Unsafe));
+        assert!(retry_error(&reset, Safety::Idempotent));
+        assert!(retry_status(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(!retry_status(StatusCode::INTERNAL_SERVER_ERROR));
+    }
+}
