@@ -13,10 +13,11 @@
 //! `tests/interop/requirements.txt` is installed again whenever that file changes. A server this
 //! command starts is always stopped before it returns.
 
+use crate::local::{LANGGRAPH_OFFLINE_ENV, free_port};
 use anyhow::{Context, bail};
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -207,17 +208,7 @@ impl Server {
             .args(["--no-browser", "--no-reload", "--n-jobs-per-worker", "10"])
             .args(["--server-log-level", "warning"])
             .current_dir(&scratch)
-            .envs([
-                ("LANGSMITH_TRACING", "false"),
-                ("LANGCHAIN_TRACING_V2", "false"),
-                ("LANGCHAIN_TRACING", "false"),
-                ("LANGGRAPH_CLI_NO_ANALYTICS", "1"),
-                ("LANGGRAPH_NO_VERSION_CHECK", "true"),
-                ("LANGSMITH_API_KEY", ""),
-                ("LANGGRAPH_API_KEY", ""),
-                ("LANGCHAIN_API_KEY", ""),
-                ("LOG_LEVEL", "WARNING"),
-            ]);
+            .envs(LANGGRAPH_OFFLINE_ENV);
         Self::spawn(command, port, scratch, "langgraph dev")
     }
 
@@ -373,12 +364,6 @@ fn check(status: ExitStatus, what: &str) -> anyhow::Result<()> {
     } else {
         bail!("`{what}` failed ({status})")
     }
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// A new empty folder under the system temp folder.

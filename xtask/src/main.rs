@@ -11,6 +11,7 @@
 mod bench;
 mod codegen;
 mod interop;
+mod local;
 mod openapi;
 
 use anyhow::{Context, bail};

@@ -5,9 +5,10 @@
 //! the folder, so a failing or interrupted bench leaves nothing running.
 
 use super::http::Conn;
+use crate::local::{LANGGRAPH_OFFLINE_ENV, free_port};
 use anyhow::{Context, bail};
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -106,20 +107,9 @@ impl Server {
             .args(["--n-jobs-per-worker", &n_jobs.to_string()])
             .args(["--server-log-level", "warning"])
             .current_dir(&dir);
-        for (key, value) in [
-            ("LANGSMITH_TRACING", "false"),
-            ("LANGCHAIN_TRACING_V2", "false"),
-            ("LANGCHAIN_TRACING", "false"),
-            ("LANGGRAPH_CLI_NO_ANALYTICS", "1"),
-            ("LANGGRAPH_NO_VERSION_CHECK", "true"),
-            ("LANGSMITH_API_KEY", ""),
-            ("LANGGRAPH_API_KEY", ""),
-            ("LANGCHAIN_API_KEY", ""),
-            ("LOG_LEVEL", "WARNING"),
-            ("ECHO_DEFAULT_SLEEP_S", "0"),
-        ] {
-            command.env(key, value);
-        }
+        command
+            .envs(LANGGRAPH_OFFLINE_ENV)
+            .env("ECHO_DEFAULT_SLEEP_S", "0");
         Self::spawn(Side::Python, command, dir, port)
     }
 
@@ -262,12 +252,6 @@ fn temp_dir(label: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("errand-bench-{label}-{}", uuid::Uuid::new_v4()));
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Clock ticks per second of `/proc/PID/stat` times (asked once of `getconf`; 100 otherwise).
