@@ -612,7 +612,7 @@ async fn multitask_strategies_behave_as_on_the_python_server() {
 
     // reject: 409, and the first run goes on.
     let thread = api.thread().await;
-    let first = api.run(&thread, "sleep=0.3").await;
+    let first = api.run(&thread, "sleep=1.5").await;
     let rejected = api
         .start(&thread, "second", json!({"multitask_strategy": "reject"}))
         .await;
@@ -622,7 +622,7 @@ async fn multitask_strategies_behave_as_on_the_python_server() {
             .detail()
             .starts_with("Thread is already running a task")
     );
-    assert_eq!(last_text(&api.join(&first).await), "echo: sleep=0.3");
+    assert_eq!(last_text(&api.join(&first).await), "echo: sleep=1.5");
 
     // enqueue: the second runs after the first; both answers are in the thread.
     let thread = api.thread().await;
@@ -761,7 +761,7 @@ async fn delayed_and_timed_out_runs() {
     let api = api_with(config, None).await;
     let thread = api.thread().await;
     let delayed: Run = serde_json::from_slice(
-        &api.start(&thread, "later", json!({"after_seconds": 0.3}))
+        &api.start(&thread, "later", json!({"after_seconds": 1.5}))
             .await
             .body,
     )
