@@ -9,8 +9,8 @@
 //! |--------------|-------------------------|------------------------------------------------|---------|
 //! | (always)     | [`protocol`]            | wire types, SSE framing                        | yes     |
 //! | `client`     | `client`                | typed client, HTTP and in-process              | yes     |
-//! | `runtime`    | `runtime`               | agent loop, models, tools, middleware          | yes     |
-//! | `middleware` | `middleware`            | the supervisor's async subagent tools          | yes     |
+//! | `runtime`    | `runtime`               | the `Graph` interface; agent loop to come      | yes     |
+//! | `middleware` | `middleware`            | the supervisor's async subagent tools (to come)| yes     |
 //! | `server`     | `server`                | the Agent Protocol server                      | yes     |
 //!
 //! ```
