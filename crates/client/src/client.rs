@@ -91,19 +91,10 @@ impl ClientBuilder {
     /// [`InProcessTransport`](crate::transport::InProcessTransport)).
     #[cfg(feature = "in-process")]
     #[must_use]
-    pub fn in_process<S, RB>(self, service: S) -> Self
-    where
-        S: tower::Service<
-                http::Request<http_body_util::Full<Bytes>>,
-                Response = http::Response<RB>,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<crate::error::BoxError>,
-        RB: http_body::Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<crate::error::BoxError>,
-    {
+    pub fn in_process(
+        self,
+        service: impl crate::transport::InProcessService<http_body_util::Full<Bytes>>,
+    ) -> Self {
         self.transport(Arc::new(crate::transport::InProcessTransport::new(service)))
     }
 
@@ -242,19 +233,9 @@ impl Client {
     /// A client that calls `service` (e.g. `errand_server::Server::router()`) in-process, with
     /// the default settings and the API key from the environment.
     #[cfg(feature = "in-process")]
-    pub fn in_process<S, RB>(service: S) -> Result<Self, ClientError>
-    where
-        S: tower::Service<
-                http::Request<http_body_util::Full<Bytes>>,
-                Response = http::Response<RB>,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<crate::error::BoxError>,
-        RB: http_body::Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<crate::error::BoxError>,
-    {
+    pub fn in_process(
+        service: impl crate::transport::InProcessService<http_body_util::Full<Bytes>>,
+    ) -> Result<Self, ClientError> {
         Self::builder().in_process(service).build()
     }
 

@@ -38,33 +38,45 @@ impl fmt::Debug for InProcessTransport {
     }
 }
 
+/// A `tower::Service` the in-process transport can call: it takes requests with body `B`
+/// and answers a streaming body of bytes. Any axum `Router` is one, for any `B`.
+pub trait InProcessService<B>:
+    Service<
+        http::Request<B>,
+        Response = http::Response<Self::ResponseBody>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of the service's answers.
+    type ResponseBody: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<B, S, RB> InProcessService<B> for S
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    RB: http_body::Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    type ResponseBody = RB;
+}
+
 impl InProcessTransport {
     /// A transport into `service`, which takes requests with a [`Full<Bytes>`] body (an axum
     /// `Router` takes any body) and answers a streaming body.
-    pub fn new<S, RB>(service: S) -> Self
-    where
-        S: Service<http::Request<Full<Bytes>>, Response = http::Response<RB>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        RB: http_body::Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
-    {
-        Self::with_body::<Full<Bytes>, S, RB>(service)
+    pub fn new(service: impl InProcessService<Full<Bytes>>) -> Self {
+        Self::with_body::<Full<Bytes>>(service)
     }
 
     /// A transport into a service that takes requests with body type `B` (made from the
     /// request's bytes).
-    pub fn with_body<B, S, RB>(service: S) -> Self
+    pub fn with_body<B>(service: impl InProcessService<B>) -> Self
     where
         B: From<Bytes> + Send + 'static,
-        S: Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        RB: http_body::Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
     {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let target = format!("in-process:{}", NEXT.fetch_add(1, Ordering::Relaxed));

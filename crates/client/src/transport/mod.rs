@@ -21,7 +21,7 @@ mod in_process;
 #[cfg(feature = "http")]
 pub use self::http::{HttpOptions, HttpTransport};
 #[cfg(feature = "in-process")]
-pub use self::in_process::InProcessTransport;
+pub use self::in_process::{InProcessService, InProcessTransport};
 
 use crate::ClientError;
 use bytes::Bytes;
