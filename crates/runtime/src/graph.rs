@@ -5,6 +5,7 @@
 //! of the thread, or an error. It lives in the runtime, below the server, so agents built here
 //! are graphs without the runtime knowing the server.
 
+use crate::Error;
 use async_trait::async_trait;
 use errand_protocol::{Command, Interrupt, JsonObject, StreamPart};
 use serde_json::Value;
@@ -19,8 +20,8 @@ pub trait Graph: Send + Sync + 'static {
     /// Runs once on a thread and answers its new values.
     ///
     /// Implementations should stop soon after `run.cancel` fires, answering
-    /// [`GraphError::Cancelled`]; the server stops waiting for them then anyway.
-    async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, GraphError>;
+    /// [`Error::Cancelled`]; the server stops waiting for them then anyway.
+    async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, Error>;
 
     /// A one-line description, shown as the assistant's description.
     fn description(&self) -> Option<&str> {
@@ -66,33 +67,6 @@ impl GraphOutput {
         Self {
             values,
             interrupts: Vec::new(),
-        }
-    }
-}
-
-/// Why a graph did not answer values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GraphError {
-    /// It saw its cancellation token fire and stopped.
-    #[error("the run was cancelled")]
-    Cancelled,
-    /// It failed. `kind` names the error as the Python server names exception classes, and is
-    /// what clients see as `error` in `{"error": kind, "message": message}`.
-    #[error("{kind}: {message}")]
-    Failed {
-        /// The kind of error, e.g. `ValueError`, `ModelError`.
-        kind: String,
-        /// What went wrong.
-        message: String,
-    },
-}
-
-impl GraphError {
-    /// A failure of `kind` with `message`.
-    pub fn failed(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Failed {
-            kind: kind.into(),
-            message: message.into(),
         }
     }
 }

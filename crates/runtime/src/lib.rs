@@ -6,7 +6,7 @@
 //! its providers, tools, middleware and summarisation come next.
 //!
 //! ```
-//! use errand_runtime::{EventSink, Graph, GraphError, GraphOutput, GraphRun, async_trait};
+//! use errand_runtime::{Error, EventSink, Graph, GraphOutput, GraphRun, async_trait};
 //! use serde_json::{Value, json};
 //!
 //! /// Counts the runs on a thread.
@@ -14,7 +14,7 @@
 //!
 //! #[async_trait]
 //! impl Graph for Counter {
-//!     async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, GraphError> {
+//!     async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, Error> {
 //!         let count = run.values.get("count").and_then(Value::as_u64).unwrap_or(0) + 1;
 //!         Ok(GraphOutput::finished(json!({ "count": count })))
 //!     }
@@ -37,10 +37,12 @@
 //! # }
 //! ```
 
+mod error;
 mod graph;
 mod messages;
 
 pub use async_trait::async_trait;
 pub use errand_protocol as protocol;
-pub use graph::{EventSink, Graph, GraphError, GraphOutput, GraphRun};
+pub use error::Error;
+pub use graph::{EventSink, Graph, GraphOutput, GraphRun};
 pub use messages::{add_messages, messages_from_value};

@@ -14,7 +14,7 @@ use errand_protocol::{
     CancelAction, Command, JsonObject, Run, RunMetadata, RunStatus, StreamPart, ThreadStatus,
     Timestamp,
 };
-use errand_runtime::{EventSink, GraphError, GraphOutput, GraphRun};
+use errand_runtime::{Error as RuntimeError, EventSink, GraphOutput, GraphRun};
 use futures::FutureExt;
 use serde_json::{Value, json};
 use std::any::Any;
@@ -443,14 +443,20 @@ impl Inner {
                     .catch_unwind()
                     .map(|result| {
                         result.unwrap_or_else(|panic| {
-                            Err(GraphError::failed("GraphPanicked", panic_message(&*panic)))
+                            Err(RuntimeError::failed(
+                                "GraphPanicked",
+                                panic_message(&*panic),
+                            ))
                         })
                     });
                 tokio::select! {
                     result = tokio::time::timeout(self.config.run_timeout, invoke) => match result {
                         Ok(Ok(output)) => Outcome::Done(output),
-                        Ok(Err(GraphError::Cancelled)) => Outcome::Stopped,
-                        Ok(Err(GraphError::Failed { kind, message })) => Outcome::Failed { kind, message },
+                        Ok(Err(RuntimeError::Cancelled)) => Outcome::Stopped,
+                        Ok(Err(error)) => Outcome::Failed {
+                            kind: error.kind().to_owned(),
+                            message: error.message(),
+                        },
                         Err(_elapsed) => Outcome::TimedOut,
                     },
                     () = active.token.cancelled() => Outcome::Stopped,

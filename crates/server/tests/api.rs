@@ -46,7 +46,7 @@ impl errand_server::runtime::Graph for Panics {
     async fn invoke(
         &self,
         _: errand_server::runtime::GraphRun,
-    ) -> Result<errand_server::runtime::GraphOutput, errand_server::runtime::GraphError> {
+    ) -> Result<errand_server::runtime::GraphOutput, errand_server::runtime::Error> {
         panic!("deliberately")
     }
 }

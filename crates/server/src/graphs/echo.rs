@@ -14,7 +14,8 @@
 
 use errand_protocol::{JsonObject, Message, MessageChunk, StreamPart};
 use errand_runtime::{
-    Graph, GraphError, GraphOutput, GraphRun, add_messages, async_trait, messages_from_value,
+    Error as RuntimeError, Graph, GraphOutput, GraphRun, add_messages, async_trait,
+    messages_from_value,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -60,16 +61,16 @@ fn instruction(text: &str) -> Instruction<'_> {
 }
 
 /// The state: `rest` with `messages` put back.
-fn state_with_messages(mut rest: JsonObject, messages: &[Message]) -> Result<Value, GraphError> {
+fn state_with_messages(mut rest: JsonObject, messages: &[Message]) -> Result<Value, RuntimeError> {
     let encoded = serde_json::to_value(messages)
-        .map_err(|error| GraphError::failed("EchoError", error.to_string()))?;
+        .map_err(|error| RuntimeError::failed("EchoError", error.to_string()))?;
     rest.insert("messages".into(), encoded);
     Ok(Value::Object(rest))
 }
 
 #[async_trait]
 impl Graph for Echo {
-    async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, GraphError> {
+    async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, RuntimeError> {
         // Take the run apart so that while it sleeps it holds its messages once and nothing
         // it does not need (a server may hold thousands of sleeping runs).
         let GraphRun {
@@ -83,7 +84,7 @@ impl Graph for Echo {
             ..
         } = run;
         let invalid = |error: errand_protocol::ProtocolError| {
-            GraphError::failed("InvalidUpdateError", error.to_string())
+            RuntimeError::failed("InvalidUpdateError", error.to_string())
         };
         let mut messages = messages_from_value(&values).map_err(invalid)?;
         if let Some(input) = &input {
@@ -108,17 +109,17 @@ impl Graph for Echo {
             .map(|m| m.text().into_owned())
             .unwrap_or_default();
         match instruction(&last) {
-            Instruction::Fail(message) => return Err(GraphError::failed("EchoError", message)),
+            Instruction::Fail(message) => return Err(RuntimeError::failed("EchoError", message)),
             Instruction::Sleep(duration) => {
                 tokio::select! {
                     () = tokio::time::sleep(duration) => {}
-                    () = cancel.cancelled() => return Err(GraphError::Cancelled),
+                    () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
                 }
             }
             Instruction::Echo => {}
         }
         if cancel.is_cancelled() {
-            return Err(GraphError::Cancelled);
+            return Err(RuntimeError::Cancelled);
         }
 
         let answer = Message::ai(format!("echo: {last}")).with_id(Uuid::new_v4().to_string());
@@ -213,7 +214,7 @@ mod tests {
         let (run, _) = run_on(Value::Null, "fail=no luck", CancellationToken::new());
         assert_eq!(
             Echo.invoke(run).await.unwrap_err(),
-            GraphError::failed("EchoError", "no luck")
+            RuntimeError::failed("EchoError", "no luck")
         );
     }
 
@@ -224,6 +225,6 @@ mod tests {
         let task = tokio::spawn(Echo.invoke(run));
         tokio::time::sleep(Duration::from_secs(1)).await;
         cancel.cancel();
-        assert_eq!(task.await.unwrap().unwrap_err(), GraphError::Cancelled);
+        assert_eq!(task.await.unwrap().unwrap_err(), RuntimeError::Cancelled);
     }
 }
