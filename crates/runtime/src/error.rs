@@ -25,7 +25,7 @@ pub enum Error {
     #[error("{provider} refused the request as unauthorized: {detail}")]
     Unauthorized {
         /// The provider, e.g. `anthropic`.
-        provider: &'static str,
+        provider: String,
         /// What the provider said.
         detail: String,
     },
@@ -33,7 +33,7 @@ pub enum Error {
     #[error("{provider} has no model `{model}`: {detail}")]
     UnknownModel {
         /// The provider.
-        provider: &'static str,
+        provider: String,
         /// The model that was asked for.
         model: String,
         /// What the provider said.
@@ -43,7 +43,7 @@ pub enum Error {
     #[error("{provider} is rate limiting this key{}: {detail}", retry_hint(*.retry_after))]
     RateLimited {
         /// The provider.
-        provider: &'static str,
+        provider: String,
         /// How long it asked to wait, when it said.
         retry_after: Option<Duration>,
         /// What the provider said.
@@ -53,7 +53,7 @@ pub enum Error {
     #[error("{provider} answered HTTP {status}: {detail}")]
     Provider {
         /// The provider.
-        provider: &'static str,
+        provider: String,
         /// The HTTP status.
         status: u16,
         /// What the provider said.
@@ -63,7 +63,7 @@ pub enum Error {
     #[error("{provider} sent an answer that could not be read: {detail}")]
     MalformedResponse {
         /// The provider.
-        provider: &'static str,
+        provider: String,
         /// What was wrong with it.
         detail: String,
     },
@@ -71,7 +71,7 @@ pub enum Error {
     #[error("could not reach {provider}: {detail}")]
     Transport {
         /// The provider.
-        provider: &'static str,
+        provider: String,
         /// The underlying failure.
         detail: String,
     },
@@ -158,7 +158,7 @@ mod tests {
             ("ValueError", "bad input")
         );
         let limited = Error::RateLimited {
-            provider: "openai",
+            provider: "openai".into(),
             retry_after: Some(Duration::from_millis(1500)),
             detail: "slow down".into(),
         };
@@ -171,14 +171,14 @@ mod tests {
         assert!(limited.is_retryable());
         assert!(
             !Error::Unauthorized {
-                provider: "anthropic",
+                provider: "anthropic".into(),
                 detail: "no key".into()
             }
             .is_retryable()
         );
         assert!(
             Error::Provider {
-                provider: "openai",
+                provider: "openai".into(),
                 status: 503,
                 detail: String::new()
             }

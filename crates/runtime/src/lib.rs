@@ -37,9 +37,17 @@
 //! # }
 //! ```
 
+pub mod agent;
 mod error;
 mod graph;
 mod messages;
+pub mod middleware;
+pub mod model;
+#[cfg(any(feature = "anthropic", feature = "openai"))]
+pub mod providers;
+pub mod tool;
+#[cfg(any(feature = "files", feature = "fetch"))]
+pub mod tools;
 
 pub use async_trait::async_trait;
 pub use errand_protocol as protocol;

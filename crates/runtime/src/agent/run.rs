@@ -1,0 +1,244 @@
+//! One run of the agent loop.
+
+use super::{Agent, AgentState, RunContext};
+use crate::Error;
+use crate::middleware::ToolNext;
+use crate::model::{MessageBuilder, ModelDelta, ModelRequest};
+use crate::tool::{ToolContext, ToolOutput, check_arguments};
+use errand_protocol::{JsonObject, Message, MessageChunk, MessageKind, StreamPart, ToolCall};
+use futures::StreamExt;
+use futures::future::join_all;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::Arc;
+
+const MODEL_NODE: &str = "model";
+const TOOLS_NODE: &str = "tools";
+
+pub(super) struct Loop<'a> {
+    pub(super) agent: &'a Agent,
+    pub(super) run: &'a RunContext,
+}
+
+impl Loop<'_> {
+    pub(super) async fn run(&self, mut state: AgentState) -> Result<AgentState, Error> {
+        self.emit(StreamPart::Values(state.to_values()));
+        for step in 1..=self.agent.max_steps {
+            for middleware in &self.agent.middleware {
+                self.cancellable(middleware.before_model(&mut state, self.run))
+                    .await?;
+            }
+            let request = self.request(&state).await?;
+            let answer = self.cancellable(self.ask_model(&request, step)).await?;
+            state.messages.push(answer.clone());
+            self.emit(StreamPart::Updates(
+                json!({ MODEL_NODE: { "messages": [&answer] } }),
+            ));
+            self.emit(StreamPart::Values(state.to_values()));
+
+            if answer.tool_calls().is_empty() {
+                for middleware in &self.agent.middleware {
+                    self.cancellable(middleware.after_run(&mut state, self.run))
+                        .await?;
+                }
+                return Ok(state);
+            }
+            let channels = Arc::new(state.channels.clone());
+            let outputs = join_all(
+                answer
+                    .tool_calls()
+                    .iter()
+                    .map(|call| self.call_tool(call, Arc::clone(&channels))),
+            )
+            .await;
+            let mut update = JsonObject::new();
+            let mut tool_messages = Vec::with_capacity(outputs.len());
+            for (call, output) in answer.tool_calls().iter().zip(outputs) {
+                let (message, writes) = tool_answer(call, output?);
+                tool_messages.push(message);
+                for (channel, write) in writes {
+                    self.agent.channels.apply(
+                        &mut state,
+                        [(channel.clone(), write.clone())].into_iter().collect(),
+                    )?;
+                    update.insert(channel, write);
+                }
+            }
+            update.insert("messages".into(), json!(tool_messages));
+            crate::add_messages(&mut state.messages, tool_messages);
+            self.emit(StreamPart::Updates(json!({ TOOLS_NODE: update })));
+            self.emit(StreamPart::Values(state.to_values()));
+        }
+        Err(Error::StepLimit {
+            steps: self.agent.max_steps,
+        })
+    }
+
+    async fn request(&self, state: &AgentState) -> Result<ModelRequest, Error> {
+        let mut request = ModelRequest {
+            system: self.agent.system_prompt.clone(),
+            messages: state.messages.clone(),
+            tools: self.agent.tools.iter().map(|tool| tool.spec()).collect(),
+            settings: self.agent.settings.clone(),
+        };
+        for middleware in &self.agent.middleware {
+            self.cancellable(middleware.modify_request(&mut request, state))
+                .await?;
+        }
+        Ok(request)
+    }
+
+    /// Streams one answer, forwarding each delta as a `messages` chunk, and answers the
+    /// whole message.
+    async fn ask_model(&self, request: &ModelRequest, step: usize) -> Result<Message, Error> {
+        let model = &self.agent.model;
+        let id = format!("run-{}", uuid::Uuid::new_v4());
+        let metadata = self.chunk_metadata(step);
+        let mut builder = MessageBuilder::new(model.provider());
+        let mut deltas = model.stream(request).await?;
+        while let Some(delta) = deltas.next().await {
+            let delta = delta?;
+            if let Some(chunk) = chunk_of(&delta, &id) {
+                self.emit(StreamPart::Messages(Box::new(MessageChunk(
+                    chunk,
+                    metadata.clone(),
+                ))));
+            }
+            builder.push(delta);
+        }
+        let mut message = builder.finish()?;
+        message.id = Some(id);
+        message.name = None;
+        Ok(message)
+    }
+
+    /// Runs one tool call through the middleware chain. An unknown tool, arguments that do not
+    /// fit, or a failing tool give an error text for the model; only cancellation is an `Err`.
+    async fn call_tool(
+        &self,
+        call: &ToolCall,
+        channels: Arc<JsonObject>,
+    ) -> Result<Result<ToolOutput, String>, Error> {
+        let Some(tool) = self.agent.tools.iter().find(|t| t.name() == call.name) else {
+            let known: Vec<_> = self.agent.tools.iter().map(|t| t.name()).collect();
+            return Ok(Err(format!(
+                "`{}` is not a valid tool, try one of [{}].",
+                call.name,
+                known.join(", ")
+            )));
+        };
+        if let Err(problem) = check_arguments(&tool.parameters(), &Value::Object(call.args.clone()))
+        {
+            return Ok(Err(format!(
+                "the arguments do not fit the tool `{}`: {problem}",
+                call.name
+            )));
+        }
+        let context = ToolContext {
+            call_id: call.id.clone().unwrap_or_default(),
+            channels,
+            cancel: self.run.cancel.child_token(),
+            events: self.run.events.clone(),
+        };
+        let chain = ToolNext::new(&self.agent.middleware, tool.as_ref()).run(call, context);
+        match self.cancellable(chain).await {
+            Ok(output) => Ok(Ok(output)),
+            Err(Error::Cancelled) if self.run.cancel.is_cancelled() => Err(Error::Cancelled),
+            Err(error) => {
+                tracing::debug!(tool = %call.name, %error, "tool call failed");
+                Ok(Err(error.message()))
+            }
+        }
+    }
+
+    /// Runs `work` unless the run is cancelled first.
+    async fn cancellable<T>(
+        &self,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::select! {
+            biased;
+            () = self.run.cancel.cancelled() => Err(Error::Cancelled),
+            result = work => result,
+        }
+    }
+
+    fn emit(&self, part: StreamPart) {
+        self.run.events.emit(part);
+    }
+
+    fn chunk_metadata(&self, step: usize) -> JsonObject {
+        let model = &self.agent.model;
+        let mut metadata = JsonObject::new();
+        metadata.insert("graph_id".into(), Value::from(self.run.graph_id.clone()));
+        metadata.insert("run_id".into(), Value::from(self.run.run_id.to_string()));
+        metadata.insert(
+            "thread_id".into(),
+            Value::from(self.run.thread_id.to_string()),
+        );
+        metadata.insert("langgraph_step".into(), Value::from(step));
+        metadata.insert("langgraph_node".into(), Value::from(MODEL_NODE));
+        metadata.insert("ls_provider".into(), Value::from(model.provider()));
+        metadata.insert("ls_model_name".into(), Value::from(model.model_name()));
+        metadata
+    }
+}
+
+/// The tool message answering `call`, and the channel writes the tool asked for.
+fn tool_answer(call: &ToolCall, output: Result<ToolOutput, String>) -> (Message, JsonObject) {
+    let call_id = call.id.clone().unwrap_or_default();
+    match output {
+        Ok(output) => {
+            let message = Message::tool(call_id, output.content)
+                .with_name(call.name.clone())
+                .with_id(uuid::Uuid::new_v4().to_string());
+            (message, output.update)
+        }
+        Err(problem) => {
+            let mut message = Message::tool(
+                call_id,
+                format!("Error: {problem}\n Please fix your mistakes."),
+            )
+            .with_name(call.name.clone())
+            .with_id(uuid::Uuid::new_v4().to_string());
+            message.extra.insert("status".into(), Value::from("error"));
+            (message, JsonObject::new())
+        }
+    }
+}
+
+/// The `AIMessageChunk` a client sees for one delta, if the delta shows anything.
+fn chunk_of(delta: &ModelDelta, id: &str) -> Option<Message> {
+    let (text, tool_call_chunk) = match delta {
+        ModelDelta::Text(text) => (text.clone(), None),
+        ModelDelta::ToolCall {
+            index,
+            id,
+            name,
+            arguments,
+        } => (
+            String::new(),
+            Some(
+                json!({"name": name, "args": arguments, "id": id, "index": index, "type": "tool_call_chunk"}),
+            ),
+        ),
+        ModelDelta::CompleteToolCall(call) => (
+            String::new(),
+            Some(json!({
+                "name": call.name,
+                "args": Value::Object(call.args.clone()).to_string(),
+                "id": call.id,
+                "index": Value::Null,
+                "type": "tool_call_chunk"
+            })),
+        ),
+        ModelDelta::Metadata { .. } => return None,
+    };
+    let mut chunk = Message::new(MessageKind::AiChunk, text).with_id(id);
+    chunk.tool_calls = Some(Vec::new());
+    chunk.extra.insert(
+        "tool_call_chunks".into(),
+        Value::Array(tool_call_chunk.into_iter().collect()),
+    );
+    Some(chunk)
+}

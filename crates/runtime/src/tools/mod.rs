@@ -1,0 +1,1 @@
+//! Built-in tools for hosted agents.
