@@ -43,12 +43,12 @@ impl Loop<'_> {
                 }
                 return Ok(state);
             }
-            let channels = Arc::new(state.channels.clone());
+            let snapshot = Arc::new(state.clone());
             let outputs = join_all(
                 answer
                     .tool_calls()
                     .iter()
-                    .map(|call| self.call_tool(call, Arc::clone(&channels))),
+                    .map(|call| self.call_tool(call, Arc::clone(&snapshot))),
             )
             .await;
             let mut update = JsonObject::new();
@@ -117,7 +117,7 @@ impl Loop<'_> {
     async fn call_tool(
         &self,
         call: &ToolCall,
-        channels: Arc<JsonObject>,
+        state: Arc<AgentState>,
     ) -> Result<Result<ToolOutput, String>, Error> {
         let Some(tool) = self.agent.tools.iter().find(|t| t.name() == call.name) else {
             let known: Vec<_> = self.agent.tools.iter().map(|t| t.name()).collect();
@@ -136,7 +136,9 @@ impl Loop<'_> {
         }
         let context = ToolContext {
             call_id: call.id.clone().unwrap_or_default(),
-            channels,
+            state,
+            run_id: self.run.run_id,
+            thread_id: self.run.thread_id,
             cancel: self.run.cancel.child_token(),
             events: self.run.events.clone(),
         };

@@ -13,6 +13,7 @@ mod schema;
 pub use function::FunctionTool;
 pub use schema::check_arguments;
 
+use crate::agent::AgentState;
 use crate::{Error, EventSink, model::ToolSpec};
 use async_trait::async_trait;
 use errand_protocol::JsonObject;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Something an agent's model can call.
 #[async_trait]
@@ -98,9 +100,13 @@ impl From<&str> for ToolOutput {
 pub struct ToolContext {
     /// The id of the call, which the tool message answers.
     pub call_id: String,
-    /// The agent's state channels as they were when the model asked for the call
-    /// (everything in the state but `messages`).
-    pub channels: Arc<JsonObject>,
+    /// The agent's state as it was when the model asked for the call: the conversation up to
+    /// and including the call, and the channels.
+    pub state: Arc<AgentState>,
+    /// The run the call belongs to.
+    pub run_id: Uuid,
+    /// The thread of the agent that made the call.
+    pub thread_id: Uuid,
     /// Fires when the run is cancelled; long tools should stop soon after.
     pub cancel: CancellationToken,
     /// Where the tool may stream `custom` events.
@@ -108,11 +114,13 @@ pub struct ToolContext {
 }
 
 impl ToolContext {
-    /// A context for calling a tool outside an agent: no channels, nothing streamed.
+    /// A context for calling a tool outside an agent: an empty state, nil ids, nothing streamed.
     pub fn detached(call_id: impl Into<String>) -> Self {
         Self {
             call_id: call_id.into(),
-            channels: Arc::default(),
+            state: Arc::default(),
+            run_id: Uuid::nil(),
+            thread_id: Uuid::nil(),
             cancel: CancellationToken::new(),
             events: EventSink::discard(),
         }
