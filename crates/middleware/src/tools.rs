@@ -293,7 +293,7 @@ impl Inner {
             .runs()
             .create(
                 thread.thread_id,
-                &run_create(spec, context.thread_id, messages, None),
+                &run_create(spec, context.thread_id, &messages, None),
             )
             .await
         {
@@ -432,7 +432,7 @@ impl Inner {
             .runs()
             .create(
                 thread_id,
-                &run_create(spec, context.thread_id, messages, Some(strategy)),
+                &run_create(spec, context.thread_id, &messages, Some(strategy)),
             )
             .await
         {
@@ -666,7 +666,7 @@ impl Inner {
 fn run_create(
     spec: &AsyncSubAgent,
     parent: Uuid,
-    messages: Value,
+    messages: &Value,
     strategy: Option<MultitaskStrategy>,
 ) -> RunCreate {
     let mut configurable = Map::new();
