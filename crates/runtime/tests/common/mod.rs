@@ -1,0 +1,224 @@
+//! A local HTTP server for provider tests: it answers a script of replies in order and
+//! records every request (path, headers, JSON body) so tests can check what was sent.
+
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use errand_protocol::Message;
+use errand_runtime::Error;
+use errand_runtime::model::{MessageBuilder, ModelDelta, ModelStream};
+use errand_runtime::providers::RetryConfig;
+use futures::StreamExt;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    status: u16,
+    content_type: &'static str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// Never answer; report on the server's `dropped` channel when the handler is dropped.
+    hang: bool,
+}
+
+impl Reply {
+    /// A JSON answer.
+    pub(crate) fn json(status: u16, body: &Value) -> Self {
+        Self::raw(status, "application/json", body.to_string())
+    }
+
+    /// A `text/event-stream` answer, sent in small pieces so lines and JSON are split.
+    pub(crate) fn sse(text: &str) -> Self {
+        Self::raw(200, "text/event-stream", text)
+    }
+
+    /// Any answer.
+    pub(crate) fn raw(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+            hang: false,
+        }
+    }
+
+    /// An answer that never comes.
+    pub(crate) fn hang() -> Self {
+        Self {
+            hang: true,
+            ..Self::raw(200, "application/json", "")
+        }
+    }
+
+    /// Adds a header.
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// One request the server received.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
+}
+
+#[derive(Clone)]
+struct Shared {
+    replies: Arc<Mutex<VecDeque<Reply>>>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    dropped: mpsc::UnboundedSender<()>,
+}
+
+/// The running server.
+#[derive(Debug)]
+pub(crate) struct MockServer {
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    dropped: tokio::sync::Mutex<mpsc::UnboundedReceiver<()>>,
+}
+
+impl MockServer {
+    /// Starts a server that answers `replies` in order (and 500 once they run out).
+    pub(crate) async fn start(replies: impl IntoIterator<Item = Reply>) -> Self {
+        let (dropped, dropped_rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            replies: Arc::new(Mutex::new(replies.into_iter().collect())),
+            requests: Arc::new(Mutex::new(Vec::new())),
+            dropped,
+        };
+        let requests = Arc::clone(&shared.requests);
+        let app = axum::Router::new().fallback(handle).with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free local port");
+        let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("the server runs") });
+        Self {
+            url,
+            requests,
+            dropped: tokio::sync::Mutex::new(dropped_rx),
+        }
+    }
+
+    /// Every request so far.
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("unpoisoned").clone()
+    }
+
+    /// The JSON bodies of every request so far.
+    pub(crate) fn bodies(&self) -> Vec<Value> {
+        self.requests().into_iter().map(|r| r.body).collect()
+    }
+
+    /// Waits until the handler of a hanging reply was dropped (its client went away).
+    pub(crate) async fn hung_request_dropped(&self) {
+        self.dropped
+            .lock()
+            .await
+            .recv()
+            .await
+            .expect("the server is running");
+    }
+}
+
+struct DropSignal(mpsc::UnboundedSender<()>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+async fn handle(
+    State(shared): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared.requests.lock().expect("unpoisoned").push(Recorded {
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    });
+    let reply = shared.replies.lock().expect("unpoisoned").pop_front();
+    let Some(reply) = reply else {
+        return Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .body(Body::from("the test script has no more replies"))
+            .expect("a valid response");
+    };
+    if reply.hang {
+        let _signal = DropSignal(shared.dropped.clone());
+        std::future::pending::<()>().await;
+    }
+    let mut response = Response::builder()
+        .status(reply.status)
+        .header("content-type", reply.content_type);
+    for (name, value) in &reply.headers {
+        response = response.header(name, value);
+    }
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = reply
+        .body
+        .chunks(23)
+        .map(|piece| Ok(piece.to_vec()))
+        .collect();
+    response
+        .body(Body::from_stream(futures::stream::iter(pieces)))
+        .expect("a valid response")
+}
+
+/// Retries that wait a millisecond at most, so tests never sleep for long.
+pub(crate) fn fast_retry(max_attempts: u32) -> RetryConfig {
+    RetryConfig {
+        max_attempts,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+        max_retry_after: Duration::from_millis(1),
+    }
+}
+
+/// Every delta of a stream, and the message a [`MessageBuilder`] builds from them (or the
+/// first error).
+pub(crate) async fn collect(
+    provider: &str,
+    mut stream: ModelStream,
+) -> (Vec<ModelDelta>, Result<Message, Error>) {
+    let mut deltas = Vec::new();
+    let mut builder = MessageBuilder::new(provider);
+    while let Some(delta) = stream.next().await {
+        match delta {
+            Ok(delta) => {
+                deltas.push(delta.clone());
+                builder.push(delta);
+            }
+            Err(error) => return (deltas, Err(error)),
+        }
+    }
+    (deltas, builder.finish())
+}
+
+/// An SSE body in the framing providers use: `event:` and `data:` lines, LF line ends.
+pub(crate) fn sse_body(events: &[(Option<&str>, Value)]) -> String {
+    events
+        .iter()
+        .map(|(name, data)| match name {
+            Some(name) => format!("event: {name}\ndata: {data}\n\n"),
+            None => format!("data: {data}\n\n"),
+        })
+        .collect()
+}

@@ -1,0 +1,710 @@
+//! The Anthropic provider against a local server that answers in the Messages API's wire
+//! format, whole and streamed, with the request bodies checked.
+
+#![cfg(feature = "anthropic")]
+// The fixtures take `json!` values as they are written at the call.
+#![allow(clippy::needless_pass_by_value)]
+
+mod common;
+
+use common::{MockServer, Reply, collect, fast_retry, sse_body};
+use errand_protocol::{Message, MessageKind, ToolCall};
+use errand_runtime::Error;
+use errand_runtime::agent::{Agent, AgentState, RunContext};
+use errand_runtime::model::{ChatModel, ModelDelta, ModelRequest, ToolSpec};
+use errand_runtime::providers::AnthropicModel;
+use errand_runtime::tool::FunctionTool;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+const MODEL: &str = "claude-test";
+
+fn model(server: &MockServer) -> AnthropicModel {
+    AnthropicModel::new("test-key", MODEL)
+        .with_base_url(&server.url)
+        .with_retry(fast_retry(3))
+}
+
+fn weather_tool() -> ToolSpec {
+    ToolSpec {
+        name: "get_weather".into(),
+        description: "The weather in a city now.".into(),
+        parameters: json!({
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"]
+        }),
+    }
+}
+
+fn args(value: &Value) -> errand_protocol::JsonObject {
+    value.as_object().cloned().expect("an object")
+}
+
+fn answer(content: Value, stop_reason: &str) -> Value {
+    json!({
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-test-20250101",
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": 120,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 40
+        }
+    })
+}
+
+fn error_body(kind: &str, message: &str) -> Value {
+    json!({"type": "error", "error": {"type": kind, "message": message}})
+}
+
+/// The history of the conversation the tool tests hold: a greeting, a question, a tool call
+/// for two cities and their results.
+fn history_with_results(call: &Message) -> Vec<Message> {
+    vec![
+        Message::human("Hi"),
+        Message::ai("Hello! How can I help?"),
+        Message::human("Weather in Paris and Rome?"),
+        call.clone(),
+        Message::tool("toolu_01", "18 C, sunny"),
+        Message::tool("toolu_02", "24 C, clear"),
+    ]
+}
+
+fn request(messages: Vec<Message>) -> ModelRequest {
+    ModelRequest {
+        system: Some("You are a weather bot.".into()),
+        messages,
+        tools: vec![weather_tool()],
+        ..ModelRequest::default()
+    }
+}
+
+/// The body the API must get for the last turn: tool uses and their results, results merged
+/// into one user turn.
+fn expected_final_body(stream: bool) -> Value {
+    let mut body = json!({
+        "model": MODEL,
+        "max_tokens": 4096,
+        "system": "You are a weather bot.",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Hello! How can I help?"}]},
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Rome?"}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "toolu_02", "name": "get_weather", "input": {"city": "Rome"}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01", "content": "18 C, sunny"},
+                {"type": "tool_result", "tool_use_id": "toolu_02", "content": "24 C, clear"},
+            ]},
+        ],
+        "tools": [{
+            "name": "get_weather",
+            "description": "The weather in a city now.",
+            "input_schema": weather_tool().parameters,
+        }],
+    });
+    if stream {
+        body["stream"] = json!(true);
+    }
+    body
+}
+
+fn assert_tool_call_message(message: &Message) {
+    assert_eq!(message.kind, MessageKind::Ai);
+    assert_eq!(message.text(), "Let me check.");
+    assert_eq!(
+        message.tool_calls(),
+        [
+            ToolCall::new("toolu_01", "get_weather", args(&json!({"city": "Paris"}))),
+            ToolCall::new("toolu_02", "get_weather", args(&json!({"city": "Rome"}))),
+        ]
+    );
+    assert_eq!(message.response_metadata["stop_reason"], "tool_use");
+    assert_eq!(
+        message.response_metadata["model_name"],
+        "claude-test-20250101"
+    );
+    assert_eq!(message.response_metadata["model_provider"], "anthropic");
+    assert_eq!(
+        message.response_metadata["id"],
+        "msg_01XFDUDYJgAACzvnptvVoYEL"
+    );
+}
+
+#[tokio::test]
+async fn tool_conversation_in_whole_answers() {
+    let server = MockServer::start([
+        Reply::json(
+            200,
+            &answer(
+                json!([{"type": "text", "text": "Hello! How can I help?"}]),
+                "end_turn",
+            ),
+        ),
+        Reply::json(
+            200,
+            &answer(
+                json!([
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "toolu_02", "name": "get_weather", "input": {"city": "Rome"}},
+                ]),
+                "tool_use",
+            ),
+        ),
+        Reply::json(
+            200,
+            &answer(
+                json!([{"type": "text", "text": "Paris: 18 C, Rome: 24 C."}]),
+                "end_turn",
+            ),
+        ),
+    ])
+    .await;
+    let model = model(&server);
+
+    let greeting = model
+        .complete(&request(vec![Message::human("Hi")]))
+        .await
+        .unwrap();
+    assert_eq!(greeting.text(), "Hello! How can I help?");
+    assert!(greeting.tool_calls().is_empty());
+    assert_eq!(greeting.response_metadata["stop_reason"], "end_turn");
+    assert_eq!(
+        greeting.extra["usage_metadata"],
+        json!({
+            "input_tokens": 120, "output_tokens": 40, "total_tokens": 160,
+            "input_token_details": {"cache_read": 0, "cache_creation": 0}
+        })
+    );
+
+    let mut messages = vec![
+        Message::human("Hi"),
+        Message::ai("Hello! How can I help?"),
+        Message::human("Weather in Paris and Rome?"),
+    ];
+    let call = model.complete(&request(messages.clone())).await.unwrap();
+    assert_tool_call_message(&call);
+
+    messages = history_with_results(&call);
+    let last = model.complete(&request(messages)).await.unwrap();
+    assert_eq!(last.text(), "Paris: 18 C, Rome: 24 C.");
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    for recorded in &requests {
+        assert_eq!(recorded.path, "/v1/messages");
+        assert_eq!(recorded.headers["x-api-key"], "test-key");
+        assert_eq!(recorded.headers["anthropic-version"], "2023-06-01");
+    }
+    assert_eq!(
+        requests[0].body["messages"],
+        json!([{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
+    );
+    assert_eq!(requests[2].body, expected_final_body(false));
+}
+
+/// The streamed form of the second answer above, as the API sends it: a ping, text in two
+/// deltas, two tool uses whose input JSON is split across deltas, then the stop.
+fn streamed_tool_call() -> String {
+    let delta = |index: u32, delta: Value| {
+        (
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        )
+    };
+    let json_piece = |index: u32, piece: &str| {
+        delta(
+            index,
+            json!({"type": "input_json_delta", "partial_json": piece}),
+        )
+    };
+    sse_body(&[
+        (
+            Some("message_start"),
+            json!({"type": "message_start", "message": {
+                "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant",
+                "content": [], "model": "claude-test-20250101", "stop_reason": null,
+                "stop_sequence": null, "usage": {"input_tokens": 120, "output_tokens": 1}
+            }}),
+        ),
+        (
+            Some("content_block_start"),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (Some("ping"), json!({"type": "ping"})),
+        delta(0, json!({"type": "text_delta", "text": "Let me"})),
+        delta(0, json!({"type": "text_delta", "text": " check."})),
+        (
+            Some("content_block_stop"),
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            Some("content_block_start"),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {}}}),
+        ),
+        json_piece(1, ""),
+        json_piece(1, "{\"ci"),
+        json_piece(1, "ty\": \"Par"),
+        json_piece(1, "is\"}"),
+        (
+            Some("content_block_stop"),
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        (
+            Some("content_block_start"),
+            json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_02", "name": "get_weather", "input": {}}}),
+        ),
+        json_piece(2, "{\"city\":"),
+        json_piece(2, " \"Rome\"}"),
+        (
+            Some("content_block_stop"),
+            json!({"type": "content_block_stop", "index": 2}),
+        ),
+        (
+            Some("message_delta"),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 40}}),
+        ),
+        (Some("message_stop"), json!({"type": "message_stop"})),
+    ])
+}
+
+fn streamed_text(text: &str) -> String {
+    sse_body(&[
+        (
+            Some("message_start"),
+            json!({"type": "message_start", "message": {
+                "id": "msg_02", "type": "message", "role": "assistant", "content": [],
+                "model": "claude-test-20250101", "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 200, "output_tokens": 1}
+            }}),
+        ),
+        (
+            Some("content_block_start"),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        ),
+        (
+            Some("content_block_stop"),
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            Some("message_delta"),
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 12}}),
+        ),
+        (Some("message_stop"), json!({"type": "message_stop"})),
+    ])
+}
+
+#[tokio::test]
+async fn tool_conversation_streamed() {
+    let server = MockServer::start([
+        Reply::sse(&streamed_text("Hello! How can I help?")),
+        Reply::sse(&streamed_tool_call()),
+        Reply::sse(&streamed_text("Paris: 18 C, Rome: 24 C.")),
+    ])
+    .await;
+    let model = model(&server);
+
+    let stream = model
+        .stream(&request(vec![Message::human("Hi")]))
+        .await
+        .unwrap();
+    let (_, greeting) = collect("anthropic", stream).await;
+    let greeting = greeting.unwrap();
+    assert_eq!(greeting.text(), "Hello! How can I help?");
+    assert_eq!(
+        greeting.extra["usage_metadata"],
+        json!({"input_tokens": 200, "output_tokens": 12, "total_tokens": 212})
+    );
+
+    let stream = model
+        .stream(&request(vec![
+            Message::human("Hi"),
+            Message::ai("Hello! How can I help?"),
+            Message::human("Weather in Paris and Rome?"),
+        ]))
+        .await
+        .unwrap();
+    let (deltas, call) = collect("anthropic", stream).await;
+    let call = call.unwrap();
+    assert_tool_call_message(&call);
+    assert_eq!(
+        call.extra["usage_metadata"],
+        json!({"input_tokens": 120, "output_tokens": 40, "total_tokens": 160})
+    );
+    // The pieces arrive as pieces, for clients that show tool calls as they are written.
+    let pieces: Vec<_> = deltas
+        .iter()
+        .filter_map(|delta| match delta {
+            ModelDelta::ToolCall {
+                index: 1,
+                arguments,
+                ..
+            } => Some(arguments.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pieces, ["", "", "{\"ci", "ty\": \"Par", "is\"}"]);
+
+    let stream = model
+        .stream(&request(history_with_results(&call)))
+        .await
+        .unwrap();
+    let (_, last) = collect("anthropic", stream).await;
+    assert_eq!(last.unwrap().text(), "Paris: 18 C, Rome: 24 C.");
+
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 3);
+    assert_eq!(bodies[2], expected_final_body(true));
+}
+
+fn hello() -> Reply {
+    Reply::json(
+        200,
+        &answer(json!([{"type": "text", "text": "Hello"}]), "end_turn"),
+    )
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_after_the_wait_asked_for() {
+    let server = MockServer::start([
+        Reply::json(
+            429,
+            &error_body(
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+            ),
+        )
+        .header("retry-after", "1"),
+        hello(),
+    ])
+    .await;
+    let answer = model(&server)
+        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
+        .await
+        .unwrap();
+    assert_eq!(answer.text(), "Hello");
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0], bodies[1], "the retry sends the same request");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let server = MockServer::start([
+        Reply::json(500, &error_body("api_error", "Internal server error")),
+        Reply::json(529, &error_body("overloaded_error", "Overloaded")),
+        Reply::raw(503, "text/html", "<html>Service Unavailable</html>"),
+        Reply::sse(&streamed_text("Hello")),
+    ])
+    .await;
+    let model = model(&server).with_retry(fast_retry(4));
+    let stream = model
+        .stream(&ModelRequest::new(vec![Message::human("Hi")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        collect("anthropic", stream).await.1.unwrap().text(),
+        "Hello"
+    );
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_rate_limit_that_outlasts_the_retries_is_rate_limited() {
+    let limited = || {
+        Reply::json(429, &error_body("rate_limit_error", "slow down")).header("retry-after", "7")
+    };
+    let server = MockServer::start([limited(), limited(), limited(), hello()]).await;
+    let error = model(&server)
+        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
+        .await
+        .unwrap_err();
+    match error {
+        Error::RateLimited {
+            provider,
+            retry_after,
+            detail,
+        } => {
+            assert_eq!(provider, "anthropic");
+            assert_eq!(retry_after, Some(Duration::from_secs(7)));
+            assert_eq!(detail, "rate_limit_error: slow down");
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert_eq!(server.requests().len(), 3, "three attempts, then the error");
+}
+
+#[tokio::test]
+async fn a_refused_key_is_unauthorized_at_once() {
+    let server = MockServer::start([
+        Reply::json(
+            401,
+            &error_body("authentication_error", "invalid x-api-key"),
+        ),
+        hello(),
+    ])
+    .await;
+    let error = model(&server)
+        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        Error::Unauthorized {
+            provider: "anthropic".into(),
+            detail: "authentication_error: invalid x-api-key".into()
+        }
+    );
+    assert_eq!(server.requests().len(), 1, "a refused key is not retried");
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_named() {
+    let server = MockServer::start([Reply::json(
+        404,
+        &error_body("not_found_error", "model: claude-test"),
+    )])
+    .await;
+    let error = model(&server)
+        .stream(&ModelRequest::new(vec![Message::human("Hi")]))
+        .await
+        .err()
+        .expect("an error");
+    assert!(
+        matches!(&error, Error::UnknownModel { model, detail, .. }
+            if model == MODEL && detail.contains("model: claude-test")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_answers_are_clear_errors() {
+    let not_json = Reply::raw(200, "application/json", "<html>oops</html>");
+    let no_content = Reply::json(
+        200,
+        &json!({"id": "msg", "type": "message", "role": "assistant"}),
+    );
+    let bad_input = Reply::json(
+        200,
+        &answer(
+            json!([{"type": "tool_use", "id": "t", "name": "get_weather", "input": "Paris"}]),
+            "tool_use",
+        ),
+    );
+    let bad_event = Reply::sse("event: message_start\ndata: {not json\n\n");
+    let bad_stream_input = Reply::sse(&sse_body(&[
+        (
+            Some("content_block_start"),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t", "name": "get_weather", "input": {}}}),
+        ),
+        (
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "[1, 2]"}}),
+        ),
+        (
+            Some("message_delta"),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 3}}),
+        ),
+        (Some("message_stop"), json!({"type": "message_stop"})),
+    ]));
+    let server =
+        MockServer::start([not_json, no_content, bad_input, bad_event, bad_stream_input]).await;
+    let model = model(&server);
+    let request = ModelRequest::new(vec![Message::human("Hi")]);
+
+    let mut details = Vec::new();
+    for _ in 0..3 {
+        match model.complete(&request).await.unwrap_err() {
+            Error::MalformedResponse { provider, detail } => {
+                assert_eq!(provider, "anthropic");
+                details.push(detail);
+            }
+            other => panic!("expected MalformedResponse, got {other:?}"),
+        }
+    }
+    for _ in 0..2 {
+        let stream = model.stream(&request).await.unwrap();
+        match collect("anthropic", stream).await.1.unwrap_err() {
+            Error::MalformedResponse { detail, .. } => details.push(detail),
+            other => panic!("expected MalformedResponse, got {other:?}"),
+        }
+    }
+    assert!(details[0].contains("not JSON"), "{}", details[0]);
+    assert!(
+        details[1].contains("missing field `content`"),
+        "{}",
+        details[1]
+    );
+    assert!(details[2].contains("not a JSON object"), "{}", details[2]);
+    assert!(details[3].contains("streamed event"), "{}", details[3]);
+    assert!(details[4].contains("not a JSON object"), "{}", details[4]);
+}
+
+#[tokio::test]
+async fn stream_errors_and_cut_streams_are_errors() {
+    let overloaded = sse_body(&[
+        (
+            Some("message_start"),
+            json!({"type": "message_start", "message": {"id": "m", "model": MODEL, "usage": {"input_tokens": 1}}}),
+        ),
+        (
+            Some("error"),
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        ),
+    ]);
+    let cut = streamed_text("Hello").replace("event: message_delta", "event: x-cut");
+    let cut = &cut[..cut.find("event: x-cut").unwrap()];
+    let server = MockServer::start([Reply::sse(&overloaded), Reply::sse(cut)]).await;
+    let model = model(&server);
+    let request = ModelRequest::new(vec![Message::human("Hi")]);
+
+    let stream = model.stream(&request).await.unwrap();
+    let error = collect("anthropic", stream).await.1.unwrap_err();
+    assert!(
+        matches!(&error, Error::Provider { status: 529, detail, .. } if detail.contains("Overloaded")),
+        "{error:?}"
+    );
+    let stream = model.stream(&request).await.unwrap();
+    let (deltas, result) = collect("anthropic", stream).await;
+    assert_eq!(deltas, [ModelDelta::Text("Hello".into())]);
+    assert!(
+        matches!(&result, Err(Error::Transport { detail, .. }) if detail.contains("message_stop")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_call_closes_its_request() {
+    let server = MockServer::start([Reply::hang()]).await;
+    let model = model(&server);
+    let request = ModelRequest::new(vec![Message::human("Hi")]);
+    let call = model.complete(&request);
+    // The call is dropped while the server still works on it, as a cancelled run drops it.
+    let _ = tokio::time::timeout(Duration::from_millis(50), call).await;
+    tokio::time::timeout(Duration::from_secs(10), server.hung_request_dropped())
+        .await
+        .expect("the server saw the connection close");
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct City {
+    /// The city.
+    city: String,
+}
+
+#[tokio::test]
+async fn the_agent_loop_runs_on_anthropic() {
+    let call = sse_body(&[
+        (
+            Some("message_start"),
+            json!({"type": "message_start", "message": {"id": "msg_a", "type": "message", "role": "assistant", "content": [], "model": MODEL, "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 50, "output_tokens": 1}}}),
+        ),
+        (
+            Some("content_block_start"),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {}}}),
+        ),
+        (
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}}),
+        ),
+        (
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"Oslo\"}"}}),
+        ),
+        (
+            Some("content_block_stop"),
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            Some("message_delta"),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 20}}),
+        ),
+        (Some("message_stop"), json!({"type": "message_stop"})),
+    ]);
+    let server = MockServer::start([
+        Reply::sse(&call),
+        Reply::sse(&streamed_text("It is 3 C in Oslo.")),
+    ])
+    .await;
+    let agent = Agent::builder(Arc::new(model(&server)))
+        .system_prompt("You are a weather bot.")
+        .tool(FunctionTool::new(
+            "get_weather",
+            "The weather in a city now.",
+            |args: City, _| async move { Ok(format!("3 C in {}", args.city).into()) },
+        ))
+        .build()
+        .unwrap();
+    let state = agent
+        .run(
+            AgentState::default(),
+            vec![Message::human("Weather in Oslo?")],
+            &RunContext::detached(),
+        )
+        .await
+        .unwrap();
+
+    let seen: Vec<_> = state
+        .messages
+        .iter()
+        .map(|m| (m.kind.clone(), m.text().into_owned()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (MessageKind::Human, "Weather in Oslo?".to_owned()),
+            (MessageKind::Ai, String::new()),
+            (MessageKind::Tool, "3 C in Oslo".to_owned()),
+            (MessageKind::Ai, "It is 3 C in Oslo.".to_owned()),
+        ]
+    );
+    assert_eq!(
+        state.messages[1].tool_calls(),
+        [ToolCall::new(
+            "toolu_9",
+            "get_weather",
+            args(&json!({"city": "Oslo"}))
+        )]
+    );
+    assert_eq!(state.messages[2].tool_call_id.as_deref(), Some("toolu_9"));
+    assert_eq!(
+        state.messages[3].response_metadata["stop_reason"],
+        "end_turn"
+    );
+
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0]["system"], "You are a weather bot.");
+    assert_eq!(bodies[0]["tools"][0]["name"], "get_weather");
+    assert_eq!(
+        bodies[0]["tools"][0]["input_schema"]["required"],
+        json!(["city"])
+    );
+    assert_eq!(
+        bodies[1]["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Oslo"}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_9", "content": "3 C in Oslo"},
+            ]},
+        ])
+    );
+}
