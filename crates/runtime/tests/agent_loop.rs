@@ -1,6 +1,10 @@
 //! The agent loop on the Scripted model: tools in parallel, failures the model can read,
 //! the step limit, cancellation, middleware hooks, and summarisation.
 
+// Helpers here run only inside tests: an unwrap that fails is the test failing.
+#![allow(clippy::unwrap_used)]
+#![cfg(feature = "scripted")]
+
 use errand_protocol::{JsonObject, Message, MessageKind, StreamPart};
 use errand_runtime::agent::{Agent, AgentState, Channel, RunContext};
 use errand_runtime::middleware::{Middleware, SUMMARY_PREFIX, Summarization, ToolNext};
