@@ -339,12 +339,7 @@ impl Workspace {
         if !file.exists {
             return Err(not_found(&file.shown));
         }
-        if file.host.is_dir() {
-            return Err(tool_error(format!(
-                "'{}' is a folder, not a file; use ls to see what it holds",
-                file.shown
-            )));
-        }
+        regular_file(&file)?;
         let offset = offset.unwrap_or(0);
         let limit = limit.unwrap_or(self.limits.default_read_lines);
         if limit == 0 {
@@ -462,12 +457,7 @@ impl Workspace {
         if !file.exists {
             return Err(not_found(&file.shown));
         }
-        if file.host.is_dir() {
-            return Err(tool_error(format!(
-                "'{}' is a folder, not a file",
-                file.shown
-            )));
-        }
+        regular_file(&file)?;
         if args.old_string.is_empty() {
             return Err(tool_error(
                 "old_string is empty; give the exact text to replace (to create a file, use write_file)",
@@ -967,6 +957,25 @@ fn io_error(shown: &str, error: &io::Error) -> Error {
     tool_error(format!("could not use '{shown}': {what}"))
 }
 
+/// Refuses folders and special files: opening a FIFO or a device could block for ever.
+fn regular_file(file: &Resolved) -> Result<(), Error> {
+    let meta = fs::metadata(&file.host).map_err(|error| io_error(&file.shown, &error))?;
+    if meta.is_dir() {
+        return Err(tool_error(format!(
+            "'{}' is a folder, not a file; use ls to see what it holds",
+            file.shown
+        )));
+    }
+    if !meta.is_file() {
+        return Err(tool_error(format!(
+            "'{}' is not a regular file (a pipe, socket or device); the file tools read and \
+             edit regular files only",
+            file.shown
+        )));
+    }
+    Ok(())
+}
+
 fn glob_matcher(pattern: &str) -> Result<GlobMatcher, Error> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
@@ -1329,6 +1338,34 @@ mod tests {
             read.contains("[truncated: the file has more lines"),
             "{read}"
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn special_files_are_refused_without_blocking() {
+        let (_folder, ws) = workspace();
+        let fifo = ws.root().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|status| status.success()) {
+            return; // No mkfifo here; nothing to check.
+        }
+        for (tool, args) in [
+            ("read_file", json!({"file_path": "/pipe"})),
+            (
+                "edit_file",
+                json!({"file_path": "/pipe", "old_string": "a", "new_string": "b"}),
+            ),
+            ("write_file", json!({"file_path": "/pipe", "content": "a"})),
+        ] {
+            let error = call(&ws, tool, args).await.unwrap_err();
+            let text = message(&error);
+            assert!(
+                text.contains("not a regular file") || text.contains("already exists"),
+                "{tool}: {text}"
+            );
+        }
+        let grep = call(&ws, "grep", json!({"pattern": "a"})).await.unwrap();
+        assert!(grep.starts_with("No matches"), "{grep}");
     }
 
     #[test]
