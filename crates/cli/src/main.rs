@@ -3,9 +3,12 @@
 //! `errand serve` runs the Agent Protocol server on a SQLite file. The `chat`, `tasks` and `demo`
 //! commands come with the later layers.
 
+mod agents;
+mod config;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 // mimalloc returns freed memory to the system and fragments less than glibc's allocator across
 // tokio's threads: a server holding thousands of runs in flight stays smaller.
@@ -27,9 +30,17 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The whole chain, without a backtrace: what went wrong and where, for a user.
+            eprintln!("errand: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }

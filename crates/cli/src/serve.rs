@@ -1,5 +1,7 @@
 //! `errand serve`: the server on a SQLite file, stopped cleanly by SIGINT or SIGTERM.
 
+use crate::agents;
+use crate::config::Config;
 use anyhow::Context;
 use errand::server::storage::SqliteStorage;
 use errand::server::{ExecutorConfig, Server, graphs::Echo};
@@ -20,6 +22,9 @@ pub(crate) struct ServeArgs {
     /// The SQLite database file (made if missing).
     #[arg(long, default_value = "errand.db")]
     db: PathBuf,
+    /// The config file whose `[agents.NAME]` tables declare the agents to host, beside `echo`.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Require this API key on every route but /ok.
     #[arg(long, env = "ERRAND_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -39,6 +44,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
+    let agents = match &args.config {
+        Some(path) => {
+            let config = Config::load(path)?;
+            for skipped in &config.skipped {
+                tracing::warn!(table = %skipped, "{}: skipping a table errand does not read", path.display());
+            }
+            agents::build_all(&config).with_context(|| format!("{}", path.display()))?
+        }
+        None => Vec::new(),
+    };
     let storage = SqliteStorage::open(&args.db)
         .with_context(|| format!("opening the database {}", args.db.display()))?;
     let mut builder = Server::builder()
@@ -49,6 +64,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             run_timeout: Duration::from_secs(args.run_timeout_secs),
             ..ExecutorConfig::default()
         });
+    for (name, agent) in agents {
+        tracing::info!(agent = %name, model = %agent.model().model_name(), "hosting agent");
+        builder = builder.graph(name, agent);
+    }
     if let Some(key) = args.api_key {
         builder = builder.api_key(key);
     }

@@ -58,6 +58,26 @@ pub fn from_spec(spec: &str) -> Result<Arc<dyn ChatModel>, Error> {
     from_spec_with(spec, &process_env)
 }
 
+/// A model as [`from_spec`] makes it, with the API key and base URL given here taking the place
+/// of the environment's: what a config file's model table asks for.
+pub fn from_spec_with_overrides(
+    spec: &str,
+    api_key: Option<&str>,
+    base_url: Option<&str>,
+) -> Result<Arc<dyn ChatModel>, Error> {
+    let lookup = |name: &str| {
+        let given = if name.ends_with("_API_KEY") {
+            api_key
+        } else if name.ends_with("_BASE_URL") {
+            base_url
+        } else {
+            None
+        };
+        given.map(str::to_owned).or_else(|| process_env(name))
+    };
+    from_spec_with(spec, &lookup)
+}
+
 /// Reads an environment variable; an empty value counts as unset.
 pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
