@@ -1,9 +1,22 @@
 //! errand-runtime: the agent loop that supervisors and hosted subagents run on.
 //!
-//! Its place in the layers (see `DESIGN.md`): it builds on [`errand_protocol`] only. Today it
-//! holds the [`Graph`] interface a server hosts (input and thread values in, stream events out,
-//! new values back, cancellable), and the `messages` channel reducer. The `ChatModel` trait and
-//! its providers, tools, middleware and summarisation come next.
+//! Its place in the layers (see `DESIGN.md`): it builds on [`errand_protocol`] only.
+//!
+//! - [`model`]: the [`model::ChatModel`] trait (messages, tools and settings in; an assistant
+//!   message out, whole or streamed) and the Scripted model for tests and offline demos;
+//!   [`providers`] speaks Anthropic Messages and OpenAI-compatible Chat Completions.
+//! - [`tool`]: the [`tool::Tool`] trait, [`tool::FunctionTool`] over typed arguments with
+//!   schemars schemas, and the argument check every call passes first; [`tools`] has the
+//!   workspace file tools and `fetch_url`.
+//! - [`agent`]: the loop (model, tools in parallel, model... until an answer or the step limit,
+//!   cancellable at every await), state channels with reducers beside the messages, and
+//!   hosting: an [`agent::Agent`] is a [`Graph`].
+//! - [`middleware`]: hooks before each model call, around each tool call and after the run;
+//!   [`middleware::Summarization`] is one.
+//! - [`Graph`]: the interface a server hosts (input and thread values in, stream events out,
+//!   new values back, cancellable).
+//!
+//! A graph of its own, for anything that is not an LLM agent:
 //!
 //! ```
 //! use errand_runtime::{Error, EventSink, Graph, GraphOutput, GraphRun, async_trait};
