@@ -10,6 +10,13 @@
 //! system_prompt = "You research carefully."
 //! tools = ["files", "fetch_url"]
 //! workspace = "research"                   # for file tools; relative to this file
+//!
+//! [async_subagents.researcher]             # what the supervisor may start tasks on
+//! description = "Researches a topic."      # the keys of the Deep Agents CLI
+//! graph_id = "researcher"
+//! url = "http://127.0.0.1:2024"            # none: the agents hosted in this process
+//! [async_subagents.researcher.headers]
+//! Authorization = "Bearer ${TOKEN}"
 //! ```
 //!
 //! Strings may name environment variables as `${NAME}` or `${NAME:-fallback}`. A bad file is
@@ -17,6 +24,7 @@
 //! not know are reported and skipped, so a Deep Agents `config.toml` can be read as it is.
 
 use anyhow::Context;
+use errand::middleware::AsyncSubAgent;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeMap;
@@ -30,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) model: Option<ModelConfig>,
     /// Hosted agents by name.
     pub(crate) agents: BTreeMap<String, AgentConfig>,
+    /// Subagents the supervisor may start tasks on, by name (Deep Agents' CLI keys).
+    pub(crate) async_subagents: Vec<AsyncSubAgent>,
     /// The folder the file is in; relative paths in it start there.
     pub(crate) base_dir: PathBuf,
     /// Top-level keys that were skipped.
@@ -48,8 +58,20 @@ impl Config {
     }
 
     /// Parses the text of a config file.
-    pub(crate) fn parse(text: &str) -> Result<Self, toml::de::Error> {
-        toml::from_str(text)
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut config: Self = toml::from_str(text)?;
+        for spec in &mut config.async_subagents {
+            let key = |field: &str| format!("[async_subagents.{}] {field}", spec.name);
+            if let Some(url) = &spec.url {
+                spec.url =
+                    Some(expand_env(url).map_err(|e| anyhow::anyhow!("{}: {e}", key("url")))?);
+            }
+            for (name, value) in &mut spec.headers {
+                *value = expand_env(value)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", key(&format!("headers.{name}"))))?;
+            }
+        }
+        Ok(config)
     }
 
     /// A path from the file, resolved against the file's folder.
@@ -72,7 +94,9 @@ impl<'de> Deserialize<'de> for Config {
             type Value = Config;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a config with `[model]` and `[agents.NAME]` tables")
+                f.write_str(
+                    "a config with `[model]`, `[agents.NAME]` and `[async_subagents.NAME]` tables",
+                )
             }
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Config, M::Error> {
@@ -81,6 +105,16 @@ impl<'de> Deserialize<'de> for Config {
                     match key.as_str() {
                         "model" => config.model = Some(map.next_value()?),
                         "agents" => config.agents = map.next_value()?,
+                        "async_subagents" => {
+                            let tables: BTreeMap<String, AsyncSubAgent> = map.next_value()?;
+                            config.async_subagents = tables
+                                .into_iter()
+                                .map(|(name, mut spec)| {
+                                    spec.name = name;
+                                    spec
+                                })
+                                .collect();
+                        }
                         _ => {
                             map.next_value::<de::IgnoredAny>()?;
                             config.skipped.push(key);
@@ -258,6 +292,13 @@ workspace = "research"
 
 [agents.writer]
 system_prompt = "Write."
+
+[async_subagents.researcher]
+description = "Research agent"
+graph_id = "agent"
+url = "https://my-deployment.example"
+[async_subagents.researcher.headers]
+Authorization = "Bearer x"
 "#,
         )
         .unwrap();
@@ -273,6 +314,10 @@ system_prompt = "Write."
         assert_eq!(researcher.tools, ["files", "fetch_url"]);
         assert!(config.agents["writer"].model.is_none());
         assert_eq!(config.skipped, ["theme", "ui"]);
+        let researcher = &config.async_subagents[0];
+        assert_eq!(researcher.name, "researcher");
+        assert_eq!(researcher.graph_id, "agent");
+        assert_eq!(researcher.headers["Authorization"], "Bearer x");
     }
 
     #[test]

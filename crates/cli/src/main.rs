@@ -6,6 +6,7 @@
 mod agents;
 mod config;
 mod serve;
+mod supervisor;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
