@@ -5,6 +5,7 @@
 
 mod agents;
 mod config;
+mod demo;
 mod serve;
 mod supervisor;
 
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Serve the Agent Protocol (LangGraph server API) for the hosted graphs.
     Serve(serve::ServeArgs),
+    /// Run the offline demo: a supervisor and its research subagents in one process.
+    Demo(demo::DemoArgs),
 }
 
 #[tokio::main]
@@ -35,6 +38,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

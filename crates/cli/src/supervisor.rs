@@ -5,7 +5,7 @@ use crate::agents;
 use crate::config::{Config, ModelConfig};
 use anyhow::Context;
 use errand::client::Client;
-use errand::middleware::{Approver, AsyncSubAgent, AsyncSubAgentMiddleware, Settings, TaskEvent};
+use errand::middleware::{Approver, AsyncSubAgent, AsyncSubAgentMiddleware, NoticeHook, Settings};
 use errand::protocol::Message;
 use errand::runtime::Graph;
 use errand::runtime::agent::{Agent, AgentState, RunContext};
@@ -17,6 +17,7 @@ use errand::server::storage::SqliteStorage;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The supervisor's instructions unless the config gives its own.
@@ -83,7 +84,7 @@ pub(crate) struct Options {
     /// Asked before each start, update and cancel.
     pub(crate) approver: Option<Approver>,
     /// Told of each task status change as it happens.
-    pub(crate) on_notice: Option<Arc<dyn Fn(Uuid, &TaskEvent) + Send + Sync>>,
+    pub(crate) on_notice: Option<NoticeHook>,
     /// Summarise the supervisor's conversation past this many tokens.
     pub(crate) summarize_after_tokens: usize,
 }
@@ -174,11 +175,24 @@ impl Supervisor {
     /// One turn: the user's words (or nothing, to let the supervisor read waiting notices),
     /// then the supervisor's loop until its answer. The answer's text.
     pub(crate) async fn turn(&mut self, text: Option<&str>) -> anyhow::Result<String> {
+        let cancel = self.run.cancel.child_token();
+        self.turn_until(text, cancel).await
+    }
+
+    /// [`Self::turn`], stopped early when `cancel` fires (the chat's Ctrl-C). A token of its
+    /// own per turn, so cancelling one turn leaves the next ones alone; a cancelled turn
+    /// leaves the conversation as it was before it.
+    pub(crate) async fn turn_until(
+        &mut self,
+        text: Option<&str>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<String> {
         let input = text
             .map(|text| vec![Message::human(text)])
             .unwrap_or_default();
         let mut run = self.run.clone();
         run.run_id = Uuid::now_v7();
+        run.cancel = cancel;
         let state = std::mem::take(&mut self.state);
         let before = state.messages.len();
         match self.agent.run(state.clone(), input, &run).await {
