@@ -525,19 +525,25 @@ impl Inner {
             wait: true,
             ..CancelOptions::default()
         };
-        if let Err(error) = client.runs().cancel(thread_id, run_id, options).await {
-            if record.status.is_unfinished() {
-                self.watch(context.thread_id, &record, spec, client);
+        // A server refuses to cancel a run that already ended (404): that is no failure, the
+        // read-back below tells what happened.
+        let refused = client.runs().cancel(thread_id, run_id, options).await.err();
+        if refused.is_none() {
+            for superseded in &record.superseded_run_ids {
+                cancel_if_unfinished(&client, thread_id, superseded).await;
             }
-            return failed(&error);
-        }
-        for superseded in &record.superseded_run_ids {
-            cancel_if_unfinished(&client, thread_id, superseded).await;
         }
         // Read back what really happened: a run that had already finished stays finished.
-        let observation = match observe(&client, thread_id, run_id).await {
-            Ok(observation) => observation,
-            Err(error) => {
+        let observation = match (observe(&client, thread_id, run_id).await, refused) {
+            (Ok(observation), None) => observation,
+            (Ok(observation), Some(_)) if !observation.status.is_unfinished() => observation,
+            (_, Some(error)) => {
+                if record.status.is_unfinished() {
+                    self.watch(context.thread_id, &record, spec, client);
+                }
+                return failed(&error);
+            }
+            (Err(error), None) => {
                 return ToolOutput::text(format!(
                     "Cancel requested for task {}, but its status could not be read back: {error}",
                     record.task_id
