@@ -529,7 +529,9 @@ impl Inner {
         // read-back below tells what happened.
         let refused = client.runs().cancel(thread_id, run_id, options).await.err();
         if refused.is_none() {
-            for superseded in &record.superseded_run_ids {
+            // Newest first: cancelling an earlier run first would start the follow-up queued
+            // behind it.
+            for superseded in record.superseded_run_ids.iter().rev() {
                 cancel_if_unfinished(&client, thread_id, superseded).await;
             }
         }
