@@ -1,0 +1,364 @@
+//! What the middleware's integration tests share: a real errand server hosting the echo graph
+//! (and small fixed graphs), and a supervisor harness that calls the five tools the way the
+//! agent loop does, carrying the `async_tasks` board from call to call.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use errand_client::Client;
+use errand_middleware::runtime::agent::{AgentState, Channel, RunContext};
+use errand_middleware::runtime::middleware::Middleware;
+use errand_middleware::runtime::tool::{SharedTool, ToolContext, ToolOutput};
+use errand_middleware::runtime::{
+    EventSink, Graph, GraphOutput, GraphRun, async_trait, messages_from_value,
+};
+use errand_middleware::{
+    AsyncSubAgentMiddleware, AsyncTask, TASKS_CHANNEL, board_channel, find_task, is_notification,
+};
+use errand_protocol::{JsonObject, Message, Run, RunStatus, Thread, ThreadSearchRequest, ToolCall};
+use errand_server::Server;
+use errand_server::graphs::Echo;
+use errand_server::storage::SqliteStorage;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The longest any condition is waited for.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A graph that ignores its input and ends with fixed values: for results echo cannot make
+/// (no messages at all, content blocks with reasoning and tool use).
+#[derive(Debug, Clone)]
+pub struct Fixed(pub Value);
+
+#[async_trait]
+impl Graph for Fixed {
+    async fn invoke(
+        &self,
+        _run: GraphRun,
+    ) -> Result<GraphOutput, errand_middleware::runtime::Error> {
+        Ok(GraphOutput::finished(self.0.clone()))
+    }
+}
+
+/// An errand server on in-memory SQLite hosting `echo`, plus `silent` (ends with no messages)
+/// and `thinker` (ends with an answer made of reasoning, text and tool-use blocks).
+pub async fn server() -> Server {
+    server_with(|builder| builder).await
+}
+
+/// The same server, with more graphs added by `more`.
+pub async fn server_with(
+    more: impl FnOnce(errand_server::ServerBuilder) -> errand_server::ServerBuilder,
+) -> Server {
+    let builder = Server::builder()
+        .graph("echo", Echo)
+        .graph("silent", Fixed(json!({"messages": []})))
+        .graph(
+            "thinker",
+            Fixed(json!({"messages": [
+                {"type": "human", "content": "think", "id": "h1"},
+                {"type": "ai", "id": "a1", "content": [
+                    {"type": "reasoning", "reasoning": "private chain of thought"},
+                    {"type": "text", "text": "The answer is 42."},
+                    {"type": "tool_use", "id": "tu1", "name": "calc", "input": {"x": 1}},
+                    {"type": "text", "text": "Checked twice."}
+                ]}
+            ]})),
+        )
+        .storage(Arc::new(SqliteStorage::in_memory().unwrap()));
+    more(builder).start().await.unwrap()
+}
+
+/// A client of `server` in-process.
+pub fn local(server: &Server) -> Client {
+    Client::in_process(server.router()).unwrap()
+}
+
+/// A server served over HTTP on 127.0.0.1:0 until this is dropped.
+#[derive(Debug)]
+pub struct Served {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Served {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Serves `server` over HTTP on 127.0.0.1:0 in a spawned task until the answer is dropped.
+pub async fn serve(server: &Server) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = server.clone();
+    tokio::spawn(async move {
+        let _ = server
+            .serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Served {
+        addr,
+        stop: Some(stop),
+    }
+}
+
+/// Waits until `condition` holds, for at most [`WAIT`]; panics naming `what` otherwise.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The run of a task, as its server has it now.
+pub async fn server_run(client: &Client, task: &AsyncTask) -> Run {
+    run_of(client, &task.thread_id, &task.run_id).await
+}
+
+/// A run, as its server has it now.
+pub async fn run_of(client: &Client, thread_id: &str, run_id: &str) -> Run {
+    client
+        .runs()
+        .get(
+            Uuid::parse_str(thread_id).unwrap(),
+            Uuid::parse_str(run_id).unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+/// Waits until the run has `status` on its server.
+pub async fn wait_run_status(client: &Client, thread_id: &str, run_id: &str, status: RunStatus) {
+    wait_until(&format!("run {run_id} to be {status:?}"), || async {
+        run_of(client, thread_id, run_id).await.status == status
+    })
+    .await;
+}
+
+/// The threads on the server made for the subagent `name`.
+pub async fn threads_of(client: &Client, name: &str) -> Vec<Thread> {
+    let mut metadata = JsonObject::new();
+    metadata.insert("subagent_name".into(), json!(name));
+    client
+        .threads()
+        .search(&ThreadSearchRequest {
+            metadata: Some(metadata),
+            ..ThreadSearchRequest::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// The task id in a start tool's answer ("Launched async subagent. task_id: X").
+pub fn task_id_of(output: &ToolOutput) -> String {
+    output
+        .content
+        .strip_prefix("Launched async subagent. task_id: ")
+        .unwrap_or_else(|| panic!("not a launch answer: {}", output.content))
+        .to_owned()
+}
+
+/// The JSON a check answered.
+pub fn json_of(output: &ToolOutput) -> Value {
+    serde_json::from_str(&output.content)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {}", output.content))
+}
+
+/// A supervisor without a model: its conversation and board, and the middleware's tools,
+/// called the way the agent loop calls them.
+pub struct Supervisor {
+    pub middleware: AsyncSubAgentMiddleware,
+    pub tools: Vec<SharedTool>,
+    pub state: AgentState,
+    pub thread_id: Uuid,
+    pub run_id: Uuid,
+    channel: Channel,
+    calls: AtomicUsize,
+}
+
+impl Supervisor {
+    /// A supervisor with an empty conversation, on a fresh thread.
+    pub fn new(middleware: AsyncSubAgentMiddleware) -> Self {
+        Self::with_state(middleware, AgentState::default(), Uuid::now_v7())
+    }
+
+    /// A supervisor that continues `state` on `thread_id` (e.g. after its config changed).
+    pub fn with_state(
+        middleware: AsyncSubAgentMiddleware,
+        state: AgentState,
+        thread_id: Uuid,
+    ) -> Self {
+        let tools = middleware.tools();
+        let channel = middleware
+            .channels()
+            .into_iter()
+            .find(|channel| channel.name() == TASKS_CHANNEL)
+            .unwrap_or_else(|| board_channel(100));
+        Self {
+            middleware,
+            tools,
+            state,
+            thread_id,
+            run_id: Uuid::now_v7(),
+            channel,
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    /// The tool named `name`.
+    pub fn tool(&self, name: &str) -> SharedTool {
+        Arc::clone(
+            self.tools
+                .iter()
+                .find(|tool| tool.name() == name)
+                .unwrap_or_else(|| panic!("no tool {name}")),
+        )
+    }
+
+    /// One model turn calling one tool: its answer, with the board updated.
+    pub async fn call(&mut self, name: &str, args: Value) -> ToolOutput {
+        self.turn(vec![(name, args)]).await.remove(0)
+    }
+
+    /// One model turn calling several tools (as one AI message): their answers in order. Every
+    /// call sees the state as it was when the model asked, as in the agent loop.
+    pub async fn turn(&mut self, calls: Vec<(&str, Value)>) -> Vec<ToolOutput> {
+        let calls: Vec<ToolCall> = calls
+            .into_iter()
+            .map(|(name, args)| {
+                let n = self.calls.fetch_add(1, Ordering::Relaxed);
+                let Value::Object(args) = args else {
+                    panic!("tool arguments must be an object");
+                };
+                ToolCall::new(format!("call_{n}"), name, args)
+            })
+            .collect();
+        self.state
+            .messages
+            .push(Message::ai_with_tool_calls("", calls.clone()));
+        let snapshot = Arc::new(self.state.clone());
+        let mut outputs = Vec::new();
+        for call in &calls {
+            let context = ToolContext {
+                call_id: call.id.clone().unwrap(),
+                state: Arc::clone(&snapshot),
+                run_id: self.run_id,
+                thread_id: self.thread_id,
+                cancel: CancellationToken::new(),
+                events: EventSink::discard(),
+            };
+            let output = self
+                .tool(&call.name)
+                .call(call.args.clone(), context)
+                .await
+                .unwrap();
+            outputs.push(output);
+        }
+        for (call, output) in calls.iter().zip(&outputs) {
+            self.state.messages.push(Message::tool(
+                call.id.clone().unwrap(),
+                output.content.clone(),
+            ));
+            self.apply(&output.update);
+        }
+        outputs
+    }
+
+    /// Applies a tool's writes to the board through its reducer.
+    pub fn apply(&mut self, update: &JsonObject) {
+        for (name, write) in update {
+            assert_eq!(name, TASKS_CHANNEL, "tools write only the board");
+            let merged = self
+                .channel
+                .reduce(self.state.channels.get(name), write.clone());
+            self.state.channels.insert(name.clone(), merged);
+        }
+    }
+
+    /// The task on the board.
+    pub fn task(&self, task_id: &str) -> AsyncTask {
+        find_task(&self.state.channels, task_id)
+            .unwrap_or_else(|| panic!("task {task_id} is not on the board"))
+    }
+
+    /// Edits a task on the board in place.
+    pub fn edit_task(&mut self, task_id: &str, edit: impl FnOnce(&mut AsyncTask)) {
+        let mut task = self.task(task_id);
+        edit(&mut task);
+        let mut write = JsonObject::new();
+        write.insert(task_id.to_owned(), serde_json::to_value(&task).unwrap());
+        let mut update = JsonObject::new();
+        update.insert(TASKS_CHANNEL.to_owned(), Value::Object(write));
+        self.apply(&update);
+    }
+
+    /// Runs the middleware's `before_model` hook, as before the supervisor's next model call.
+    pub async fn before_model(&mut self) {
+        let mut run = RunContext::detached();
+        run.thread_id = self.thread_id;
+        run.run_id = self.run_id;
+        self.middleware
+            .before_model(&mut self.state, &run)
+            .await
+            .unwrap();
+    }
+
+    /// The notices delivered into the conversation so far.
+    pub fn notices(&self) -> Vec<Message> {
+        self.state
+            .messages
+            .iter()
+            .filter(|message| is_notification(message))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `count` notices wait for this supervisor's next model call.
+    pub async fn wait_notices(&self, count: usize) {
+        wait_until(&format!("{count} notice(s)"), || async {
+            self.middleware.pending_notices(self.thread_id) >= count
+        })
+        .await;
+    }
+}
+
+/// The messages of a thread's values, as the server has them.
+pub async fn thread_messages(client: &Client, thread_id: &str) -> Vec<Message> {
+    let thread = client
+        .threads()
+        .get(Uuid::parse_str(thread_id).unwrap())
+        .await
+        .unwrap();
+    thread
+        .values
+        .as_option()
+        .map(|values| messages_from_value(values).unwrap())
+        .unwrap_or_default()
+}
