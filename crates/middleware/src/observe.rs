@@ -8,22 +8,22 @@ use uuid::Uuid;
 
 /// What a task's server says about one of its runs.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Observation {
+pub struct Observation {
     /// The run's own status.
-    pub(crate) run_status: RunStatus,
+    pub run_status: RunStatus,
     /// The task's status: the run's and the thread's together.
-    pub(crate) status: TaskStatus,
+    pub status: TaskStatus,
     /// The final answer's text, for a finished or waiting task.
-    pub(crate) result: Option<String>,
+    pub result: Option<String>,
     /// The run's error, for a failed task.
-    pub(crate) error: Option<String>,
+    pub error: Option<String>,
     /// What a waiting task asks a human.
-    pub(crate) interrupts: Vec<Interrupt>,
+    pub interrupts: Vec<Interrupt>,
 }
 
 /// Reads the run, and the thread when the run finished (for its result, and whether it stopped
 /// at an interrupt), and the error when it failed.
-pub(crate) async fn observe(
+pub async fn observe(
     client: &Client,
     thread_id: Uuid,
     run_id: Uuid,
@@ -68,7 +68,7 @@ pub(crate) async fn observe(
 
 /// The text of the last message in a thread's values: its string content, or its text blocks
 /// joined. Reasoning, tool calls and other blocks are left out.
-pub(crate) fn final_text(values: &Value) -> String {
+pub fn final_text(values: &Value) -> String {
     let Some(last) = values
         .get("messages")
         .and_then(Value::as_array)
@@ -97,7 +97,7 @@ pub(crate) fn final_text(values: &Value) -> String {
 
 /// One page of a long result: up to `limit` characters from character `offset`, with a marker
 /// saying how much is left and how to read on.
-pub(crate) fn page(text: &str, offset: usize, limit: usize) -> String {
+pub fn page(text: &str, offset: usize, limit: usize) -> String {
     let total = text.chars().count();
     if offset >= total && total > 0 {
         return format!("(the result has {total} characters; offset {offset} is past its end)");
