@@ -9,8 +9,8 @@
 //! |--------------|-------------------------|------------------------------------------------|---------|
 //! | (always)     | [`protocol`]            | wire types, SSE framing                        | yes     |
 //! | `client`     | `client`                | typed client, HTTP and in-process              | yes     |
-//! | `runtime`    | `runtime`               | the `Graph` interface; agent loop to come      | yes     |
-//! | `middleware` | `middleware`            | the supervisor's async subagent tools (to come)| yes     |
+//! | `runtime`    | `runtime`               | agent loop, models, tools, middleware hooks    | yes     |
+//! | `middleware` | `middleware`            | the supervisor's five async subagent tools     | yes     |
 //! | `server`     | `server`                | the Agent Protocol server                      | yes     |
 //!
 //! ```
