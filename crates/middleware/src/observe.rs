@@ -40,7 +40,12 @@ pub async fn observe(
         RunStatus::Success => {
             let thread = client.threads().get(thread_id).await?;
             observation.status = TaskStatus::observe(run.status, Some(thread.status));
-            observation.result = thread.values.as_option().map(final_text);
+            // The run's own final values: by the time a run is read, a follow-up queued behind
+            // it may have written the thread's, and its answer is not this run's result.
+            observation.result = match client.runs().join(thread_id, run_id).await {
+                Ok(RunResult::Values(values)) => Some(final_text(&values)),
+                _ => thread.values.as_option().map(final_text),
+            };
             observation.interrupts = thread
                 .interrupts
                 .unwrap_or_default()
