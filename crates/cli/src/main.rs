@@ -4,10 +4,12 @@
 //! commands come with the later layers.
 
 mod agents;
+mod chat;
 mod config;
 mod demo;
 mod serve;
 mod supervisor;
+mod tasks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,8 +31,12 @@ struct Cli {
 enum Command {
     /// Serve the Agent Protocol (LangGraph server API) for the hosted graphs.
     Serve(serve::ServeArgs),
+    /// Talk with a supervisor that hands long work to background subagents.
+    Chat(chat::ChatArgs),
     /// Run the offline demo: a supervisor and its research subagents in one process.
     Demo(demo::DemoArgs),
+    /// List, check or cancel the tasks on a server.
+    Tasks(tasks::TasksArgs),
 }
 
 #[tokio::main]
@@ -38,7 +44,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Chat(args) => chat::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Tasks(args) => tasks::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
