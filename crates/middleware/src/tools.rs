@@ -649,9 +649,15 @@ impl Inner {
                 record.thread_id, record.run_id
             ));
         };
-        observe(&client, thread_id, run_id)
+        let mut observation = observe(&client, thread_id, run_id)
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        // Cancelled at its deadline: the server says `interrupted`, but the task timed out.
+        if record.status == TaskStatus::Timeout && observation.status == TaskStatus::Cancelled {
+            observation.status = TaskStatus::Timeout;
+            observation.error = Some("The task passed its deadline and was cancelled.".into());
+        }
+        Ok(observation)
     }
 
     /// Puts what a tool read onto the record, and tells the watcher the supervisor saw it.
