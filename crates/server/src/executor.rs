@@ -23,7 +23,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -94,10 +94,26 @@ struct Inner {
     hub: RunHub,
     config: ExecutorConfig,
     wake: Notify,
+    /// When the next delayed run (`after_seconds`) is due, as far as this server knows.
+    next_due: Mutex<Due>,
     active: Mutex<HashMap<Uuid, Arc<ActiveRun>>>,
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
 }
+
+/// The dispatcher's knowledge of delayed runs. Kept in memory so that an idle dispatcher
+/// need not ask storage every time it goes to sleep; storage is asked only when this is
+/// `Unknown` (at start, and once the delay it knew of has passed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Unknown,
+    Never,
+    At(Timestamp),
+}
+
+/// A free place in the executor for one run (see [`Executor::free_worker`]).
+#[derive(Debug)]
+pub(crate) struct Worker(OwnedSemaphorePermit);
 
 /// How a graph's run came out, before it is recorded.
 enum Outcome {
@@ -118,6 +134,7 @@ impl Executor {
                 hub: RunHub::default(),
                 config,
                 wake: Notify::new(),
+                next_due: Mutex::new(Due::Unknown),
                 active: Mutex::new(HashMap::new()),
                 slots,
                 shutdown: CancellationToken::new(),
@@ -182,12 +199,39 @@ impl Executor {
         self.inner.shutdown.cancelled().await;
     }
 
-    /// Tells the dispatcher that a run was accepted, and opens its channel for joiners. The
+    /// A free worker for a run about to be created, so that storage may claim the run in the
+    /// same write that accepts it ([`NewRun::start`](crate::storage::NewRun::start)). None
+    /// when every worker is busy (or others wait for one) or the server is stopping.
+    pub(crate) fn free_worker(&self) -> Option<Worker> {
+        if self.inner.shutdown.is_cancelled() {
+            return None;
+        }
+        // `try_acquire` never takes a permit that the dispatcher is queued for.
+        Arc::clone(&self.inner.slots)
+            .try_acquire_owned()
+            .ok()
+            .map(Worker)
+    }
+
+    /// Tells the executor that a run was accepted, and opens its channel for joiners. A run
+    /// storage already claimed for `worker` starts here; any other wakes the dispatcher. The
     /// channel is answered so a caller can follow a run that may end (and, if stateless, be
     /// deleted) before it looks.
-    pub(crate) fn submitted(&self, run_id: Uuid) -> Arc<RunChannel> {
-        let channel = self.inner.hub.channel(run_id);
-        self.inner.wake.notify_one();
+    pub(crate) fn submitted(
+        &self,
+        run: &Run,
+        started: Option<(ClaimedRun, Worker)>,
+    ) -> Arc<RunChannel> {
+        let channel = self.inner.hub.channel(run.run_id);
+        match started {
+            Some((claimed, Worker(slot))) => self.inner.spawn_run(claimed, slot),
+            None => {
+                if run.created_at > run.updated_at {
+                    self.inner.delayed_until(run.created_at);
+                }
+                self.inner.wake.notify_one();
+            }
+        }
         channel
     }
 
@@ -249,6 +293,8 @@ impl Executor {
             };
             if ended {
                 inner.hub.close(run_id);
+                // A run queued behind it on its thread may start now.
+                inner.wake.notify_one();
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -326,20 +372,23 @@ impl Inner {
             .remove(&run_id);
     }
 
+    /// Executes a claimed run on its own task, holding `slot` until it ends.
+    fn spawn_run(self: &Arc<Self>, claimed: ClaimedRun, slot: OwnedSemaphorePermit) {
+        let active = self.register(claimed.run.run_id);
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            inner.execute(claimed, active).await;
+            drop(slot);
+        });
+    }
+
     async fn dispatch(self: Arc<Self>) {
         while !self.shutdown.is_cancelled() {
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
                 return;
             };
             match self.storage.claim_next_run(Timestamp::now()).await {
-                Ok(Some(claimed)) => {
-                    let active = self.register(claimed.run.run_id);
-                    let inner = Arc::clone(&self);
-                    tokio::spawn(async move {
-                        inner.execute(claimed, active).await;
-                        drop(slot);
-                    });
-                }
+                Ok(Some(claimed)) => self.spawn_run(claimed, slot),
                 Ok(None) => {
                     drop(slot);
                     self.idle().await;
@@ -356,11 +405,54 @@ impl Inner {
         }
     }
 
-    /// Sleeps until a run is submitted, a delayed run is due, or the poll interval passes.
+    /// Notes a run delayed until `at`.
+    fn delayed_until(&self, at: Timestamp) {
+        let mut due = self.next_due.lock().unwrap_or_else(PoisonError::into_inner);
+        *due = match *due {
+            Due::At(known) if known <= at => Due::At(known),
+            // Unknown stays unknown: storage may know of an earlier one.
+            Due::Unknown => Due::Unknown,
+            Due::At(_) | Due::Never => Due::At(at),
+        };
+    }
+
+    /// When the next delayed run is due, asking storage only when this server does not know.
+    async fn next_due(&self, now: Timestamp) -> Option<Timestamp> {
+        let known = *self.next_due.lock().unwrap_or_else(PoisonError::into_inner);
+        match known {
+            Due::At(at) if at > now => return Some(at),
+            Due::Never => return None,
+            Due::At(_) | Due::Unknown => {}
+        }
+        let stored = match self.storage.next_pending_after(now).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "looking for delayed runs failed");
+                return None;
+            }
+        };
+        let mut due = self.next_due.lock().unwrap_or_else(PoisonError::into_inner);
+        // A run submitted meanwhile may be due earlier than what storage answered.
+        let merged = match (*due, stored) {
+            (Due::At(at), Some(stored)) if at > now => at.min(stored),
+            (Due::At(at), None) if at > now => at,
+            (_, Some(stored)) => stored,
+            (_, None) => {
+                *due = Due::Never;
+                return None;
+            }
+        };
+        *due = Due::At(merged);
+        Some(merged)
+    }
+
+    /// Sleeps until a run is submitted or can follow one that ended, a delayed run is due, or
+    /// the poll interval passes.
     async fn idle(&self) {
         let mut wait = self.config.idle_poll;
-        if let Ok(Some(due)) = self.storage.next_pending_at().await {
-            let until_due = due.timestamp_micros() - Timestamp::now().timestamp_micros();
+        let now = Timestamp::now();
+        if let Some(due) = self.next_due(now).await {
+            let until_due = due.timestamp_micros() - now.timestamp_micros();
             let until_due = Duration::from_micros(u64::try_from(until_due).unwrap_or(0));
             wait = wait.min(until_due);
         }
@@ -473,6 +565,8 @@ impl Inner {
             }
             Outcome::Stopped if stop == Some(Stop::Cancel(CancelAction::Rollback)) => {
                 self.storage.rollback_run(run_id, now).await?;
+                // The run that asked for the rollback waits on the thread: it may start now.
+                self.wake.notify_one();
                 return Ok(());
             }
             Outcome::Stopped => (
@@ -554,7 +648,8 @@ impl Inner {
         } else {
             BTreeMap::from([(run_id.simple().to_string(), interrupts)])
         };
-        self.storage
+        let ended = self
+            .storage
             .finish_run(FinishedRun {
                 run_id,
                 status,
@@ -569,6 +664,10 @@ impl Inner {
                 at: now,
             })
             .await?;
+        // The next run on the thread may start now.
+        if ended.is_some_and(|ended| ended.thread_busy) {
+            self.wake.notify_one();
+        }
         if temporary {
             self.storage.delete_thread(thread_id).await?;
         }

@@ -8,6 +8,7 @@ use errand_protocol::sse::{SseDecoder, SseItem};
 use errand_protocol::{Run, RunStatus, StreamEvent, StreamPart, Thread, ThreadStatus};
 use errand_server::storage::SqliteStorage;
 use errand_server::{ExecutorConfig, Server, graphs::Echo};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -162,6 +163,43 @@ impl Api {
                 assert!(Instant::now() < deadline, "run gone: {}", answer.status);
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until the run's graph has taken its input (its first `values` event is out), for
+    /// at most 10 s. A run may show `running` from its creation, before its graph has begun, so
+    /// a test that cancels a run and then looks for the input in its thread waits for this.
+    async fn wait_input_taken(&self, run: &Run) {
+        let path = format!(
+            "/threads/{}/runs/{}/stream?stream_mode=values",
+            run.thread_id, run.run_id
+        );
+        let request = Request::builder().method(Method::GET).uri(path);
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let mut body = response.into_body().into_data_stream();
+        let mut seen = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+                .await
+                .expect("the run takes its input within 10 s")
+                .expect("the stream ended before the run took its input");
+            // Lines may end in CRLF; only whole frames (each ends with a blank line) are decoded.
+            let chunk = chunk.expect("stream body");
+            seen.extend(chunk.iter().copied().filter(|byte| *byte != b'\r'));
+            let whole = seen.windows(2).rposition(|end| end == b"\n\n");
+            let Some(end) = whole else { continue };
+            let events = decode_events(&seen[..end + 2]);
+            if events
+                .iter()
+                .any(|event| matches!(event.part, StreamPart::Values(_)))
+            {
+                return;
+            }
         }
     }
 
@@ -560,6 +598,7 @@ async fn cancel_interrupts_a_running_run_and_404s_on_a_finished_one() {
     let thread = api.thread().await;
     let run = api.run(&thread, "sleep=30").await;
     api.wait_status(&run, RunStatus::Running).await;
+    api.wait_input_taken(&run).await;
     let cancel = format!(
         "/threads/{}/runs/{}/cancel?wait=0&action=interrupt",
         thread.thread_id, run.run_id
@@ -649,6 +688,7 @@ async fn multitask_strategies_behave_as_on_the_python_server() {
     let thread = api.thread().await;
     let first = api.run(&thread, "sleep=30").await;
     api.wait_status(&first, RunStatus::Running).await;
+    api.wait_input_taken(&first).await;
     let second: Run = serde_json::from_slice(
         &api.start(
             &thread,

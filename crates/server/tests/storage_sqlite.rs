@@ -88,6 +88,7 @@ fn new_run(run: Run) -> NewRun {
         run,
         if_not_exists: IfNotExists::Reject,
         thread_metadata: obj(json!({"graph_id": "echo"})),
+        start: false,
     }
 }
 
@@ -655,6 +656,7 @@ async fn create_run_creates_a_missing_thread_only_when_allowed() {
             run: wanted.clone(),
             if_not_exists: IfNotExists::Create,
             thread_metadata: obj(json!({"graph_id": "echo", "assistant_id": "a"})),
+            start: false,
         })
         .await
         .unwrap();
@@ -822,7 +824,7 @@ async fn claim_takes_the_oldest_runnable_run() {
     let a1 = enqueue(&storage, a.thread_id, t(1)).await;
     let a2 = enqueue(&storage, a.thread_id, t(3)).await;
     let c_later = enqueue(&storage, c.thread_id, t(50)).await;
-    assert_eq!(storage.next_pending_at().await.unwrap(), Some(t(1)));
+    assert_eq!(storage.next_pending_after(t(0)).await.unwrap(), Some(t(1)));
 
     let first = storage.claim_next_run(t(10)).await.unwrap().unwrap();
     assert_eq!(first.run.run_id, a1.run_id);
@@ -835,12 +837,19 @@ async fn claim_takes_the_oldest_runnable_run() {
     assert_eq!(second.run.run_id, b1.run_id);
     // Nothing else may start: a2 is blocked and c's run is in the future.
     assert!(storage.claim_next_run(t(10)).await.unwrap().is_none());
-    assert_eq!(storage.next_pending_at().await.unwrap(), Some(t(3)));
+    // a2 is due but blocked; only c's later run is still to come.
+    assert_eq!(
+        storage.next_pending_after(t(10)).await.unwrap(),
+        Some(t(50))
+    );
 
-    storage
+    let ended = storage
         .finish_run(success(a1.run_id, Some(json!({"after": "a1"})), t(11)))
         .await
+        .unwrap()
         .unwrap();
+    // a2 waits on the thread: the executor is told to look.
+    assert!(ended.thread_busy);
     let third = storage.claim_next_run(t(12)).await.unwrap().unwrap();
     assert_eq!(third.run.run_id, a2.run_id);
     assert_eq!(third.values, json!({"after": "a1"}));
@@ -848,7 +857,7 @@ async fn claim_takes_the_oldest_runnable_run() {
     let fourth = storage.claim_next_run(t(50)).await.unwrap().unwrap();
     assert_eq!(fourth.run.run_id, c_later.run_id);
     assert!(storage.claim_next_run(t(1000)).await.unwrap().is_none());
-    assert_eq!(storage.next_pending_at().await.unwrap(), None);
+    assert_eq!(storage.next_pending_after(t(0)).await.unwrap(), None);
     assert_eq!(
         status_of(&storage, a.thread_id, a2.run_id).await,
         RunStatus::Running
@@ -1019,6 +1028,8 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
         .await
         .unwrap()
         .unwrap();
+    assert!(finished.thread_busy);
+    let finished = finished.run;
     assert_eq!(finished.status, RunStatus::Success);
     assert_eq!(finished.updated_at, t(5));
     assert_eq!(finished.created_at, t(2));
@@ -2202,4 +2213,48 @@ proptest! {
             assert_eq!(ids(&storage.search_threads(&request).await.unwrap()), expected);
         });
     }
+}
+
+#[tokio::test]
+async fn a_run_that_may_start_at_once_is_claimed_by_its_create() {
+    let storage = memory();
+    let thread = create(&storage, json!({}), t(0)).await;
+    let mut first = new_run(run(thread.thread_id, t(1), MultitaskStrategy::Enqueue));
+    first.start = true;
+    let created = storage.create_run(first).await.unwrap();
+    // Answered as accepted, stored as claimed: running, its first attempt counted.
+    assert_eq!(created.run.status, RunStatus::Pending);
+    let started = created.started.expect("claimed at once");
+    assert_eq!(started.run.run_id, created.run.run_id);
+    assert_eq!(started.run.status, RunStatus::Running);
+    assert_eq!(started.attempt, 1);
+    assert_eq!(started.values, Value::Null);
+    assert_eq!(
+        status_of(&storage, thread.thread_id, created.run.run_id).await,
+        RunStatus::Running
+    );
+    assert!(storage.claim_next_run(t(1)).await.unwrap().is_none());
+
+    // Behind a running run, or delayed, a run waits for the dispatcher whatever it asked.
+    let mut second = new_run(run(thread.thread_id, t(2), MultitaskStrategy::Enqueue));
+    second.start = true;
+    let second = storage.create_run(second).await.unwrap();
+    assert!(second.started.is_none());
+    let other = create(&storage, json!({}), t(0)).await;
+    let mut delayed = new_run(run(other.thread_id, t(60), MultitaskStrategy::Enqueue));
+    delayed.run.updated_at = t(2);
+    delayed.start = true;
+    let delayed = storage.create_run(delayed).await.unwrap();
+    assert!(delayed.started.is_none());
+    assert_eq!(
+        status_of(&storage, other.thread_id, delayed.run.run_id).await,
+        RunStatus::Pending
+    );
+
+    // A server that dies while it runs: recovery takes it up again with its attempt counted.
+    let recovery = storage.recover(3, t(3)).await.unwrap();
+    assert_eq!(recovery.requeued, vec![created.run.run_id]);
+    let again = storage.claim_next_run(t(4)).await.unwrap().unwrap();
+    assert_eq!(again.run.run_id, created.run.run_id);
+    assert_eq!(again.attempt, 2);
 }

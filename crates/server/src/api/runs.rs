@@ -157,12 +157,16 @@ async fn create_run(
         multitask_strategy: strategy,
         extra: JsonObject::new(),
     };
+    // A run that may start at once is claimed by the write that accepts it, for a worker
+    // taken now; the worker is given back when the run has to wait.
+    let worker = executor.free_worker();
     let created = executor
         .storage()
         .create_run(NewRun {
             run,
             if_not_exists,
             thread_metadata: ids,
+            start: worker.is_some(),
         })
         .await
         .map_err(|error| match error {
@@ -171,7 +175,8 @@ async fn create_run(
             }
             other => other.into(),
         })?;
-    let channel = executor.submitted(run_id);
+    let started = created.started.zip(worker);
+    let channel = executor.submitted(&created.run, started);
     let action = match strategy {
         MultitaskStrategy::Rollback => CancelAction::Rollback,
         _ => CancelAction::Interrupt,

@@ -248,8 +248,11 @@ pub(crate) fn wait_body(
     tokio::spawn(async move {
         let result = run_result(&state, thread_id, run_id, live);
         tokio::pin!(result);
-        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
-        keep_alive.tick().await;
+        // The first keep-alive is due after one period. (Awaiting an interval's immediate
+        // first tick is not free: the timer rounds its deadline up to the next millisecond,
+        // which delayed every join by about a millisecond.)
+        let start = tokio::time::Instant::now() + KEEP_ALIVE;
+        let mut keep_alive = tokio::time::interval_at(start, KEEP_ALIVE);
         loop {
             tokio::select! {
                 result = &mut result => {

@@ -53,6 +53,10 @@ pub struct NewRun {
     /// Metadata merged into the thread's (`graph_id`, `assistant_id`), and given to a thread
     /// created for the run.
     pub thread_metadata: JsonObject,
+    /// Claim the run in the same transaction when it may start at once (it is due, and its
+    /// thread has no other pending or running run): the caller has a free worker for it. See
+    /// [`CreatedRun::started`].
+    pub start: bool,
 }
 
 /// The answer to [`Storage::create_run`].
@@ -63,6 +67,10 @@ pub struct CreatedRun {
     /// Runs of the same thread that the new one's strategy (`interrupt` or `rollback`) asks to
     /// cancel. The caller cancels them; until they stop, the new run waits.
     pub to_cancel: Vec<Uuid>,
+    /// The run, already claimed (`running`, attempt 1), when [`NewRun::start`] asked for it
+    /// and it could start: the caller must execute it, as if [`Storage::claim_next_run`] had
+    /// answered it. `run` above still shows it as accepted (`pending`).
+    pub started: Option<ClaimedRun>,
 }
 
 /// A run a worker has claimed, with what it needs to execute it.
@@ -99,6 +107,15 @@ pub struct FinishedRun {
     pub checkpoints: Vec<NewCheckpoint>,
     /// When.
     pub at: Timestamp,
+}
+
+/// The answer to [`Storage::finish_run`].
+#[derive(Debug, Clone)]
+pub struct EndedRun {
+    /// The run as stored.
+    pub run: Run,
+    /// True when its thread has other pending or running runs: the next may start now.
+    pub thread_busy: bool,
 }
 
 /// One recorded state of a thread.
@@ -222,21 +239,24 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     /// Inserts a pending run under its multitask strategy, in one transaction: creates its
     /// thread if allowed, answers [`StorageError::ThreadBusy`] under `reject` when the thread has
     /// a pending or running run, names the runs to cancel under `interrupt` and `rollback`, and
-    /// marks the thread `busy` with `thread_metadata` merged in.
+    /// marks the thread `busy` with `thread_metadata` merged in. With [`NewRun::start`], a run
+    /// that may start at once is stored already claimed, saving the claim's own write.
     async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun>;
 
     /// Claims the oldest pending run that may start now: `created_at` reached, no running run
     /// on its thread, and no older pending run on its thread. It becomes `running`.
     async fn claim_next_run(&self, now: Timestamp) -> StorageResult<Option<ClaimedRun>>;
 
-    /// The earliest `created_at` of a pending run, for a worker to sleep until.
-    async fn next_pending_at(&self) -> StorageResult<Option<Timestamp>>;
+    /// The earliest `created_at` later than `after` of a pending run (a run delayed by
+    /// `after_seconds`), for the dispatcher to sleep until. Runs already due are left out: they
+    /// either start at once or wait for the run before them on their thread to end.
+    async fn next_pending_after(&self, after: Timestamp) -> StorageResult<Option<Timestamp>>;
 
     /// Records how a run ended, with its stream events, and updates its thread: values, error,
     /// interrupts, checkpoints,
     /// and status (`busy` while another run is pending, else `finished.thread_status`). Answers
     /// the run as stored, or `None` if it was deleted meanwhile.
-    async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<Run>>;
+    async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<EndedRun>>;
 
     /// Sets a run's status to `to` if it is one of `from`, and recomputes its thread's status.
     /// Answers the run as it is afterwards, or `None` if it does not exist.

@@ -30,8 +30,8 @@ mod threads;
 mod writer;
 
 use super::{
-    CheckpointRecord, ClaimedRun, CreatedRun, FinishedRun, NewCheckpoint, NewRun, Recovery,
-    RunPage, Storage, StorageError, StorageResult, StoredEvent,
+    CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, FinishedRun, NewCheckpoint, NewRun,
+    Recovery, RunPage, Storage, StorageError, StorageResult, StoredEvent,
 };
 use async_trait::async_trait;
 use codec::Db;
@@ -217,11 +217,12 @@ impl Storage for SqliteStorage {
             .await
     }
 
-    async fn next_pending_at(&self) -> StorageResult<Option<Timestamp>> {
-        self.read(runs::next_pending_at).await
+    async fn next_pending_after(&self, after: Timestamp) -> StorageResult<Option<Timestamp>> {
+        self.read(move |conn| runs::next_pending_after(conn, after))
+            .await
     }
 
-    async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<Run>> {
+    async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<EndedRun>> {
         self.write(move |conn| runs::finish_run(conn, finished))
             .await
     }

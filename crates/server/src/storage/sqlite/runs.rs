@@ -8,8 +8,8 @@ use super::threads::{
     has_active_runs, insert_checkpoint, insert_thread, set_thread_status, settle_thread_status,
 };
 use crate::storage::{
-    ClaimedRun, CreatedRun, FinishedRun, NewRun, Recovery, RunPage, StorageError, StorageResult,
-    StoredEvent,
+    ClaimedRun, CreatedRun, EndedRun, FinishedRun, NewRun, Recovery, RunPage, StorageError,
+    StorageResult, StoredEvent,
 };
 use errand_protocol::{
     IfNotExists, JsonObject, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus, Timestamp,
@@ -23,19 +23,23 @@ pub(super) fn create_run(conn: &Connection, new: NewRun) -> StorageResult<Create
         mut run,
         if_not_exists,
         thread_metadata,
+        start,
     } = new;
     run.status = RunStatus::Pending;
     // The run's `created_at` may lie in the future (`after_seconds`); `updated_at` is now.
     let now = run.updated_at.min(run.created_at);
+    let due = run.created_at <= run.updated_at;
     let thread_id = run.thread_id.to_string();
-    let metadata: Option<String> = conn
-        .prepare_cached("SELECT metadata FROM threads WHERE thread_id = ?1")
+    let thread: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT metadata, state_values FROM threads WHERE thread_id = ?1")
         .db()?
-        .query_row([&thread_id], |row| row.get(0))
+        .query_row([&thread_id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
         .db()?;
     let mut to_cancel = Vec::new();
-    match metadata {
+    // Whether the thread has another pending or running run, and its values.
+    let (mut idle, mut values) = (true, None);
+    match thread {
         None => {
             if if_not_exists == IfNotExists::Reject {
                 return Err(StorageError::ThreadNotFound(run.thread_id));
@@ -44,8 +48,10 @@ pub(super) fn create_run(conn: &Connection, new: NewRun) -> StorageResult<Create
             thread.status = ThreadStatus::Busy;
             insert_thread(conn, &thread)?;
         }
-        Some(metadata) => {
+        Some((metadata, state_values)) => {
             let active = active_runs(conn, &thread_id)?;
+            idle = active.is_empty();
+            values = state_values;
             match run.multitask_strategy {
                 MultitaskStrategy::Reject if !active.is_empty() => {
                     return Err(StorageError::ThreadBusy);
@@ -68,20 +74,53 @@ pub(super) fn create_run(conn: &Connection, new: NewRun) -> StorageResult<Create
             .db()?;
         }
     }
+    // Claimed in the same write when it may start now: stored `running` with its first
+    // attempt counted, exactly what `claim_next_run` would make of it a moment later. The
+    // durability rule is unchanged: the run is committed before the answer, and if the server
+    // dies from here on, recovery finds it `running` and takes it up again (attempt 2), or ends
+    // it after the last attempt, as for any claimed run. Only the separate claim write (and the
+    // dispatcher's queue scan) is saved; `start` is set only by a caller holding a free worker
+    // slot, so the run executes at once.
+    let start = start && due && idle;
+    let (status, attempt) = if start {
+        ("running", 1)
+    } else {
+        ("pending", 0)
+    };
     conn.prepare_cached(
         "INSERT INTO runs (run_id, thread_id, status, created_at, updated_at, attempt, doc) \
-         VALUES (?1, ?2, 'pending', ?3, ?4, 0, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .db()?
     .execute(params![
         run.run_id.to_string(),
         thread_id,
+        status,
         run.created_at.timestamp_micros(),
         run.updated_at.timestamp_micros(),
+        attempt,
         to_json(&run)?,
     ])
     .db()?;
-    Ok(CreatedRun { run, to_cancel })
+    let started = if start {
+        let values = decode_nullable(values.as_deref(), "threads.state_values")?
+            .into_option()
+            .unwrap_or(Value::Null);
+        let mut running = run.clone();
+        running.status = RunStatus::Running;
+        Some(ClaimedRun {
+            run: running,
+            attempt: 1,
+            values,
+        })
+    } else {
+        None
+    };
+    Ok(CreatedRun {
+        run,
+        to_cancel,
+        started,
+    })
 }
 
 /// The thread's pending and running runs, oldest first.
@@ -152,16 +191,24 @@ pub(super) fn claim_next_run(
     }))
 }
 
-pub(super) fn next_pending_at(conn: &Connection) -> StorageResult<Option<Timestamp>> {
+pub(super) fn next_pending_after(
+    conn: &Connection,
+    after: Timestamp,
+) -> StorageResult<Option<Timestamp>> {
     let earliest: Option<i64> = conn
-        .prepare_cached("SELECT MIN(created_at) FROM runs WHERE status = 'pending'")
+        .prepare_cached(
+            "SELECT MIN(created_at) FROM runs WHERE status = 'pending' AND created_at > ?1",
+        )
         .db()?
-        .query_row([], |row| row.get(0))
+        .query_row([after.timestamp_micros()], |row| row.get(0))
         .db()?;
     earliest.map(timestamp).transpose()
 }
 
-pub(super) fn finish_run(conn: &Connection, finished: FinishedRun) -> StorageResult<Option<Run>> {
+pub(super) fn finish_run(
+    conn: &Connection,
+    finished: FinishedRun,
+) -> StorageResult<Option<EndedRun>> {
     let FinishedRun {
         run_id,
         status,
@@ -191,7 +238,8 @@ pub(super) fn finish_run(conn: &Connection, finished: FinishedRun) -> StorageRes
     let Some((thread_id, row)) = updated else {
         return Ok(None);
     };
-    let thread_status = if has_active_runs(conn, &thread_id, Some(&run_key))? {
+    let thread_busy = has_active_runs(conn, &thread_id, Some(&run_key))?;
+    let thread_status = if thread_busy {
         ThreadStatus::Busy
     } else {
         thread_status
@@ -220,7 +268,10 @@ pub(super) fn finish_run(conn: &Connection, finished: FinishedRun) -> StorageRes
     for checkpoint in checkpoints {
         insert_checkpoint(conn, thread_id, checkpoint)?;
     }
-    row.decode().map(Some)
+    Ok(Some(EndedRun {
+        run: row.decode()?,
+        thread_busy,
+    }))
 }
 
 /// The run's thread id and status.

@@ -97,6 +97,10 @@ CREATE TABLE IF NOT EXISTS store_items (
 fn configure(conn: &Connection) -> StorageResult<()> {
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // The writer runs each request of a batch in its own savepoint, whose undo pages go to a
+    // statement journal. On disk, SQLite spills that journal to a fresh temporary file past 64
+    // KiB: a file created and deleted on many commits. In memory it is a few page copies.
+    conn.pragma_update(None, "temp_store", "MEMORY").db()?;
     Ok(())
 }
 
