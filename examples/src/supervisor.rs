@@ -136,8 +136,7 @@ impl Supervisor {
     /// arrived), then its loop until it answers. Answers its last message's text.
     pub async fn turn(&mut self, words: Option<&str>) -> anyhow::Result<String> {
         let input = words.map(Message::human).into_iter().collect();
-        let state = std::mem::take(&mut self.state);
-        self.state = self.agent.run(state, input, &self.run).await?;
+        self.state = self.agent.run(self.state.clone(), input, &self.run).await?;
         Ok(self
             .state
             .messages
@@ -188,8 +187,7 @@ pub async fn converse(
             "supervisor ({} ms): {answer}",
             asked.elapsed().as_millis()
         ));
-        outcome.answers.push(answer);
-        if outcome.started.is_empty() {
+        if outcome.answers.is_empty() {
             for task in board(&supervisor.state.channels) {
                 transcript.say(format!(
                     "task started: {} on {}: {} ({})",
@@ -200,7 +198,11 @@ pub async fn converse(
                 ));
                 outcome.started.push((task.task_id, task.agent_name));
             }
+            if outcome.started.is_empty() {
+                anyhow::bail!("no task was started: {answer}");
+            }
         }
+        outcome.answers.push(answer);
     }
 
     // The results come as notices; each wakes the supervisor for a turn without user input.
@@ -264,21 +266,28 @@ fn supervisor_model(assignments: Vec<Assignment>) -> ScriptedModel {
             .map_or(&messages[..], |at| &messages[at + 1..]);
 
         // Its start calls were answered: tell the user, and hand control back.
-        let started: Vec<String> = since
+        let (started, failed): (Vec<String>, Vec<String>) = since
             .iter()
             .filter(|m| m.kind == MessageKind::Tool)
-            .filter_map(|m| {
-                m.text()
-                    .strip_prefix("Launched async subagent. task_id: ")
-                    .map(|id| short(id).to_owned())
-            })
-            .collect();
+            .map(|m| m.text().into_owned())
+            .partition(|text| text.starts_with("Launched async subagent. task_id: "));
+        if !failed.is_empty() {
+            return Turn::text(format!(
+                "I could not start the research: {}",
+                failed.join(" ")
+            ));
+        }
         if !started.is_empty() {
+            let ids: Vec<&str> = started
+                .iter()
+                .filter_map(|text| text.rsplit(' ').next())
+                .map(short)
+                .collect();
             return Turn::text(format!(
                 "I've handed {} research task(s) to my subagents (task ids {}). They work in \
                  the background; I'll report each result when it arrives.",
-                started.len(),
-                started.join(", ")
+                ids.len(),
+                ids.join(", ")
             ));
         }
 

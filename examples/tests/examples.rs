@@ -254,3 +254,13 @@ fn the_two_example_binaries_talk_over_http() {
         "{server_out:?}"
     );
 }
+
+/// A URL that is not one is refused up front, with the reason.
+#[tokio::test]
+async fn supervisor_http_refuses_a_bad_url() {
+    let error = supervisor_http::run("localhost:2024").await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("invalid url 'localhost:2024'"),
+        "{error:#}"
+    );
+}
