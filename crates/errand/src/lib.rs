@@ -29,3 +29,8 @@ pub use errand_protocol as protocol;
 pub use errand_runtime as runtime;
 #[cfg(feature = "server")]
 pub use errand_server as server;
+
+/// The README's Rust code, compiled by `cargo test --doc` so the quickstart cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
