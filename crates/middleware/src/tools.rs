@@ -657,6 +657,12 @@ impl Inner {
             observation.status = TaskStatus::Timeout;
             observation.error = Some("The task passed its deadline and was cancelled.".into());
         }
+        // Cancelled by the supervisor: it stays cancelled while its run winds down, or when it
+        // was cancelled while waiting for a human (its thread still shows the interrupt).
+        if record.status == TaskStatus::Cancelled && observation.status.is_unfinished() {
+            observation.status = TaskStatus::Cancelled;
+            observation.interrupts.clear();
+        }
         Ok(observation)
     }
 
