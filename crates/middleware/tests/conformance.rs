@@ -928,3 +928,116 @@ async fn a_supervisor_agent_starts_then_checks_a_finished_task() {
     );
     server.shutdown(std::time::Duration::from_secs(1)).await;
 }
+
+// ---- waiting (0.7.32) ------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
+    let server = server().await;
+    let client = local(&server);
+    let mut supervisor = Supervisor::new(middleware(
+        &server,
+        vec![AsyncSubAgent::new("buyer", "Buys things.", "asks")],
+    ));
+    let id = task_id_of(
+        &supervisor
+            .call(
+                "start_async_task",
+                json!({"description": "buy a lamp", "subagent_type": "buyer"}),
+            )
+            .await,
+    );
+    let task = supervisor.task(&id);
+    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+
+    // The notice says so, with what the subagent asks.
+    supervisor.wait_notices(1).await;
+    supervisor.before_model().await;
+    let notice = supervisor.notices()[0].text().into_owned();
+    assert!(notice.contains("<status>waiting</status>"), "{notice}");
+    assert!(notice.contains("Approve the purchase?"), "{notice}");
+    assert!(
+        notice.contains("you can't answer or approve it"),
+        "{notice}"
+    );
+    let task = supervisor.task(&id);
+    assert_eq!(task.status, TaskStatus::Waiting);
+    assert_eq!(task.interrupts.len(), 1);
+
+    let answer = json_of(
+        &supervisor
+            .call("check_async_task", json!({"task_id": id}))
+            .await,
+    );
+    assert_eq!(answer["status"], "waiting");
+    assert_eq!(
+        answer["interrupts"][0]["value"]["question"],
+        "Approve the purchase?"
+    );
+    assert!(
+        answer["note"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for a human")
+    );
+    let listed = supervisor
+        .call("list_async_tasks", json!({"status_filter": "waiting"}))
+        .await;
+    assert!(
+        listed.content.starts_with("1 tracked task(s):"),
+        "{}",
+        listed.content
+    );
+
+    // A follow-up drops the request.
+    let output = supervisor
+        .call(
+            "update_async_task",
+            json!({"task_id": id, "message": "buy a chair instead"}),
+        )
+        .await;
+    assert_eq!(
+        output.content,
+        format!(
+            "Updated async subagent. task_id: {id}. It was waiting for a human; that request was dropped."
+        )
+    );
+    let task = supervisor.task(&id);
+    assert!(task.interrupts.is_empty());
+    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    let answer = json_of(
+        &supervisor
+            .call("check_async_task", json!({"task_id": id}))
+            .await,
+    );
+    assert_eq!(answer["status"], "waiting");
+
+    // Cancelling a waiting task sends nothing (its run has ended) and it stays cancelled.
+    let runs_before = client
+        .runs()
+        .list(Uuid::parse_str(&id).unwrap(), Default::default())
+        .await
+        .unwrap();
+    let output = supervisor
+        .call("cancel_async_task", json!({"task_id": id}))
+        .await;
+    assert_eq!(
+        output.content,
+        format!("Cancelled async subagent task: {id}")
+    );
+    assert_eq!(supervisor.task(&id).status, TaskStatus::Cancelled);
+    let runs_after = client
+        .runs()
+        .list(Uuid::parse_str(&id).unwrap(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(runs_before, runs_after);
+    let answer = json_of(
+        &supervisor
+            .call("check_async_task", json!({"task_id": id}))
+            .await,
+    );
+    assert_eq!(answer["status"], "cancelled", "{answer}");
+    assert_eq!(supervisor.task(&id).status, TaskStatus::Cancelled);
+    server.shutdown(std::time::Duration::from_secs(1)).await;
+}

@@ -47,8 +47,34 @@ impl Graph for Fixed {
     }
 }
 
-/// An errand server on in-memory SQLite hosting `echo`, plus `silent` (ends with no messages)
-/// and `thinker` (ends with an answer made of reasoning, text and tool-use blocks).
+/// A graph that answers, then stops at an interrupt asking a human to approve a purchase: its
+/// run succeeds and its thread is left `interrupted`, so the task is `waiting`.
+#[derive(Debug, Clone, Copy)]
+pub struct Asks;
+
+#[async_trait]
+impl Graph for Asks {
+    async fn invoke(
+        &self,
+        run: GraphRun,
+    ) -> Result<GraphOutput, errand_middleware::runtime::Error> {
+        let interrupt: errand_protocol::Interrupt = serde_json::from_value(json!({
+            "id": format!("ask-{}", run.run_id.simple()),
+            "value": {"question": "Approve the purchase?"}
+        }))
+        .unwrap();
+        Ok(GraphOutput {
+            values: json!({"messages": [
+                {"type": "ai", "id": format!("a-{}", run.run_id.simple()), "content": "I need approval first."}
+            ]}),
+            interrupts: vec![interrupt],
+        })
+    }
+}
+
+/// An errand server on in-memory SQLite hosting `echo`, plus `silent` (ends with no messages),
+/// `thinker` (ends with an answer made of reasoning, text and tool-use blocks) and `asks`
+/// (stops at an interrupt).
 pub async fn server() -> Server {
     server_with(|builder| builder).await
 }
@@ -60,6 +86,7 @@ pub async fn server_with(
     let builder = Server::builder()
         .graph("echo", Echo)
         .graph("silent", Fixed(json!({"messages": []})))
+        .graph("asks", Asks)
         .graph(
             "thinker",
             Fixed(json!({"messages": [
