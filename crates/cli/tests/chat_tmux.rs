@@ -5,7 +5,7 @@
 //! request ends with. The subagent is the built-in `echo` graph, hosted by the chat itself,
 //! told to sleep a few seconds so the task is still running while the user talks.
 //!
-//! It checks what the chat promises: a request starts a task (after the user approves it at
+//! It checks what the chat promises: Ctrl-C cancels a turn in progress; a request starts a task (after the user approves it at
 //! the approval prompt), the status line shows the running task, the user sends another
 //! message while it runs and gets an answer, and the completion notice appears by itself,
 //! followed by the supervisor's reaction, with no input from the user.
@@ -72,6 +72,11 @@ async fn chat_completions(State(fake): State<Arc<Fake>>, Json(body): Json<Value>
             chunk(&json!({}), &json!("stop")),
         ]
     };
+    if text.contains("slowly") {
+        // Long enough that only the user's Ctrl-C ends the turn; the chat then drops the
+        // request.
+        tokio::time::sleep(PATIENCE).await;
+    }
     let mut events = if last["role"] == "tool" {
         reply("Started the research task; I will tell you when it is done.")
     } else if text.contains("SYSTEM NOTIFICATION") {
@@ -173,6 +178,8 @@ impl Tmux {
             .arg("-L")
             .arg(&self.socket)
             .args(args)
+            // Run from inside another tmux, the test's server is still its own.
+            .env_remove("TMUX")
             .output()
             .unwrap();
         assert!(
@@ -268,6 +275,22 @@ graph_id = "echo"
 
     tmux.wait_for("errand chat: supervisor model openai:fake");
     tmux.wait_for("you> ");
+
+    // Ctrl-C while the supervisor's turn runs cancels that turn, not the chat.
+    tmux.type_line("Answer slowly, please.");
+    let deadline = Instant::now() + PATIENCE;
+    while !fake
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|request| request.to_string().contains("slowly"))
+    {
+        assert!(Instant::now() < deadline, "the model was never asked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux.run(&["send-keys", "-t", "chat", "C-c"]);
+    tmux.wait_for("(turn cancelled)");
 
     // A request starts a task, once approved at the prompt.
     tmux.type_line("Please research tides for me.");

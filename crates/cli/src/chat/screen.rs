@@ -195,6 +195,89 @@ fn write_plain(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// A printer that keeps what it was given.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl rustyline::ExternalPrinter for Recorder {
+        fn print(&mut self, msg: String) -> rustyline::Result<()> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(msg);
+            Ok(())
+        }
+    }
+
+    impl Recorder {
+        /// The prints so far, once `done` holds for them (a bounded wait: the printing
+        /// thread runs on its own).
+        fn wait_until(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+            for _ in 0..500 {
+                let printed = self
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if done(&printed) {
+                    return printed;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("the screen never printed what was expected");
+        }
+
+        fn wait_for(&self, count: usize) -> Vec<String> {
+            self.wait_until(|printed| printed.len() >= count)
+        }
+    }
+
+    #[test]
+    fn the_status_line_is_rewritten_in_place_and_stays_under_messages() {
+        let recorder = Recorder::default();
+        let screen = Screen::start(Some(recorder.clone()));
+        screen.set_columns(200);
+        screen.status(Some("[tasks] echo 1s".into()));
+        screen.status(Some("[tasks] echo 2s".into()));
+        // The same status again prints nothing.
+        screen.status(Some("[tasks] echo 2s".into()));
+        screen.say("supervisor: hi");
+        screen.accepted();
+        screen.status(Some("[tasks] echo 3s".into()));
+        let printed = recorder.wait_for(4);
+        assert_eq!(
+            printed[..4],
+            [
+                "[tasks] echo 1s\n",
+                "\x1b[1A\r\x1b[2K[tasks] echo 2s\n",
+                "\x1b[1A\r\x1b[2Ksupervisor: hi\n[tasks] echo 2s\n",
+                // After the user's line, the status starts a row of its own.
+                "[tasks] echo 3s\n",
+            ]
+        );
+        // An emptied status gives its row to the message that follows (or, if none comes
+        // soon, is cleared first): either way no status is printed under the message.
+        screen.status(None);
+        screen.say("[task 1 echo] success");
+        let printed = recorder.wait_until(|printed| printed.iter().any(|p| p.contains("success")));
+        assert!(
+            printed[4..]
+                .last()
+                .is_some_and(|last| last.ends_with("[task 1 echo] success\n")),
+            "{printed:?}"
+        );
+        // Emptied with nothing to follow: the row is cleared after a moment.
+        let before = printed.len();
+        screen.status(Some("[tasks] echo 4s".into()));
+        screen.status(None);
+        let printed = recorder.wait_for(before + 2);
+        assert_eq!(
+            printed[before..],
+            ["[tasks] echo 4s\n", "\x1b[1A\r\x1b[2K\n"]
+        );
+    }
 
     #[test]
     fn a_status_line_is_cut_to_the_terminal() {
