@@ -718,6 +718,6 @@ mod tests {
             error: None,
             interrupts: Vec::new(),
         };
-        assert_eq!(notice_line(&event), "[task 0195f3c2 echo] success: first");
+        assert_eq!(notice_line(&event), "[task 00000001 echo] success: first");
     }
 }

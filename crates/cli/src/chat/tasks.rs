@@ -111,9 +111,11 @@ pub(super) fn running_for(task: &AsyncTask, now: chrono::DateTime<chrono::Utc>) 
     }
 }
 
-/// The start of a task id, enough to tell tasks apart on one screen.
+/// The end of a task id, enough to tell tasks apart on one screen. The end, not the start:
+/// task ids are UUIDv7, whose first characters are the time and so alike for tasks started
+/// within a minute.
 pub(super) fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+    id.get(id.len().saturating_sub(8)..).unwrap_or(id)
 }
 
 /// The first non-empty line of `text`, at most 100 characters.
@@ -165,7 +167,7 @@ mod tests {
         tasks.set_board(vec![task(TaskStatus::Pending)]);
         assert_eq!(
             tasks.status_line(at("2025-01-01T10:02:05Z")).as_deref(),
-            Some("[tasks] echo 0195f3c2 pending 2m05s")
+            Some("[tasks] echo 00000001 pending 2m05s")
         );
         tasks.observe(
             "0195f3c2-aaaa-7000-8000-000000000001",
