@@ -241,10 +241,31 @@ impl Inner {
         };
         let board = task::board(&context.state.channels);
         if let Some(max) = self.settings.max_running_tasks {
-            let unfinished = board
+            let cached: Vec<&AsyncTask> = board
                 .iter()
                 .filter(|task| task.status.is_unfinished())
-                .count();
+                .collect();
+            let mut unfinished = cached.len();
+            if unfinished >= max {
+                // The board can be stale (a task may end before the supervisor hears of it):
+                // count live statuses. They are not recorded, so the notices still come.
+                let reads = cached.iter().map(|record| async move {
+                    let Some(spec) = self.spec(&record.agent_name) else {
+                        return true;
+                    };
+                    match tokio::time::timeout(LIST_READ_TIMEOUT, self.observe_task(spec, record))
+                        .await
+                    {
+                        Ok(Ok(observation)) => observation.status.is_unfinished(),
+                        _ => true,
+                    }
+                });
+                unfinished = futures::future::join_all(reads)
+                    .await
+                    .into_iter()
+                    .filter(|&live| live)
+                    .count();
+            }
             if unfinished >= max {
                 return ToolOutput::text(format!(
                     "Not started: {unfinished} tasks are unfinished, and at most {max} may run at once. \
