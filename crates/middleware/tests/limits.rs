@@ -414,3 +414,50 @@ async fn the_approval_hook_refuses_a_start_and_approves_an_update() {
     assert!(asked.iter().all(|r| r.agent_name == "echoer"));
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn the_running_task_cap_counts_live_statuses_not_cached_ones() {
+    let server = server().await;
+    let client = local(&server);
+    // No notices: nothing but the tools refreshes the board.
+    let mut supervisor = Supervisor::new(build(
+        &server,
+        vec![echoer().notify_parent(false)],
+        Settings {
+            max_running_tasks: Some(1),
+            ..Settings::default()
+        },
+    ));
+    let id = task_id_of(
+        &supervisor
+            .call(
+                "start_async_task",
+                json!({"description": "hello", "subagent_type": "echoer"}),
+            )
+            .await,
+    );
+    let task = supervisor.task(&id);
+    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    assert_eq!(supervisor.task(&id).status, TaskStatus::Running, "cached");
+    let second = supervisor
+        .call(
+            "start_async_task",
+            json!({"description": "sleep=30", "subagent_type": "echoer"}),
+        )
+        .await;
+    task_id_of(&second);
+    assert_eq!(threads_of(&client, "echoer").await.len(), 2);
+    // One live task now: the cap holds.
+    let third = supervisor
+        .call(
+            "start_async_task",
+            json!({"description": "sleep=30", "subagent_type": "echoer"}),
+        )
+        .await;
+    assert!(
+        third.content.starts_with("Not started"),
+        "{}",
+        third.content
+    );
+    server.shutdown(Duration::from_secs(1)).await;
+}
