@@ -1,7 +1,11 @@
 //! The `errand` command.
 //!
-//! `errand serve` runs the Agent Protocol server on a SQLite file. The `chat`, `tasks` and `demo`
-//! commands come with the later layers.
+//! - `errand serve`: the Agent Protocol server on a SQLite file, hosting the config's agents.
+//! - `errand chat`: a supervisor in the terminal that hands work to background subagents.
+//! - `errand tasks`: list, check or cancel the tasks on a server.
+//! - `errand demo`: the whole story offline, in one process.
+//!
+//! All read one config file, `errand.toml` (see `config.rs`).
 
 mod agents;
 mod chat;
