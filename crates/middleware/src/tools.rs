@@ -629,10 +629,10 @@ impl Inner {
         }
         let text = if shown.is_empty() {
             format!(
-                "No async subagent tasks have the status {filter:?}; {} tracked in all.",
+                "No async subagent tasks have the status {}; {} tracked in all.",
+                format!("{filter:?}").to_lowercase(),
                 observed.len()
             )
-            .to_lowercase()
         } else {
             let lines: Vec<String> = shown
                 .iter()
@@ -787,7 +787,7 @@ fn declined(what: &str, reason: &str) -> ToolOutput {
     let reason = if reason.is_empty() {
         String::new()
     } else {
-        format!(" Their reason: {reason}")
+        format!(" Their reason: {}.", reason.trim_end_matches('.'))
     };
     ToolOutput::text(format!(
         "The user did not approve: you may not {what}.{reason} Don't try again unless they ask for it."
