@@ -180,8 +180,8 @@ impl Supervisor {
     }
 
     /// [`Self::turn`], stopped early when `cancel` fires (the chat's Ctrl-C). A token of its
-    /// own per turn, so cancelling one turn leaves the next ones alone; a cancelled turn
-    /// leaves the conversation as it was before it.
+    /// own per turn, so cancelling one turn leaves the next ones alone. A turn that fails or is
+    /// cancelled keeps what it did: the user's words, the notices it read, the tasks it started.
     pub(crate) async fn turn_until(
         &mut self,
         text: Option<&str>,
@@ -195,22 +195,16 @@ impl Supervisor {
         run.cancel = cancel;
         let state = std::mem::take(&mut self.state);
         let before = state.messages.len();
-        match self.agent.run(state.clone(), input, &run).await {
-            Ok(state) => {
-                self.state = state;
-                Ok(self
-                    .state
-                    .messages
-                    .last()
-                    .filter(|_| self.state.messages.len() > before)
-                    .map(|answer| answer.text().into_owned())
-                    .unwrap_or_default())
-            }
-            Err(error) => {
-                self.state = state;
-                Err(error.into())
-            }
-        }
+        let outcome = self.agent.run_keeping(state, input, &run).await;
+        self.state = outcome.state;
+        outcome.result?;
+        Ok(self
+            .state
+            .messages
+            .last()
+            .filter(|_| self.state.messages.len() > before)
+            .map(|answer| answer.text().into_owned())
+            .unwrap_or_default())
     }
 
     /// How many notices wait for the supervisor's next turn.

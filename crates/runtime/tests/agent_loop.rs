@@ -483,3 +483,59 @@ async fn summarisation_never_keeps_a_tool_answer_without_its_call() {
     assert_eq!(kinds, [Human, Ai, Tool, Human, Ai]);
     assert!(state.messages[0].text().starts_with(SUMMARY_PREFIX));
 }
+
+#[tokio::test]
+async fn a_cancelled_run_keeps_what_it_finished_and_answers_every_call() {
+    let started = Arc::new(tokio::sync::Notify::new());
+    let slow = {
+        let started = Arc::clone(&started);
+        FunctionTool::new(
+            "slow",
+            "Takes forever.",
+            move |_: Lookup, context: ToolContext| {
+                let started = Arc::clone(&started);
+                async move {
+                    started.notify_one();
+                    context.cancel.cancelled().await;
+                    Ok(ToolOutput::text("stopped"))
+                }
+            },
+        )
+    };
+    let model = ScriptedModel::new([Turn::tool_calls([
+        ("note", json!({"key": "a", "text": "kept"})),
+        ("slow", json!({"topic": "x"})),
+    ])]);
+    let agent = Agent::builder(Arc::new(model))
+        .middleware(Notes)
+        .tool(slow)
+        .build()
+        .unwrap();
+    let run = RunContext::detached();
+    let cancel = run.cancel.clone();
+    let task = tokio::spawn(async move {
+        agent
+            .run_keeping(AgentState::default(), vec![Message::human("go")], &run)
+            .await
+    });
+    started.notified().await;
+    cancel.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.result, Err(Error::Cancelled));
+    let state = outcome.state;
+    assert_eq!(state.channels["notes"], json!({"a": "kept"}));
+    let answers: Vec<_> = state
+        .messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Tool)
+        .map(|m| m.text().into_owned())
+        .collect();
+    assert_eq!(answers.len(), 2, "every call has an answer: {answers:?}");
+    assert!(
+        answers[1].contains("cancelled before it finished"),
+        "{answers:?}"
+    );
+}

@@ -107,12 +107,26 @@ impl Agent {
     /// answer; answers the new state.
     pub async fn run(
         &self,
-        mut state: AgentState,
+        state: AgentState,
         input: Vec<Message>,
         run: &RunContext,
     ) -> Result<AgentState, Error> {
+        let outcome = self.run_keeping(state, input, run).await;
+        outcome.result.map(|()| outcome.state)
+    }
+
+    /// [`Agent::run`], answering the state even when the run fails or is cancelled: the input,
+    /// what middleware added, and the steps that finished, with every tool call answered. What
+    /// a conversation that goes on after an error or a cancel needs.
+    pub async fn run_keeping(
+        &self,
+        mut state: AgentState,
+        input: Vec<Message>,
+        run: &RunContext,
+    ) -> RunOutcome {
         add_messages(&mut state.messages, input);
-        run::Loop { agent: self, run }.run(state).await
+        let result = run::Loop { agent: self, run }.run(&mut state).await;
+        RunOutcome { state, result }
     }
 
     /// Applies a write to the state through the agent's channel reducers (`messages` through
@@ -135,6 +149,15 @@ impl fmt::Debug for Agent {
             .field("max_steps", &self.max_steps)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`Agent::run_keeping`] answers.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The state at the end of the run, or where it stopped.
+    pub state: AgentState,
+    /// How the run ended.
+    pub result: Result<(), Error>,
 }
 
 /// Builds an [`Agent`]; see [`Agent::builder`].

@@ -21,14 +21,16 @@ pub(super) struct Loop<'a> {
 }
 
 impl Loop<'_> {
-    pub(super) async fn run(&self, mut state: AgentState) -> Result<AgentState, Error> {
+    /// Runs the loop on `state` in place, so that a run that fails or is cancelled leaves
+    /// what it did so far (its input, notices, the tool calls that finished).
+    pub(super) async fn run(&self, state: &mut AgentState) -> Result<(), Error> {
         self.emit(StreamPart::Values(state.to_values()));
         for step in 1..=self.agent.max_steps {
             for middleware in &self.agent.middleware {
-                self.cancellable(middleware.before_model(&mut state, self.run))
+                self.cancellable(middleware.before_model(state, self.run))
                     .await?;
             }
-            let request = self.request(&state).await?;
+            let request = self.request(state).await?;
             let answer = self.cancellable(self.ask_model(&request, step)).await?;
             state.messages.push(answer.clone());
             self.emit(StreamPart::Updates(
@@ -38,10 +40,10 @@ impl Loop<'_> {
 
             if answer.tool_calls().is_empty() {
                 for middleware in &self.agent.middleware {
-                    self.cancellable(middleware.after_run(&mut state, self.run))
+                    self.cancellable(middleware.after_run(state, self.run))
                         .await?;
                 }
-                return Ok(state);
+                return Ok(());
             }
             let snapshot = Arc::new(state.clone());
             let outputs = join_all(
@@ -53,12 +55,19 @@ impl Loop<'_> {
             .await;
             let mut update = JsonObject::new();
             let mut tool_messages = Vec::with_capacity(outputs.len());
+            let mut cancelled = false;
             for (call, output) in answer.tool_calls().iter().zip(outputs) {
-                let (message, writes) = tool_answer(call, output?);
+                // A cancelled call still gets an answer, so the conversation never holds a
+                // call without one; the calls that finished keep their writes.
+                let output = output.unwrap_or_else(|_| {
+                    cancelled = true;
+                    Err("the call was cancelled before it finished.".to_owned())
+                });
+                let (message, writes) = tool_answer(call, output);
                 tool_messages.push(message);
                 for (channel, write) in writes {
                     self.agent.channels.apply(
-                        &mut state,
+                        state,
                         [(channel.clone(), write.clone())].into_iter().collect(),
                     )?;
                     update.insert(channel, write);
@@ -68,6 +77,9 @@ impl Loop<'_> {
             crate::add_messages(&mut state.messages, tool_messages);
             self.emit(StreamPart::Updates(json!({ TOOLS_NODE: update })));
             self.emit(StreamPart::Values(state.to_values()));
+            if cancelled {
+                return Err(Error::Cancelled);
+            }
         }
         Err(Error::StepLimit {
             steps: self.agent.max_steps,
