@@ -13,10 +13,9 @@
 use super::http::{self, EventDecoder, Http, RetryConfig};
 use super::{Env, system_prompt};
 use crate::Error;
-use crate::model::{ChatModel, MessageBuilder, ModelDelta, ModelRequest, ModelStream};
+use crate::model::{ChatModel, ModelDelta, ModelRequest, ModelStream};
 use async_trait::async_trait;
 use errand_protocol::{ContentBlock, JsonObject, Message, MessageContent, MessageKind};
-use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fmt;
@@ -185,28 +184,41 @@ impl ChatModel for AnthropicModel {
     }
 
     async fn complete(&self, request: &ModelRequest) -> Result<Message, Error> {
-        let response = self.send(&self.body(request, false)).await?;
-        let answer = self.http.json_body(response).await?;
-        let mut builder = MessageBuilder::new(PROVIDER);
-        for delta in answer_deltas(&self.model, answer)? {
-            builder.push(delta);
-        }
-        builder.finish()
+        http::complete(self, request).await
     }
 
     async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, Error> {
-        let response = self.send(&self.body(request, true)).await?;
-        if http::is_json(&response) {
-            // A proxy that ignored `stream: true`: the whole answer at once is still an answer.
-            let answer = self.http.json_body(response).await?;
-            let deltas = answer_deltas(&self.model, answer)?;
-            return Ok(stream::iter(deltas.into_iter().map(Ok)).boxed());
-        }
-        Ok(http::sse_deltas(
-            PROVIDER,
-            response,
-            StreamDecoder::new(&self.model),
-        ))
+        http::stream(self, request).await
+    }
+}
+
+#[async_trait]
+impl http::WireFormat for AnthropicModel {
+    const PROVIDER: &'static str = PROVIDER;
+    type Decoder = StreamDecoder;
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn http(&self) -> &http::Http {
+        &self.http
+    }
+
+    fn request_body(&self, request: &ModelRequest, stream: bool) -> Value {
+        self.body(request, stream)
+    }
+
+    async fn post(&self, body: &Value) -> Result<reqwest::Response, Error> {
+        self.send(body).await
+    }
+
+    fn answer_deltas(model: &str, answer: Value) -> Result<Vec<ModelDelta>, Error> {
+        answer_deltas(model, answer)
+    }
+
+    fn decoder(model: &str) -> StreamDecoder {
+        StreamDecoder::new(model)
     }
 }
 
@@ -524,7 +536,7 @@ struct ApiError {
 }
 
 /// Reads the events of one streamed answer.
-struct StreamDecoder {
+pub(crate) struct StreamDecoder {
     requested_model: String,
     summary: Option<Summary>,
     done: bool,

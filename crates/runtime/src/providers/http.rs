@@ -11,7 +11,8 @@
 //! answer nobody reads.
 
 use crate::Error;
-use crate::model::{ModelDelta, ModelStream};
+use crate::model::{MessageBuilder, ModelDelta, ModelRequest, ModelStream};
+use errand_protocol::Message;
 use errand_protocol::sse::{SseDecoder, SseFrame, SseItem};
 use futures::stream::{self, BoxStream, StreamExt};
 use reqwest::header::HeaderMap;
@@ -356,6 +357,58 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     detail
+}
+
+/// One provider's wire format: how a request is made and how its answers read. The call
+/// itself, whole or streamed, is the same for every provider: [`complete`] and [`stream`].
+#[async_trait::async_trait]
+pub(crate) trait WireFormat: Send + Sync {
+    /// The provider's name.
+    const PROVIDER: &'static str;
+    /// What reads its SSE events.
+    type Decoder: EventDecoder;
+
+    /// The model asked for.
+    fn model(&self) -> &str;
+    /// The shared HTTP client.
+    fn http(&self) -> &Http;
+    /// The JSON body of a call for `request`.
+    fn request_body(&self, request: &ModelRequest, stream: bool) -> Value;
+    /// Sends a body, with retries; answers a success status.
+    async fn post(&self, body: &Value) -> Result<Response, Error>;
+    /// The deltas that make up a whole (not streamed) answer.
+    fn answer_deltas(model: &str, answer: Value) -> Result<Vec<ModelDelta>, Error>;
+    /// A fresh reader of one streamed answer.
+    fn decoder(model: &str) -> Self::Decoder;
+}
+
+/// One whole answer.
+pub(crate) async fn complete<W: WireFormat>(
+    wire: &W,
+    request: &ModelRequest,
+) -> Result<Message, Error> {
+    let response = wire.post(&wire.request_body(request, false)).await?;
+    let answer = wire.http().json_body(response).await?;
+    let mut builder = MessageBuilder::new(W::PROVIDER);
+    for delta in W::answer_deltas(wire.model(), answer)? {
+        builder.push(delta);
+    }
+    builder.finish()
+}
+
+/// One streamed answer.
+pub(crate) async fn stream<W: WireFormat>(
+    wire: &W,
+    request: &ModelRequest,
+) -> Result<ModelStream, Error> {
+    let response = wire.post(&wire.request_body(request, true)).await?;
+    if is_json(&response) {
+        // A server or proxy that ignored `stream: true`: the whole answer is still an answer.
+        let answer = wire.http().json_body(response).await?;
+        let deltas = W::answer_deltas(wire.model(), answer)?;
+        return Ok(stream::iter(deltas.into_iter().map(Ok)).boxed());
+    }
+    Ok(sse_deltas(W::PROVIDER, response, W::decoder(wire.model())))
 }
 
 /// A provider's reading of its own SSE events into deltas.

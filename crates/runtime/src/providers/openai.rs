@@ -13,10 +13,9 @@
 use super::http::{self, EventDecoder, Http, RetryConfig};
 use super::{Env, system_prompt};
 use crate::Error;
-use crate::model::{ChatModel, MessageBuilder, ModelDelta, ModelRequest, ModelStream};
+use crate::model::{ChatModel, ModelDelta, ModelRequest, ModelStream};
 use async_trait::async_trait;
 use errand_protocol::{ContentBlock, JsonObject, Message, MessageContent, MessageKind};
-use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fmt;
@@ -186,28 +185,41 @@ impl ChatModel for OpenAiModel {
     }
 
     async fn complete(&self, request: &ModelRequest) -> Result<Message, Error> {
-        let response = self.send(&self.body(request, false)).await?;
-        let answer = self.http.json_body(response).await?;
-        let mut builder = MessageBuilder::new(PROVIDER);
-        for delta in answer_deltas(&self.model, answer)? {
-            builder.push(delta);
-        }
-        builder.finish()
+        http::complete(self, request).await
     }
 
     async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, Error> {
-        let response = self.send(&self.body(request, true)).await?;
-        if http::is_json(&response) {
-            // A server that ignored `stream: true`: the whole answer at once is still an answer.
-            let answer = self.http.json_body(response).await?;
-            let deltas = answer_deltas(&self.model, answer)?;
-            return Ok(stream::iter(deltas.into_iter().map(Ok)).boxed());
-        }
-        Ok(http::sse_deltas(
-            PROVIDER,
-            response,
-            StreamDecoder::new(&self.model),
-        ))
+        http::stream(self, request).await
+    }
+}
+
+#[async_trait]
+impl http::WireFormat for OpenAiModel {
+    const PROVIDER: &'static str = PROVIDER;
+    type Decoder = StreamDecoder;
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn http(&self) -> &http::Http {
+        &self.http
+    }
+
+    fn request_body(&self, request: &ModelRequest, stream: bool) -> Value {
+        self.body(request, stream)
+    }
+
+    async fn post(&self, body: &Value) -> Result<reqwest::Response, Error> {
+        self.send(body).await
+    }
+
+    fn answer_deltas(model: &str, answer: Value) -> Result<Vec<ModelDelta>, Error> {
+        answer_deltas(model, answer)
+    }
+
+    fn decoder(model: &str) -> StreamDecoder {
+        StreamDecoder::new(model)
     }
 }
 
@@ -518,7 +530,7 @@ struct ChunkFunction {
 }
 
 /// Reads the chunks of one streamed answer.
-struct StreamDecoder {
+pub(crate) struct StreamDecoder {
     summary: Summary,
     /// The tool calls whose name was already passed on: some servers repeat the name in every
     /// chunk, and the builder would join the copies.
@@ -635,7 +647,7 @@ fn stream_error(model: &str, error: &Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ToolSpec;
+    use crate::model::{MessageBuilder, ToolSpec};
     use errand_protocol::ToolCall;
 
     #[test]
