@@ -6,7 +6,7 @@
 //! [`RunHub`] for live joiners and, before the run's final status is written, to storage; so
 //! whoever sees the final status can replay every event.
 
-use crate::hub::{RunChannel, RunHub};
+use crate::hub::{RunChannel, RunEnd, RunHub};
 use crate::registry::Graphs;
 use crate::storage::{ClaimedRun, FinishedRun, NewCheckpoint, Storage, StoredEvent};
 use crate::{ServerError, ServerResult};
@@ -643,6 +643,7 @@ impl Inner {
                 created_at: now,
             })
             .collect();
+        let ended_interrupts = interrupts.clone();
         let interrupts = if interrupts.is_empty() {
             BTreeMap::new()
         } else {
@@ -664,9 +665,16 @@ impl Inner {
                 at: now,
             })
             .await?;
-        // The next run on the thread may start now.
-        if ended.is_some_and(|ended| ended.thread_busy) {
-            self.wake.notify_one();
+        if let Some(ended) = ended {
+            // Joiners following the run live answer from this, without reading storage.
+            channel.set_end(RunEnd {
+                status,
+                interrupts: ended_interrupts,
+            });
+            // The next run on the thread may start now.
+            if ended.thread_busy {
+                self.wake.notify_one();
+            }
         }
         if temporary {
             self.storage.delete_thread(thread_id).await?;

@@ -6,7 +6,8 @@
 //! joiners replay from storage.
 
 use crate::storage::StoredEvent;
-use std::collections::HashMap;
+use errand_protocol::{Interrupt, RunStatus};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -22,6 +23,17 @@ pub(crate) struct RunChannel {
 struct ChannelState {
     events: Vec<StoredEvent>,
     closed: bool,
+    end: Option<Arc<RunEnd>>,
+}
+
+/// How a run ended, as recorded in storage, kept on its channel so that whoever follows the
+/// run live can answer from memory (a join needs no reads).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RunEnd {
+    /// The final status stored.
+    pub(crate) status: RunStatus,
+    /// The interrupts it left on its thread.
+    pub(crate) interrupts: Vec<Interrupt>,
 }
 
 /// What a reader gets: the events from its position, and whether more may come.
@@ -56,6 +68,16 @@ impl RunChannel {
         self.changed.send_replace(());
     }
 
+    /// Records how the run ended, once that is committed; the channel is closed after.
+    pub(crate) fn set_end(&self, end: RunEnd) {
+        self.lock().end = Some(Arc::new(end));
+    }
+
+    /// How the run ended, when it ended here with its end recorded.
+    pub(crate) fn end(&self) -> Option<Arc<RunEnd>> {
+        self.lock().end.clone()
+    }
+
     /// Every event so far.
     pub(crate) fn snapshot(&self) -> Vec<StoredEvent> {
         self.lock().events.clone()
@@ -82,15 +104,38 @@ impl RunChannel {
     }
 }
 
-/// Channels of the runs this server holds in flight.
+/// How many ended runs keep their channel (events and end) after they are closed.
+const RECENT: usize = 256;
+
+/// Channels of the runs this server holds in flight, and of the last few that ended here.
 #[derive(Debug, Default)]
 pub(crate) struct RunHub {
     channels: Mutex<HashMap<Uuid, Arc<RunChannel>>>,
+    /// The last [`RECENT`] runs that ended here with their end recorded, oldest first: a
+    /// client that creates a run and then joins it often arrives just after a short run
+    /// ended, and this answers it without reading the run's events and thread back.
+    recent: Mutex<Recent>,
+}
+
+#[derive(Debug, Default)]
+struct Recent {
+    order: VecDeque<Uuid>,
+    channels: HashMap<Uuid, Arc<RunChannel>>,
 }
 
 impl RunHub {
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<RunChannel>>> {
         self.channels.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn recent(&self) -> MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The closed channel of a run that ended here lately, with its end recorded. Callers
+    /// check first that the run still exists (it may have been deleted since).
+    pub(crate) fn ended(&self, run_id: Uuid) -> Option<Arc<RunChannel>> {
+        self.recent().channels.get(&run_id).cloned()
     }
 
     /// The run's channel, made if there is none.
@@ -109,8 +154,20 @@ impl RunHub {
 
     /// Closes the run's channel and forgets it; readers holding it see it closed.
     pub(crate) fn close(&self, run_id: Uuid) {
-        if let Some(channel) = self.lock().remove(&run_id) {
-            channel.close();
+        let Some(channel) = self.lock().remove(&run_id) else {
+            return;
+        };
+        channel.close();
+        if channel.end().is_some() {
+            let mut recent = self.recent();
+            if recent.channels.insert(run_id, channel).is_none() {
+                recent.order.push_back(run_id);
+            }
+            while recent.order.len() > RECENT {
+                if let Some(oldest) = recent.order.pop_front() {
+                    recent.channels.remove(&oldest);
+                }
+            }
         }
     }
 
@@ -149,5 +206,29 @@ mod tests {
         assert_eq!(hub.len(), 0);
         assert!(channel.read_after(2).closed);
         assert!(hub.get(run).is_none());
+        // Closed without an end recorded (stopped, rolled back): not kept.
+        assert!(hub.ended(run).is_none());
+    }
+
+    #[test]
+    fn the_last_runs_that_ended_keep_their_events_and_end() {
+        let hub = RunHub::default();
+        let runs: Vec<Uuid> = (0..=RECENT).map(|_| Uuid::now_v7()).collect();
+        for run in &runs {
+            let channel = hub.channel(*run);
+            channel.publish(event(1));
+            channel.set_end(RunEnd {
+                status: RunStatus::Success,
+                interrupts: Vec::new(),
+            });
+            hub.close(*run);
+        }
+        assert_eq!(hub.len(), 0);
+        // The oldest was let go; the others answer with their events and end.
+        assert!(hub.ended(runs[0]).is_none());
+        let kept = hub.ended(runs[RECENT]).expect("kept");
+        assert_eq!(kept.snapshot(), vec![event(1)]);
+        assert_eq!(kept.end().map(|end| end.status), Some(RunStatus::Success));
+        assert_eq!(hub.recent().order.len(), RECENT);
     }
 }

@@ -1029,7 +1029,11 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
         .unwrap()
         .unwrap();
     assert!(finished.thread_busy);
-    let finished = finished.run;
+    let finished = storage
+        .get_run(thread.thread_id, first.run_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(finished.status, RunStatus::Success);
     assert_eq!(finished.updated_at, t(5));
     assert_eq!(finished.created_at, t(2));

@@ -231,7 +231,9 @@ fn stream_response(
 }
 
 fn join_response(state: AppState, run: &Run, channel: Option<Arc<RunChannel>>) -> Response {
-    let response = wait_body(state, run.thread_id, run.run_id, channel);
+    // A run read as ended needs no waiting (and no second read to see that it ended).
+    let ended = run.status.is_terminal();
+    let response = wait_body(state, run.thread_id, run.run_id, channel, ended);
     let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
     let response = with_header(response, header::LOCATION, &format!("{base}/join"));
     with_header(response, header::CONTENT_LOCATION, &base)
@@ -431,7 +433,9 @@ pub(crate) async fn join(
     Path((thread_id, run_id)): Path<(String, String)>,
 ) -> ServerResult<Response> {
     let run = existing_run(&state, &thread_id, &run_id).await?;
-    let channel = state.executor.hub().get(run.run_id);
+    // In flight here, or ended here lately: its events and end are in memory.
+    let hub = state.executor.hub();
+    let channel = hub.get(run.run_id).or_else(|| hub.ended(run.run_id));
     Ok(join_response(state, &run, channel))
 }
 

@@ -2,7 +2,7 @@
 
 use super::AppState;
 use crate::ServerResult;
-use crate::hub::RunChannel;
+use crate::hub::{RunChannel, RunEnd};
 use crate::storage::StoredEvent;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
@@ -238,15 +238,17 @@ async fn pump_events(
 }
 
 /// The wait/join answer: newlines every few seconds while the run goes on, then the result.
+/// `ended` says the run is known to have ended already.
 pub(crate) fn wait_body(
     state: AppState,
     thread_id: Uuid,
     run_id: Uuid,
     live: Option<Arc<RunChannel>>,
+    ended: bool,
 ) -> Response {
     let (sender, body) = channel_body();
     tokio::spawn(async move {
-        let result = run_result(&state, thread_id, run_id, live);
+        let result = run_result(&state, thread_id, run_id, live, ended);
         tokio::pin!(result);
         // The first keep-alive is due after one period. (Awaiting an interval's immediate
         // first tick is not free: the timer rounds its deadline up to the next millisecond,
@@ -274,6 +276,29 @@ pub(crate) fn wait_body(
     response(body, "application/json")
 }
 
+/// Waits until the live channel closes; answers how the run ended when it ended here with its
+/// end recorded, `None` when it was closed any other way or stayed quiet too long (a channel
+/// made for a run that ended elsewhere is never closed).
+async fn follow_to_end(
+    executor: &crate::Executor,
+    channel: &RunChannel,
+) -> ServerResult<Option<Arc<RunEnd>>> {
+    loop {
+        let mut changes = channel.subscribe();
+        if channel.is_closed() {
+            return Ok(channel.end());
+        }
+        tokio::select! {
+            changed = tokio::time::timeout(KEEP_ALIVE, changes.changed()) => {
+                if !matches!(changed, Ok(Ok(()))) {
+                    return Ok(None);
+                }
+            }
+            () = executor.stopping() => return Err(crate::ServerError::ShuttingDown),
+        }
+    }
+}
+
 /// What wait and join answer once the run has ended: `{"__error__": ...}` for a failed run,
 /// else the last state it streamed (with `__interrupt__` when it stopped at one), else the
 /// thread's values.
@@ -282,11 +307,20 @@ async fn run_result(
     thread_id: Uuid,
     run_id: Uuid,
     live: Option<Arc<RunChannel>>,
+    ended: bool,
 ) -> ServerResult<Value> {
     let executor = &state.executor;
     // The live channel, held from the run's creation: a stateless run's thread, with its
-    // stored events, is deleted as soon as the run ends.
-    executor.wait_for_end(thread_id, run_id).await?;
+    // stored events, is deleted as soon as the run ends. A run that ends here leaves its end
+    // on the channel; any other way (stopped by a shutdown, rolled back, ended elsewhere) is
+    // found in storage.
+    let end = match &live {
+        Some(channel) => follow_to_end(executor, channel).await?,
+        None => None,
+    };
+    if end.is_none() && !ended {
+        executor.wait_for_end(thread_id, run_id).await?;
+    }
     let events = match live.map(|channel| channel.snapshot()) {
         Some(events) if !events.is_empty() => events,
         _ => executor.storage().events_after(run_id, 0).await?,
@@ -301,18 +335,25 @@ async fn run_result(
     if let Some(error) = last("error") {
         return Ok(json!({ "__error__": error }));
     }
-    let thread = executor.storage().get_thread(thread_id).await?;
-    let mut values = match last("values") {
-        Some(values) => values,
-        None => thread
-            .as_ref()
-            .and_then(|thread| thread.values.as_option().cloned())
-            .unwrap_or_else(|| json!({})),
+    let (mut values, interrupts) = match (last("values"), end) {
+        // Ended here, with its last state streamed: all known without a read.
+        (Some(values), Some(end)) => (values, end.interrupts.clone()),
+        (values, _) => {
+            let thread = executor.storage().get_thread(thread_id).await?;
+            let values = match values {
+                Some(values) => values,
+                None => thread
+                    .as_ref()
+                    .and_then(|thread| thread.values.as_option().cloned())
+                    .unwrap_or_else(|| json!({})),
+            };
+            let interrupts: Vec<_> = thread
+                .and_then(|thread| thread.interrupts)
+                .map(|by_task| by_task.into_values().flatten().collect())
+                .unwrap_or_default();
+            (values, interrupts)
+        }
     };
-    let interrupts: Vec<_> = thread
-        .and_then(|thread| thread.interrupts)
-        .map(|by_task| by_task.into_values().flatten().collect())
-        .unwrap_or_default();
     if !interrupts.is_empty()
         && let Value::Object(object) = &mut values
     {

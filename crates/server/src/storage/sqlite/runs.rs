@@ -222,20 +222,18 @@ pub(super) fn finish_run(
     } = finished;
     append_events(conn, run_id, &events)?;
     let run_key = run_id.to_string();
-    let sql = format!(
-        "UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1 \
-         RETURNING thread_id, {RUN_COLUMNS}"
-    );
-    let updated = conn
-        .prepare_cached(&sql)
+    let thread_id = conn
+        .prepare_cached(
+            "UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1 RETURNING thread_id",
+        )
         .db()?
         .query_row(
             params![run_key, status.as_str(), at.timestamp_micros()],
-            |row| Ok((row.get::<_, String>(0)?, RunRow::read_at(row, 1)?)),
+            |row| row.get::<_, String>(0),
         )
         .optional()
         .db()?;
-    let Some((thread_id, row)) = updated else {
+    let Some(thread_id) = thread_id else {
         return Ok(None);
     };
     let thread_busy = has_active_runs(conn, &thread_id, Some(&run_key))?;
@@ -268,10 +266,7 @@ pub(super) fn finish_run(
     for checkpoint in checkpoints {
         insert_checkpoint(conn, thread_id, checkpoint)?;
     }
-    Ok(Some(EndedRun {
-        run: row.decode()?,
-        thread_busy,
-    }))
+    Ok(Some(EndedRun { thread_busy }))
 }
 
 /// The run's thread id and status.
