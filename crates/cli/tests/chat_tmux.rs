@@ -13,9 +13,11 @@
 // Helpers here run only inside tests: an unwrap that fails is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use axum::Json;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -50,10 +52,7 @@ fn content(message: &Value) -> String {
 }
 
 fn chunk(delta: &Value, finish: &Value) -> Value {
-    json!({
-        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "fake",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-    })
+    support::chunk("fake", delta, finish)
 }
 
 /// The supervisor's script: the request's last message decides the answer.
@@ -77,7 +76,7 @@ async fn chat_completions(State(fake): State<Arc<Fake>>, Json(body): Json<Value>
         // request.
         tokio::time::sleep(PATIENCE).await;
     }
-    let mut events = if last["role"] == "tool" {
+    let events = if last["role"] == "tool" {
         reply("Started the research task; I will tell you when it is done.")
     } else if text.contains("SYSTEM NOTIFICATION") {
         reply("Research finished: the echo subagent reported back.")
@@ -112,16 +111,7 @@ async fn chat_completions(State(fake): State<Arc<Fake>>, Json(body): Json<Value>
     } else {
         reply("It is 42.")
     };
-    events.push(json!({
-        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "fake",
-        "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-    }));
-    let mut body: String = events
-        .iter()
-        .map(|event| format!("data: {event}\n\n"))
-        .collect();
-    body.push_str("data: [DONE]\n\n");
-    ([("content-type", "text/event-stream")], body).into_response()
+    support::sse("fake", events, (10, 5))
 }
 
 /// Serves the fake model on a runtime of its own, so the test's blocking waits never starve

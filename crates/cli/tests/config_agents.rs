@@ -5,54 +5,16 @@
 // Helpers here run only inside tests: an unwrap that fails is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use axum::Json;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use errand_client::Client;
 use errand_protocol::{RunCreate, RunResult, ThreadCreate};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-
-/// A server process, killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path, config: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_errand"))
-        .args(["serve", "--port", "0", "--db"])
-        .arg(dir.join("errand.db"))
-        .arg("--config")
-        .arg(config)
-        .env("ERRAND_LOG", "warn")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Served { child, url }
-}
 
 type Seen = Arc<Mutex<Vec<Value>>>;
 
@@ -60,28 +22,8 @@ type Seen = Arc<Mutex<Vec<Value>>>;
 /// finish reason, usage and `[DONE]`.
 async fn chat_completions(State(seen): State<Seen>, Json(body): Json<Value>) -> Response {
     seen.lock().unwrap().push(body);
-    let chunk = |delta: Value, finish: Value| {
-        json!({
-            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-        })
-    };
-    let events = [
-        chunk(
-            json!({"role": "assistant", "content": "Hello from "}),
-            Value::Null,
-        ),
-        chunk(json!({"content": "the local model."}), Value::Null),
-        chunk(json!({}), json!("stop")),
-        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "fake-model", "choices": [],
-               "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}}),
-    ];
-    let mut body: String = events
-        .iter()
-        .map(|event| format!("data: {event}\n\n"))
-        .collect();
-    body.push_str("data: [DONE]\n\n");
-    ([("content-type", "text/event-stream")], body).into_response()
+    let chunks = support::text_chunks("fake-model", &["Hello from ", "the local model."]);
+    support::sse("fake-model", chunks, (12, 6))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +60,13 @@ workspace = "notes"
         ),
     )
     .unwrap();
-    let served = serve(dir.path(), &config);
+    let db = dir.path().join("errand.db");
+    let served = support::serve([
+        "--db".as_ref(),
+        db.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
     let client = Client::http(&served.url).unwrap();
 
     let assistants = client

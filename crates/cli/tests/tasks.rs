@@ -3,50 +3,13 @@
 // Helpers here run only inside tests: an unwrap that fails is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use errand_client::Client;
 use errand_protocol::{RunCreate, RunResult, ThreadCreate};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use uuid::Uuid;
-
-struct Served {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve() -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_errand"))
-        .args(["serve", "--port", "0", "--db"])
-        .arg(dir.path().join("errand.db"))
-        .env("ERRAND_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    Served {
-        child,
-        url,
-        _dir: dir,
-    }
-}
 
 fn tasks(url: &str, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_errand"))
@@ -86,7 +49,8 @@ async fn task(client: &Client, agent: &str, text: &str) -> Uuid {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_check_and_cancel_the_tasks_on_a_server() {
-    let served = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let served = support::serve(["--db".as_ref(), dir.path().join("errand.db").as_os_str()]);
     let client = Client::http(&served.url).unwrap();
     let done = task(&client, "researcher", "hello there").await;
     let busy = task(&client, "writer", "sleep=60").await;
