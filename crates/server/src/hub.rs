@@ -78,6 +78,15 @@ impl RunChannel {
         self.lock().end.clone()
     }
 
+    /// The bytes its events hold.
+    fn bytes(&self) -> usize {
+        self.lock()
+            .events
+            .iter()
+            .map(|event| event.event.len() + event.data.len())
+            .sum()
+    }
+
     /// Every event so far.
     pub(crate) fn snapshot(&self) -> Vec<StoredEvent> {
         self.lock().events.clone()
@@ -107,11 +116,16 @@ impl RunChannel {
 /// How many ended runs keep their channel (events and end) after they are closed.
 const RECENT: usize = 256;
 
+/// The most bytes of events the ended runs kept may hold together: a run that streamed a
+/// long answer token by token can hold megabytes, and this cache must stay small.
+const RECENT_BYTES: usize = 4 << 20;
+
 /// Channels of the runs this server holds in flight, and of the last few that ended here.
 #[derive(Debug, Default)]
 pub(crate) struct RunHub {
     channels: Mutex<HashMap<Uuid, Arc<RunChannel>>>,
-    /// The last [`RECENT`] runs that ended here with their end recorded, oldest first: a
+    /// The last [`RECENT`] runs that ended here with their end recorded (fewer when their
+    /// events pass [`RECENT_BYTES`]), oldest first: a
     /// client that creates a run and then joins it often arrives just after a short run
     /// ended, and this answers it without reading the run's events and thread back.
     recent: Mutex<Recent>,
@@ -119,8 +133,10 @@ pub(crate) struct RunHub {
 
 #[derive(Debug, Default)]
 struct Recent {
-    order: VecDeque<Uuid>,
+    /// Run ids with the bytes their events hold.
+    order: VecDeque<(Uuid, usize)>,
     channels: HashMap<Uuid, Arc<RunChannel>>,
+    bytes: usize,
 }
 
 impl RunHub {
@@ -159,14 +175,18 @@ impl RunHub {
         };
         channel.close();
         if channel.end().is_some() {
+            let size = channel.bytes();
             let mut recent = self.recent();
             if recent.channels.insert(run_id, channel).is_none() {
-                recent.order.push_back(run_id);
+                recent.order.push_back((run_id, size));
+                recent.bytes += size;
             }
-            while recent.order.len() > RECENT {
-                if let Some(oldest) = recent.order.pop_front() {
-                    recent.channels.remove(&oldest);
-                }
+            while recent.order.len() > RECENT || recent.bytes > RECENT_BYTES {
+                let Some((oldest, size)) = recent.order.pop_front() else {
+                    break;
+                };
+                recent.channels.remove(&oldest);
+                recent.bytes -= size;
             }
         }
     }
@@ -230,5 +250,35 @@ mod tests {
         assert_eq!(kept.snapshot(), vec![event(1)]);
         assert_eq!(kept.end().map(|end| end.status), Some(RunStatus::Success));
         assert_eq!(hub.recent().order.len(), RECENT);
+
+        // A run with a large stream pushes older ones out, and goes itself when too large.
+        let big = Uuid::now_v7();
+        let channel = hub.channel(big);
+        channel.publish(StoredEvent {
+            seq: 1,
+            event: "values".into(),
+            data: "x".repeat(RECENT_BYTES / 2),
+        });
+        channel.set_end(RunEnd {
+            status: RunStatus::Success,
+            interrupts: Vec::new(),
+        });
+        hub.close(big);
+        assert!(hub.ended(big).is_some());
+        assert!(hub.recent().bytes <= RECENT_BYTES);
+        let huge = Uuid::now_v7();
+        let channel = hub.channel(huge);
+        channel.publish(StoredEvent {
+            seq: 1,
+            event: "values".into(),
+            data: "x".repeat(RECENT_BYTES + 1),
+        });
+        channel.set_end(RunEnd {
+            status: RunStatus::Success,
+            interrupts: Vec::new(),
+        });
+        hub.close(huge);
+        assert!(hub.ended(huge).is_none());
+        assert_eq!(hub.recent().bytes, 0);
     }
 }
