@@ -331,14 +331,7 @@ async fn check_reports_running_then_the_last_message_and_moves_last_updated_only
     let server = server().await;
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let slow = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "sleep=30", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let slow = supervisor.start("echoer", "sleep=30").await;
     let task = supervisor.task(&slow);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
     age(&mut supervisor, &slow);
@@ -353,14 +346,7 @@ async fn check_reports_running_then_the_last_message_and_moves_last_updated_only
     assert_eq!(task.last_updated_at, OLD, "no change, no update stamp");
     assert_ne!(task.last_checked_at, OLD);
 
-    let quick = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "hello", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let quick = supervisor.start("echoer", "hello").await;
     let task = supervisor.task(&quick);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     age(&mut supervisor, &quick);
@@ -388,14 +374,7 @@ async fn check_surfaces_the_error_of_a_failed_run() {
     let server = server().await;
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "fail=the disk is full", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "fail=the disk is full").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Error).await;
     age(&mut supervisor, &id);
@@ -424,14 +403,7 @@ async fn check_of_a_run_that_ended_without_messages_says_so() {
         &server,
         vec![AsyncSubAgent::new("mute", "Says nothing.", "silent")],
     ));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "anything", "subagent_type": "mute"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("mute", "anything").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     let answer = json_of(
@@ -473,14 +445,7 @@ async fn update_interrupts_the_current_run_and_keeps_the_task_id() {
     let server = server().await;
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "sleep=30", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "sleep=30").await;
     let before = supervisor.task(&id);
     wait_run_status(
         &client,
@@ -549,14 +514,7 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
         &server,
         vec![echoer().update_strategy(UpdateStrategy::Enqueue)],
     ));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "sleep=30", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "sleep=30").await;
     let first = supervisor.task(&id);
     wait_run_status(&client, &first.thread_id, &first.run_id, RunStatus::Running).await;
 
@@ -665,14 +623,7 @@ async fn cancel_stops_a_running_task_and_records_cancelled() {
     let server = server().await;
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "sleep=30", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "sleep=30").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
     age(&mut supervisor, &id);
@@ -800,14 +751,7 @@ async fn the_tools_work_over_http() {
     let remote = echoer().url(served.url());
     let mut supervisor =
         Supervisor::new(AsyncSubAgentMiddleware::builder([remote]).build().unwrap());
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "sleep=30", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "sleep=30").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
     let output = supervisor
@@ -939,14 +883,7 @@ async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
         &server,
         vec![AsyncSubAgent::new("buyer", "Buys things.", "asks")],
     ));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "buy a lamp", "subagent_type": "buyer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("buyer", "buy a lamp").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
 

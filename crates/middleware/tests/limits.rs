@@ -254,14 +254,7 @@ async fn results_are_text_only_capped_with_a_marker_and_read_on_with_offset() {
             ..Settings::default()
         },
     ));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "think", "subagent_type": "thinker"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("thinker", "think").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     let full = "The answer is 42.\nChecked twice.";
@@ -366,14 +359,7 @@ async fn the_approval_hook_refuses_a_start_and_approves_an_update() {
         "no thread created"
     );
 
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "sleep=30", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "sleep=30").await;
     let before = supervisor.task(&id);
     let updated = supervisor
         .call(
@@ -428,14 +414,7 @@ async fn the_running_task_cap_counts_live_statuses_not_cached_ones() {
             ..Settings::default()
         },
     ));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "hello", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "hello").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     assert_eq!(supervisor.task(&id).status, TaskStatus::Running, "cached");

@@ -41,14 +41,7 @@ async fn cancel_of_a_finished_run_says_it_finished_and_the_board_keeps_success()
     let server = server().await;
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "hello", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "hello").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
 
@@ -86,14 +79,7 @@ async fn list_filters_on_the_live_status_not_the_cached_one() {
     let server = server().await;
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "hello", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "hello").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     assert_eq!(
@@ -127,14 +113,7 @@ async fn a_task_whose_subagent_was_removed_gets_a_clear_message_from_every_tool(
     let client = local(&server);
     let before = middleware(&server, vec![echoer()]);
     let mut supervisor = Supervisor::new(before.clone());
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "sleep=30", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "sleep=30").await;
     let task = supervisor.task(&id);
 
     // The config changes: `echoer` is gone; the board stays.
@@ -254,14 +233,7 @@ async fn the_in_process_transport_works_from_a_current_thread_runtime() {
     let server = server().await;
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "hi there", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "hi there").await;
     let task = supervisor.task(&id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     // The watcher, spawned on this runtime, followed the run too.
@@ -424,14 +396,7 @@ async fn a_notice_for_a_superseded_run_is_marked_as_such() {
         &server,
         vec![echoer().update_strategy(UpdateStrategy::Enqueue)],
     ));
-    let id = task_id_of(
-        &supervisor
-            .call(
-                "start_async_task",
-                json!({"description": "sleep=0.5", "subagent_type": "echoer"}),
-            )
-            .await,
-    );
+    let id = supervisor.start("echoer", "sleep=0.5").await;
     let first = supervisor.task(&id).run_id;
     let output = supervisor
         .call(

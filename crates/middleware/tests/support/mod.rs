@@ -270,6 +270,12 @@ impl Supervisor {
     }
 
     /// One model turn calling one tool: its answer, with the board updated.
+    /// Starts a task on `agent` and answers its id.
+    pub async fn start(&mut self, agent: &str, description: &str) -> String {
+        let args = serde_json::json!({"description": description, "subagent_type": agent});
+        task_id_of(&self.call("start_async_task", args).await)
+    }
+
     pub async fn call(&mut self, name: &str, args: Value) -> ToolOutput {
         self.turn(vec![(name, args)]).await.remove(0)
     }
