@@ -16,8 +16,8 @@ use serde_json::json;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use support::{
-    Supervisor, json_of, local, server, server_run, server_with, task_id_of, thread_messages,
-    threads_of, wait_run_status, wait_until,
+    Supervisor, json_of, local, server, server_run, server_with, thread_messages, threads_of,
+    wait_run_status, wait_until,
 };
 use uuid::Uuid;
 
