@@ -10,10 +10,8 @@ mod common;
 use common::{MockServer, Reply, collect, fast_retry, sse_body};
 use errand_protocol::{Message, MessageKind, ToolCall};
 use errand_runtime::Error;
-use errand_runtime::agent::{Agent, AgentState, RunContext};
 use errand_runtime::model::{ChatModel, ModelDelta, ModelRequest, ModelSettings, ToolSpec};
 use errand_runtime::providers::OpenAiModel;
-use errand_runtime::tool::FunctionTool;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -643,12 +641,6 @@ async fn dropping_a_stream_call_closes_its_request() {
         .expect("the server saw the connection close");
 }
 
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-struct City {
-    /// The city.
-    city: String,
-}
-
 #[tokio::test]
 async fn the_agent_loop_runs_on_openai() {
     let call = sse_body(&[
@@ -666,46 +658,7 @@ async fn the_agent_loop_runs_on_openai() {
         Reply::sse(&streamed_text("It is 3 C in Oslo.")),
     ])
     .await;
-    let agent = Agent::builder(Arc::new(model(&server)))
-        .system_prompt("You are a weather bot.")
-        .tool(FunctionTool::new(
-            "get_weather",
-            "The weather in a city now.",
-            |args: City, _| async move { Ok(format!("3 C in {}", args.city).into()) },
-        ))
-        .build()
-        .unwrap();
-    let state = agent
-        .run(
-            AgentState::default(),
-            vec![Message::human("Weather in Oslo?")],
-            &RunContext::detached(),
-        )
-        .await
-        .unwrap();
-
-    let seen: Vec<_> = state
-        .messages
-        .iter()
-        .map(|m| (m.kind.clone(), m.text().into_owned()))
-        .collect();
-    assert_eq!(
-        seen,
-        [
-            (MessageKind::Human, "Weather in Oslo?".to_owned()),
-            (MessageKind::Ai, String::new()),
-            (MessageKind::Tool, "3 C in Oslo".to_owned()),
-            (MessageKind::Ai, "It is 3 C in Oslo.".to_owned()),
-        ]
-    );
-    assert_eq!(
-        state.messages[1].tool_calls(),
-        [ToolCall::new(
-            "call_9",
-            "get_weather",
-            args(&json!({"city": "Oslo"}))
-        )]
-    );
+    let state = common::weather_conversation(Arc::new(model(&server)), "call_9").await;
     assert_eq!(state.messages[3].response_metadata["finish_reason"], "stop");
 
     let bodies = server.bodies();

@@ -2,7 +2,7 @@
 //! records every request (path, headers, JSON body) so tests can check what was sent.
 
 // Each test file uses its own part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -221,4 +221,63 @@ pub(crate) fn sse_body(events: &[(Option<&str>, Value)]) -> String {
             None => format!("data: {data}\n\n"),
         })
         .collect()
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct City {
+    /// The city.
+    city: String,
+}
+
+/// The agent loop both providers are checked with: a weather bot asked about Oslo calls its
+/// tool once (call `call_id`), reads the answer and replies. The final state, checked for the
+/// parts every provider shares.
+pub(crate) async fn weather_conversation(
+    model: Arc<dyn errand_runtime::model::ChatModel>,
+    call_id: &str,
+) -> errand_runtime::agent::AgentState {
+    use errand_protocol::{MessageKind, ToolCall};
+    use errand_runtime::agent::{Agent, AgentState, RunContext};
+    use errand_runtime::tool::FunctionTool;
+    let agent = Agent::builder(model)
+        .system_prompt("You are a weather bot.")
+        .tool(FunctionTool::new(
+            "get_weather",
+            "The weather in a city now.",
+            |args: City, _| async move { Ok(format!("3 C in {}", args.city).into()) },
+        ))
+        .build()
+        .unwrap();
+    let state = agent
+        .run(
+            AgentState::default(),
+            vec![Message::human("Weather in Oslo?")],
+            &RunContext::detached(),
+        )
+        .await
+        .unwrap();
+    let seen: Vec<_> = state
+        .messages
+        .iter()
+        .map(|m| (m.kind.clone(), m.text().into_owned()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (MessageKind::Human, "Weather in Oslo?".to_owned()),
+            (MessageKind::Ai, String::new()),
+            (MessageKind::Tool, "3 C in Oslo".to_owned()),
+            (MessageKind::Ai, "It is 3 C in Oslo.".to_owned()),
+        ]
+    );
+    let args = serde_json::json!({"city": "Oslo"})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        state.messages[1].tool_calls(),
+        [ToolCall::new(call_id, "get_weather", args)]
+    );
+    assert_eq!(state.messages[2].tool_call_id.as_deref(), Some(call_id));
+    state
 }
