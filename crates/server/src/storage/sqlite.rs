@@ -209,7 +209,16 @@ impl Storage for SqliteStorage {
     }
 
     async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun> {
-        self.write(move |conn| runs::create_run(conn, new)).await
+        // Encoded and decoded here, outside the write transaction (see `finish_run`).
+        let mut new = new;
+        let doc = runs::encode_new_run(&mut new)?;
+        let (mut created, values) = self
+            .write(move |conn| runs::create_run(conn, new, &doc))
+            .await?;
+        if let Some(started) = &mut created.started {
+            started.values = runs::started_values(values.as_deref())?;
+        }
+        Ok(created)
     }
 
     async fn claim_next_run(&self, now: Timestamp) -> StorageResult<Option<ClaimedRun>> {
@@ -223,7 +232,10 @@ impl Storage for SqliteStorage {
     }
 
     async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<EndedRun>> {
-        self.write(move |conn| runs::finish_run(conn, finished))
+        // Encoded here, on the caller's thread: the write transaction holds the one
+        // connection that every write in the server waits for.
+        let finished = runs::EncodedFinish::new(finished)?;
+        self.write(move |conn| runs::finish_run(conn, &finished))
             .await
     }
 

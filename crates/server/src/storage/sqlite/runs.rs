@@ -5,7 +5,8 @@ use super::codec::{
     timestamp, to_json, uuid,
 };
 use super::threads::{
-    has_active_runs, insert_checkpoint, insert_thread, set_thread_status, settle_thread_status,
+    EncodedCheckpoint, has_active_runs, insert_encoded_checkpoint, insert_thread,
+    set_thread_status, settle_thread_status,
 };
 use crate::storage::{
     ClaimedRun, CreatedRun, EndedRun, FinishedRun, NewRun, Recovery, RunPage, StorageError,
@@ -18,14 +19,26 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub(super) fn create_run(conn: &Connection, new: NewRun) -> StorageResult<CreatedRun> {
+/// Encodes a new run's wire object, before the write transaction: it is stored as is.
+pub(super) fn encode_new_run(new: &mut NewRun) -> StorageResult<String> {
+    new.run.status = RunStatus::Pending;
+    to_json(&new.run)
+}
+
+/// Inserts a run whose wire object `doc` was encoded by [`encode_new_run`]. A run claimed at
+/// once is answered with `values` null and its thread's values as stored JSON, for the caller
+/// to decode outside the transaction.
+pub(super) fn create_run(
+    conn: &Connection,
+    new: NewRun,
+    doc: &str,
+) -> StorageResult<(CreatedRun, Option<String>)> {
     let NewRun {
-        mut run,
+        run,
         if_not_exists,
         thread_metadata,
         start,
     } = new;
-    run.status = RunStatus::Pending;
     // The run's `created_at` may lie in the future (`after_seconds`); `updated_at` is now.
     let now = run.updated_at.min(run.created_at);
     let due = run.created_at <= run.updated_at;
@@ -99,28 +112,34 @@ pub(super) fn create_run(conn: &Connection, new: NewRun) -> StorageResult<Create
         run.created_at.timestamp_micros(),
         run.updated_at.timestamp_micros(),
         attempt,
-        to_json(&run)?,
+        doc,
     ])
     .db()?;
-    let started = if start {
-        let values = decode_nullable(values.as_deref(), "threads.state_values")?
-            .into_option()
-            .unwrap_or(Value::Null);
+    let started = start.then(|| {
         let mut running = run.clone();
         running.status = RunStatus::Running;
-        Some(ClaimedRun {
+        ClaimedRun {
             run: running,
             attempt: 1,
-            values,
-        })
-    } else {
-        None
-    };
-    Ok(CreatedRun {
-        run,
-        to_cancel,
-        started,
-    })
+            values: Value::Null,
+        }
+    });
+    let values = if start { values } else { None };
+    Ok((
+        CreatedRun {
+            run,
+            to_cancel,
+            started,
+        },
+        values,
+    ))
+}
+
+/// The values a run claimed at once starts from, decoded from its thread's stored JSON.
+pub(super) fn started_values(values: Option<&str>) -> StorageResult<Value> {
+    Ok(decode_nullable(values, "threads.state_values")?
+        .into_option()
+        .unwrap_or(Value::Null))
 }
 
 /// The thread's pending and running runs, oldest first.
@@ -205,30 +224,56 @@ pub(super) fn next_pending_after(
     earliest.map(timestamp).transpose()
 }
 
+/// A [`FinishedRun`] with its JSON encoded, made before the write transaction.
+#[derive(Debug)]
+pub(super) struct EncodedFinish {
+    run_id: Uuid,
+    status: RunStatus,
+    values: Option<String>,
+    thread_status: ThreadStatus,
+    error: String,
+    interrupts: String,
+    events: Vec<StoredEvent>,
+    checkpoints: Vec<EncodedCheckpoint>,
+    at: i64,
+}
+
+impl EncodedFinish {
+    pub(super) fn new(finished: FinishedRun) -> StorageResult<Self> {
+        Ok(Self {
+            run_id: finished.run_id,
+            status: finished.status,
+            values: finished.values.as_ref().map(to_json).transpose()?,
+            thread_status: finished.thread_status,
+            error: match &finished.error {
+                Some(error) => to_json(error)?,
+                None => "null".to_owned(),
+            },
+            interrupts: to_json(&finished.interrupts)?,
+            events: finished.events,
+            checkpoints: finished
+                .checkpoints
+                .iter()
+                .map(EncodedCheckpoint::new)
+                .collect::<StorageResult<_>>()?,
+            at: finished.at.timestamp_micros(),
+        })
+    }
+}
+
 pub(super) fn finish_run(
     conn: &Connection,
-    finished: FinishedRun,
+    finished: &EncodedFinish,
 ) -> StorageResult<Option<EndedRun>> {
-    let FinishedRun {
-        run_id,
-        status,
-        values,
-        thread_status,
-        error,
-        interrupts,
-        events,
-        checkpoints,
-        at,
-    } = finished;
-    append_events(conn, run_id, &events)?;
-    let run_key = run_id.to_string();
+    append_events(conn, finished.run_id, &finished.events)?;
+    let run_key = finished.run_id.to_string();
     let thread_id = conn
         .prepare_cached(
             "UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1 RETURNING thread_id",
         )
         .db()?
         .query_row(
-            params![run_key, status.as_str(), at.timestamp_micros()],
+            params![run_key, finished.status.as_str(), finished.at],
             |row| row.get::<_, String>(0),
         )
         .optional()
@@ -240,12 +285,7 @@ pub(super) fn finish_run(
     let thread_status = if thread_busy {
         ThreadStatus::Busy
     } else {
-        thread_status
-    };
-    let values = values.as_ref().map(to_json).transpose()?;
-    let error = match &error {
-        Some(error) => to_json(error)?,
-        None => "null".to_owned(),
+        finished.thread_status
     };
     conn.prepare_cached(
         "UPDATE threads SET status = ?2, state_values = COALESCE(?3, state_values), \
@@ -256,15 +296,14 @@ pub(super) fn finish_run(
     .execute(params![
         thread_id,
         thread_status.as_str(),
-        values,
-        error,
-        to_json(&interrupts)?,
-        at.timestamp_micros(),
+        finished.values,
+        finished.error,
+        finished.interrupts,
+        finished.at,
     ])
     .db()?;
-    let thread_id = uuid(&thread_id)?;
-    for checkpoint in checkpoints {
-        insert_checkpoint(conn, thread_id, checkpoint)?;
+    for checkpoint in &finished.checkpoints {
+        insert_encoded_checkpoint(conn, &thread_id, checkpoint)?;
     }
     Ok(Some(EndedRun { thread_busy }))
 }

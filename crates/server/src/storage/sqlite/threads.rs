@@ -200,13 +200,40 @@ pub(super) fn latest_checkpoint_id(
 }
 
 /// Records a checkpoint on top of the thread's latest one.
-pub(super) fn insert_checkpoint(
+/// A checkpoint with its JSON already encoded, so the encoding happens before the write
+/// transaction (whose single connection is the server's one serial resource), not in it.
+#[derive(Debug)]
+pub(super) struct EncodedCheckpoint {
+    checkpoint_id: String,
+    run_id: Option<String>,
+    values: String,
+    metadata: String,
+    next: String,
+    interrupts: String,
+    created_at: i64,
+}
+
+impl EncodedCheckpoint {
+    pub(super) fn new(checkpoint: &NewCheckpoint) -> StorageResult<Self> {
+        Ok(Self {
+            checkpoint_id: checkpoint.checkpoint_id.clone(),
+            run_id: checkpoint.run_id.map(|run_id| run_id.to_string()),
+            values: to_json(&checkpoint.values)?,
+            metadata: to_json(&checkpoint.metadata)?,
+            next: to_json(&checkpoint.next)?,
+            interrupts: to_json(&checkpoint.interrupts)?,
+            created_at: checkpoint.created_at.timestamp_micros(),
+        })
+    }
+}
+
+/// Inserts an encoded checkpoint after the thread's latest; answers its parent's id.
+pub(super) fn insert_encoded_checkpoint(
     conn: &Connection,
-    thread_id: Uuid,
-    checkpoint: NewCheckpoint,
-) -> StorageResult<CheckpointRecord> {
-    let id = thread_id.to_string();
-    let parent = latest_checkpoint_id(conn, &id)?;
+    thread_id: &str,
+    checkpoint: &EncodedCheckpoint,
+) -> StorageResult<Option<String>> {
+    let parent = latest_checkpoint_id(conn, thread_id)?;
     conn.prepare_cached(
         "INSERT INTO checkpoints (thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
          state_values, metadata, next, interrupts, created_at) \
@@ -214,17 +241,30 @@ pub(super) fn insert_checkpoint(
     )
     .db()?
     .execute(params![
-        id,
+        thread_id,
         checkpoint.checkpoint_id,
         parent,
-        checkpoint.run_id.map(|run_id| run_id.to_string()),
-        to_json(&checkpoint.values)?,
-        to_json(&checkpoint.metadata)?,
-        to_json(&checkpoint.next)?,
-        to_json(&checkpoint.interrupts)?,
-        checkpoint.created_at.timestamp_micros(),
+        checkpoint.run_id,
+        checkpoint.values,
+        checkpoint.metadata,
+        checkpoint.next,
+        checkpoint.interrupts,
+        checkpoint.created_at,
     ])
     .db()?;
+    Ok(parent)
+}
+
+pub(super) fn insert_checkpoint(
+    conn: &Connection,
+    thread_id: Uuid,
+    checkpoint: NewCheckpoint,
+) -> StorageResult<CheckpointRecord> {
+    let parent = insert_encoded_checkpoint(
+        conn,
+        &thread_id.to_string(),
+        &EncodedCheckpoint::new(&checkpoint)?,
+    )?;
     Ok(CheckpointRecord {
         checkpoint_id: checkpoint.checkpoint_id,
         parent_checkpoint_id: parent,
