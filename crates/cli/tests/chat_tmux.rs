@@ -149,7 +149,15 @@ impl Tmux {
         let tmux = Self {
             socket: format!("errand-chat-test-{}", std::process::id()),
         };
+        // The pane stays when its command ends, so a failure shows how it ended.
         tmux.run(&[
+            "start-server",
+            ";",
+            "set-option",
+            "-g",
+            "remain-on-exit",
+            "on",
+            ";",
             "new-session",
             "-d",
             "-s",
@@ -186,9 +194,23 @@ impl Tmux {
         self.run(&["send-keys", "-t", "chat", "Enter"]);
     }
 
-    /// The screen and its scrollback, wrapped lines joined.
+    /// The screen and its scrollback, wrapped lines joined, and whether the pane's command
+    /// has ended.
     fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-J", "-S", "-1000", "-t", "chat"])
+        let screen = self.run(&["capture-pane", "-p", "-J", "-S", "-1000", "-t", "chat"]);
+        let dead = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "chat",
+            "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}",
+        ]);
+        let mut fields = dead.split_whitespace();
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some("1"), _, Some(signal)) => format!("{screen}\n[errand killed by signal {signal}]"),
+            (Some("1"), Some(status), None) => format!("{screen}\n[errand exited: {status}]"),
+            _ => screen,
+        }
     }
 
     /// Waits until the screen shows `needle`; the screen then.
@@ -251,11 +273,12 @@ graph_id = "echo"
     )
     .unwrap();
     // The chat's environment names no other model, and its history stays in the temporary
-    // folder; the shell keeps the pane open after it exits, to show how it ended.
+    // folder. `exec`: the chat is the pane's only process, as in a user's terminal, so a
+    // Ctrl-C reaches it alone (a shell around it would die of it); the pane stays when it
+    // exits, to show how it ended.
     let command = format!(
-        "env -u ERRAND_MODEL -u OPENAI_API_KEY -u OPENAI_BASE_URL -u ANTHROPIC_API_KEY \
-         HOME={home} TERM=xterm-256color {bin} chat --config {config} --db {db} --no-history; \
-         echo \"[errand exited: $?]\"; sleep 600",
+        "exec env -u ERRAND_MODEL -u OPENAI_API_KEY -u OPENAI_BASE_URL -u ANTHROPIC_API_KEY \
+         HOME={home} TERM=xterm-256color {bin} chat --config {config} --db {db} --no-history",
         home = quoted(dir.path()),
         bin = quoted(Path::new(env!("CARGO_BIN_EXE_errand"))),
         config = quoted(&config),
@@ -319,7 +342,7 @@ graph_id = "echo"
     tmux.type_line("/tasks");
     tmux.wait_for("1 task(s):");
     tmux.type_line("/quit");
-    let screen = tmux.wait_for("[errand exited: 0]");
+    let screen = tmux.wait_for("bye");
     // Shown with --nocapture: what a user would have seen.
     println!("{screen}");
 }

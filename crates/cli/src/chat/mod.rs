@@ -203,10 +203,13 @@ pub(crate) async fn run(args: ChatArgs) -> anyhow::Result<()> {
             .ok()
             .map(|client| (client, local))
     });
+    // The SIGINT handler goes in before the line editor first takes the terminal: the editor
+    // saves the signal dispositions it finds and puts them back after each line, so a handler
+    // installed later would be undone and the next Ctrl-C during a turn would end the chat.
+    spawn_interrupts(events_tx.clone())?;
     let history = (!args.no_history).then(|| args.history.clone().unwrap_or_else(history_file));
     let reader = Reader::start(editor, history, screen.clone(), events_tx.clone())
         .context("starting the line editor")?;
-    spawn_interrupts(events_tx.clone());
 
     let chat = Chat {
         supervisor: Some(supervisor),
@@ -241,14 +244,18 @@ fn approver(events: mpsc::UnboundedSender<Event>) -> Approver {
 
 /// Forwards SIGINT to the loop instead of ending the process: while the line editor reads,
 /// the terminal is raw and Ctrl-C is a key; while a turn runs it is a signal, and cancels it.
-fn spawn_interrupts(events: mpsc::UnboundedSender<Event>) {
+fn spawn_interrupts(events: mpsc::UnboundedSender<Event>) -> anyhow::Result<()> {
+    // Registered here, not in the task: the handler is in place when this returns.
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("handling Ctrl-C")?;
     tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
+        while interrupts.recv().await.is_some() {
             if events.send(Event::Interrupt).is_err() {
                 return;
             }
         }
     });
+    Ok(())
 }
 
 /// Where the history is kept: the user's data folder, else the working folder.
