@@ -120,9 +120,41 @@ impl AnthropicModel {
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
+}
 
-    /// The request body for `request`.
-    fn body(&self, request: &ModelRequest, stream: bool) -> Value {
+#[async_trait]
+impl ChatModel for AnthropicModel {
+    fn provider(&self) -> &str {
+        PROVIDER
+    }
+
+    fn model_name(&self) -> &str {
+        &self.model
+    }
+
+    async fn complete(&self, request: &ModelRequest) -> Result<Message, Error> {
+        http::complete(self, request).await
+    }
+
+    async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, Error> {
+        http::stream(self, request).await
+    }
+}
+
+#[async_trait]
+impl http::WireFormat for AnthropicModel {
+    const PROVIDER: &'static str = PROVIDER;
+    type Decoder = StreamDecoder;
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn http(&self) -> &http::Http {
+        &self.http
+    }
+
+    fn request_body(&self, request: &ModelRequest, stream: bool) -> Value {
         let mut body = JsonObject::new();
         body.insert("model".into(), json!(self.model));
         body.insert(
@@ -159,7 +191,7 @@ impl AnthropicModel {
         Value::Object(body)
     }
 
-    async fn send(&self, body: &Value) -> Result<reqwest::Response, Error> {
+    async fn post(&self, body: &Value) -> Result<reqwest::Response, Error> {
         let url = format!("{}/v1/messages", self.base_url);
         self.http
             .send(&self.model, |client| {
@@ -170,47 +202,6 @@ impl AnthropicModel {
                     .json(body)
             })
             .await
-    }
-}
-
-#[async_trait]
-impl ChatModel for AnthropicModel {
-    fn provider(&self) -> &str {
-        PROVIDER
-    }
-
-    fn model_name(&self) -> &str {
-        &self.model
-    }
-
-    async fn complete(&self, request: &ModelRequest) -> Result<Message, Error> {
-        http::complete(self, request).await
-    }
-
-    async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, Error> {
-        http::stream(self, request).await
-    }
-}
-
-#[async_trait]
-impl http::WireFormat for AnthropicModel {
-    const PROVIDER: &'static str = PROVIDER;
-    type Decoder = StreamDecoder;
-
-    fn model(&self) -> &str {
-        &self.model
-    }
-
-    fn http(&self) -> &http::Http {
-        &self.http
-    }
-
-    fn request_body(&self, request: &ModelRequest, stream: bool) -> Value {
-        self.body(request, stream)
-    }
-
-    async fn post(&self, body: &Value) -> Result<reqwest::Response, Error> {
-        self.send(body).await
     }
 
     fn answer_deltas(model: &str, answer: Value) -> Result<Vec<ModelDelta>, Error> {
@@ -680,6 +671,7 @@ fn stream_error(model: &str, error: &ApiError) -> Error {
 mod tests {
     use super::*;
     use crate::model::ToolSpec;
+    use crate::providers::http::WireFormat;
     use errand_protocol::ToolCall;
 
     fn args(value: &Value) -> JsonObject {
@@ -718,7 +710,7 @@ mod tests {
                 stop: vec!["END".into()],
             },
         };
-        let body = AnthropicModel::new("k", "claude").body(&request, true);
+        let body = AnthropicModel::new("k", "claude").request_body(&request, true);
         assert_eq!(
             body,
             json!({

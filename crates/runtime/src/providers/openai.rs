@@ -114,9 +114,41 @@ impl OpenAiModel {
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
+}
 
-    /// The request body for `request`.
-    fn body(&self, request: &ModelRequest, stream: bool) -> Value {
+#[async_trait]
+impl ChatModel for OpenAiModel {
+    fn provider(&self) -> &str {
+        PROVIDER
+    }
+
+    fn model_name(&self) -> &str {
+        &self.model
+    }
+
+    async fn complete(&self, request: &ModelRequest) -> Result<Message, Error> {
+        http::complete(self, request).await
+    }
+
+    async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, Error> {
+        http::stream(self, request).await
+    }
+}
+
+#[async_trait]
+impl http::WireFormat for OpenAiModel {
+    const PROVIDER: &'static str = PROVIDER;
+    type Decoder = StreamDecoder;
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn http(&self) -> &http::Http {
+        &self.http
+    }
+
+    fn request_body(&self, request: &ModelRequest, stream: bool) -> Value {
         let mut body = JsonObject::new();
         body.insert("model".into(), json!(self.model));
         body.insert("messages".into(), Value::Array(messages(request)));
@@ -160,7 +192,7 @@ impl OpenAiModel {
         Value::Object(body)
     }
 
-    async fn send(&self, body: &Value) -> Result<reqwest::Response, Error> {
+    async fn post(&self, body: &Value) -> Result<reqwest::Response, Error> {
         let url = format!("{}/chat/completions", self.base_url);
         self.http
             .send(&self.model, |client| {
@@ -171,47 +203,6 @@ impl OpenAiModel {
                 }
             })
             .await
-    }
-}
-
-#[async_trait]
-impl ChatModel for OpenAiModel {
-    fn provider(&self) -> &str {
-        PROVIDER
-    }
-
-    fn model_name(&self) -> &str {
-        &self.model
-    }
-
-    async fn complete(&self, request: &ModelRequest) -> Result<Message, Error> {
-        http::complete(self, request).await
-    }
-
-    async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, Error> {
-        http::stream(self, request).await
-    }
-}
-
-#[async_trait]
-impl http::WireFormat for OpenAiModel {
-    const PROVIDER: &'static str = PROVIDER;
-    type Decoder = StreamDecoder;
-
-    fn model(&self) -> &str {
-        &self.model
-    }
-
-    fn http(&self) -> &http::Http {
-        &self.http
-    }
-
-    fn request_body(&self, request: &ModelRequest, stream: bool) -> Value {
-        self.body(request, stream)
-    }
-
-    async fn post(&self, body: &Value) -> Result<reqwest::Response, Error> {
-        self.send(body).await
     }
 
     fn answer_deltas(model: &str, answer: Value) -> Result<Vec<ModelDelta>, Error> {
@@ -648,6 +639,7 @@ fn stream_error(model: &str, error: &Value) -> Error {
 mod tests {
     use super::*;
     use crate::model::{MessageBuilder, ToolSpec};
+    use crate::providers::http::WireFormat;
     use errand_protocol::ToolCall;
 
     #[test]
@@ -680,7 +672,7 @@ mod tests {
             },
         };
         let model = OpenAiModel::new(None, "gpt");
-        let body = model.body(&request, false);
+        let body = model.request_body(&request, false);
         assert_eq!(
             body,
             json!({
@@ -700,9 +692,9 @@ mod tests {
         );
         let local = model.with_base_url("http://localhost:11434/v1/");
         assert_eq!(local.base_url(), "http://localhost:11434/v1");
-        assert_eq!(local.body(&request, true)["max_tokens"], 100);
+        assert_eq!(local.request_body(&request, true)["max_tokens"], 100);
         assert_eq!(
-            local.body(&request, true)["stream_options"],
+            local.request_body(&request, true)["stream_options"],
             json!({"include_usage": true})
         );
     }
