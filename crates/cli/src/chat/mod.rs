@@ -188,6 +188,13 @@ pub(crate) async fn run(args: ChatArgs) -> anyhow::Result<()> {
     if args.yes {
         hello.push_str("\nstarts, updates and cancels are approved without asking (--yes)");
     }
+    if let (Some(path), false) = (&args.config, config.skipped.is_empty()) {
+        hello.push_str(&format!(
+            "\n{}: skipped tables errand does not read: {}",
+            path.display(),
+            config.skipped.join(", ")
+        ));
+    }
     hello.push_str("\n/help for help, /tasks lists tasks, /quit or Ctrl-D leaves.");
     screen.say(hello);
 
