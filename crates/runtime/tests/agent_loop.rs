@@ -37,6 +37,24 @@ fn rendezvous_tool(parties: usize) -> FunctionTool<Lookup> {
     })
 }
 
+/// A tool named `slow` that says when it has started, then runs until its run is cancelled.
+fn slow_tool(started: &Arc<tokio::sync::Notify>) -> FunctionTool<Lookup> {
+    let started = Arc::clone(started);
+    FunctionTool::new(
+        "slow",
+        "Takes forever.",
+        move |_: Lookup, context: ToolContext| {
+            let started = Arc::clone(&started);
+            async move {
+                started.notify_one();
+                // A well-behaved long tool watches its token; the loop drops it anyway.
+                context.cancel.cancelled().await;
+                Ok(ToolOutput::text("stopped"))
+            }
+        },
+    )
+}
+
 fn failing_tool() -> FunctionTool<Lookup> {
     FunctionTool::new("flaky", "Always fails.", |args: Lookup, _| async move {
         Err(Error::failed(
@@ -237,22 +255,7 @@ async fn cancelling_during_a_model_call_stops_the_run() {
 #[tokio::test]
 async fn cancelling_during_a_tool_call_stops_the_tool_and_the_run() {
     let started = Arc::new(tokio::sync::Notify::new());
-    let tool = {
-        let started = Arc::clone(&started);
-        FunctionTool::new(
-            "slow",
-            "Takes forever.",
-            move |_: Lookup, context: ToolContext| {
-                let started = Arc::clone(&started);
-                async move {
-                    started.notify_one();
-                    // A well-behaved long tool watches its token; the loop drops it anyway.
-                    context.cancel.cancelled().await;
-                    Ok(ToolOutput::text("stopped"))
-                }
-            },
-        )
-    };
+    let tool = slow_tool(&started);
     let model = ScriptedModel::new([
         Turn::tool_call("slow", json!({"topic": "x"})),
         Turn::text("never asked"),
@@ -487,21 +490,7 @@ async fn summarisation_never_keeps_a_tool_answer_without_its_call() {
 #[tokio::test]
 async fn a_cancelled_run_keeps_what_it_finished_and_answers_every_call() {
     let started = Arc::new(tokio::sync::Notify::new());
-    let slow = {
-        let started = Arc::clone(&started);
-        FunctionTool::new(
-            "slow",
-            "Takes forever.",
-            move |_: Lookup, context: ToolContext| {
-                let started = Arc::clone(&started);
-                async move {
-                    started.notify_one();
-                    context.cancel.cancelled().await;
-                    Ok(ToolOutput::text("stopped"))
-                }
-            },
-        )
-    };
+    let slow = slow_tool(&started);
     let model = ScriptedModel::new([Turn::tool_calls([
         ("note", json!({"key": "a", "text": "kept"})),
         ("slow", json!({"topic": "x"})),
