@@ -1998,6 +1998,136 @@ async fn a_newer_schema_is_refused() {
     );
 }
 
+/// The indexes of schema version 1, which a file written by errand 0.1 still has.
+const SCHEMA_1_INDEXES: &str = r#"
+DROP INDEX runs_thread;
+DROP INDEX runs_active;
+DROP INDEX runs_pending;
+DROP INDEX checkpoints_thread;
+CREATE INDEX threads_updated ON threads (updated_at);
+CREATE INDEX threads_status ON threads (status, created_at);
+CREATE INDEX runs_status ON runs (status, created_at);
+CREATE INDEX runs_thread_status ON runs (thread_id, status, created_at);
+CREATE INDEX runs_thread_created ON runs (thread_id, created_at);
+ALTER TABLE checkpoints RENAME TO checkpoints_new;
+CREATE TABLE checkpoints (
+    seq INTEGER PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    checkpoint_id TEXT NOT NULL,
+    parent_checkpoint_id TEXT,
+    run_id TEXT,
+    state_values TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    next TEXT NOT NULL,
+    interrupts TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (thread_id, checkpoint_id)
+);
+INSERT INTO checkpoints SELECT * FROM checkpoints_new;
+DROP TABLE checkpoints_new;
+CREATE INDEX checkpoints_thread ON checkpoints (thread_id, seq);
+CREATE INDEX checkpoints_run ON checkpoints (run_id) WHERE run_id IS NOT NULL;
+PRAGMA user_version = 1;
+"#;
+
+/// The names of the database's indexes, sorted.
+fn index_names(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).expect("the database opens");
+    let mut statement = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        .expect("the query prepares");
+    statement
+        .query_map([], |row| row.get(0))
+        .and_then(Iterator::collect)
+        .expect("the index names read")
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated_with_its_rows() {
+    let dir = TempDir::new();
+    let storage = SqliteStorage::open(dir.db()).unwrap();
+    let current = index_names(&dir.db());
+    let thread = create(&storage, json!({"owner": "me"}), t(0)).await;
+    let done = enqueue(&storage, thread.thread_id, t(1)).await;
+    let waiting = enqueue(&storage, thread.thread_id, t(2)).await;
+    storage.claim_next_run(t(3)).await.unwrap().unwrap();
+    let mut finished = success(done.run_id, Some(json!({"n": 1})), t(4));
+    finished.events = vec![event(1, "metadata"), event(2, "values")];
+    finished.checkpoints = vec![
+        checkpoint(Some(done.run_id), json!({"n": 0}), t(4)),
+        checkpoint(Some(done.run_id), json!({"n": 1}), t(4)),
+    ];
+    storage.finish_run(finished).await.unwrap().unwrap();
+    let history = storage
+        .list_checkpoints(thread.thread_id, 10, None)
+        .await
+        .unwrap();
+    let before = thread_of(&storage, thread.thread_id).await;
+    drop(storage);
+
+    rusqlite::Connection::open(dir.db())
+        .unwrap()
+        .execute_batch(SCHEMA_1_INDEXES)
+        .unwrap();
+    assert!(index_names(&dir.db()).contains(&"runs_thread_status".to_owned()));
+
+    let storage = SqliteStorage::open(dir.db()).unwrap();
+    assert_eq!(index_names(&dir.db()), current);
+    let version: i64 = rusqlite::Connection::open(dir.db())
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(thread_of(&storage, thread.thread_id).await, before);
+    assert_eq!(
+        storage
+            .list_checkpoints(thread.thread_id, 10, None)
+            .await
+            .unwrap(),
+        history
+    );
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        storage.events_after(done.run_id, 0).await.unwrap(),
+        vec![event(1, "metadata"), event(2, "values")]
+    );
+    // The queue carried over: the waiting run is the next to start.
+    let next = storage.claim_next_run(t(5)).await.unwrap().unwrap();
+    assert_eq!(next.run.run_id, waiting.run_id);
+    assert_eq!(next.values, json!({"n": 1}));
+}
+
+/// How many rows of `table` the database file holds by itself, without its WAL: what
+/// checkpoints have copied into it. `None` while a copy of the file is not readable yet.
+fn rows_in_database_file(dir: &TempDir, table: &str) -> Option<i64> {
+    let copy = dir.0.join(format!("copy-{}.db", Uuid::new_v4()));
+    std::fs::copy(dir.db(), &copy).ok()?;
+    let conn = rusqlite::Connection::open(&copy).ok()?;
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+        row.get(0)
+    })
+    .ok()
+}
+
+#[tokio::test]
+async fn commits_reach_the_database_file_without_waiting_for_the_wal_to_fill() {
+    let dir = TempDir::new();
+    let storage = SqliteStorage::open(dir.db()).unwrap();
+    for n in 0..5 {
+        create(&storage, json!({ "n": n }), t(n)).await;
+    }
+    // Five small commits are far from any WAL size limit: only the background checkpointer
+    // copies them into the file, and it does so within moments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rows_in_database_file(&dir, "threads") != Some(5) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file still lacks the commits after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn corrupt_rows_are_errors_not_panics() {
     let dir = TempDir::new();

@@ -142,14 +142,37 @@ pub(super) fn started_values(values: Option<&str>) -> StorageResult<Value> {
         .unwrap_or(Value::Null))
 }
 
+/// A thread's pending and running runs, oldest first.
+pub(super) const ACTIVE_RUNS: &str = "SELECT run_id FROM runs WHERE thread_id = ?1 \
+    AND status IN ('pending', 'running') ORDER BY created_at, rowid";
+
+/// The earliest start time after `?1` of a pending run.
+pub(super) const NEXT_PENDING: &str =
+    "SELECT MIN(created_at) FROM runs WHERE status = 'pending' AND created_at > ?1";
+
+/// Claims the next run that may start at `?1`, answering it with its attempt and thread.
+///
+/// One statement walks the queue (`runs_pending`, in `(created_at, rowid)` order) and stops at
+/// the first run whose thread has no running run and no older pending run, both checked on
+/// `runs_active`.
+pub(super) fn claim_sql() -> String {
+    format!(
+        "UPDATE runs SET status = 'running', updated_at = ?1, attempt = attempt + 1 \
+         WHERE rowid = ( \
+             SELECT r.rowid FROM runs AS r \
+             WHERE r.status = 'pending' AND r.created_at <= ?1 \
+             AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.thread_id = r.thread_id \
+                 AND o.status IN ('pending', 'running') AND (o.status = 'running' \
+                 OR o.created_at < r.created_at \
+                 OR (o.created_at = r.created_at AND o.rowid < r.rowid))) \
+             ORDER BY r.created_at, r.rowid LIMIT 1) \
+         RETURNING attempt, thread_id, {RUN_COLUMNS}"
+    )
+}
+
 /// The thread's pending and running runs, oldest first.
 fn active_runs(conn: &Connection, thread_id: &str) -> StorageResult<Vec<Uuid>> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT run_id FROM runs WHERE thread_id = ?1 AND status IN ('pending', 'running') \
-             ORDER BY created_at, rowid",
-        )
-        .db()?;
+    let mut statement = conn.prepare_cached(ACTIVE_RUNS).db()?;
     let ids = statement
         .query_map([thread_id], |row| row.get::<_, String>(0))
         .db()?
@@ -162,22 +185,7 @@ pub(super) fn claim_next_run(
     conn: &Connection,
     now: Timestamp,
 ) -> StorageResult<Option<ClaimedRun>> {
-    // One statement walks the pending runs in `(created_at, rowid)` order on the `runs_status`
-    // index and stops at the first whose thread has no running run and no older pending run
-    // (both checked on `runs_thread_status`).
-    let sql = format!(
-        "UPDATE runs SET status = 'running', updated_at = ?1, attempt = attempt + 1 \
-         WHERE rowid = ( \
-             SELECT r.rowid FROM runs AS r \
-             WHERE r.status = 'pending' AND r.created_at <= ?1 \
-             AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.thread_id = r.thread_id \
-                 AND o.status = 'running') \
-             AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.thread_id = r.thread_id \
-                 AND o.status = 'pending' AND (o.created_at < r.created_at \
-                 OR (o.created_at = r.created_at AND o.rowid < r.rowid))) \
-             ORDER BY r.created_at, r.rowid LIMIT 1) \
-         RETURNING attempt, thread_id, {RUN_COLUMNS}"
-    );
+    let sql = claim_sql();
     let claimed = conn
         .prepare_cached(&sql)
         .db()?
@@ -215,9 +223,7 @@ pub(super) fn next_pending_after(
     after: Timestamp,
 ) -> StorageResult<Option<Timestamp>> {
     let earliest: Option<i64> = conn
-        .prepare_cached(
-            "SELECT MIN(created_at) FROM runs WHERE status = 'pending' AND created_at > ?1",
-        )
+        .prepare_cached(NEXT_PENDING)
         .db()?
         .query_row([after.timestamp_micros()], |row| row.get(0))
         .db()?;
@@ -430,9 +436,18 @@ pub(super) fn runs_with_status(
     statuses: &[RunStatus],
 ) -> StorageResult<Vec<Run>> {
     let names: Vec<&str> = statuses.iter().map(|status| status.as_str()).collect();
+    // Pending and running runs are few and all in `runs_active`; other statuses are scanned.
+    let active_only = statuses
+        .iter()
+        .all(|status| matches!(status, RunStatus::Pending | RunStatus::Running));
+    let narrow = if active_only {
+        "status IN ('pending', 'running') AND"
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE status IN (SELECT value FROM json_each(?1)) \
-         ORDER BY created_at, rowid"
+        "SELECT {RUN_COLUMNS} FROM runs WHERE {narrow} status IN \
+         (SELECT value FROM json_each(?1)) ORDER BY created_at, rowid"
     );
     collect_runs(&mut conn.prepare_cached(&sql).db()?, [to_json(&names)?])
 }
@@ -464,7 +479,8 @@ pub(super) fn recover(
     let running = {
         let mut statement = conn
             .prepare_cached(
-                "SELECT run_id, thread_id, attempt FROM runs WHERE status = 'running' \
+                "SELECT run_id, thread_id, attempt FROM runs \
+                 WHERE status IN ('pending', 'running') AND status = 'running' \
                  ORDER BY created_at, rowid",
             )
             .db()?;

@@ -1,12 +1,13 @@
 //! The tables, their indexes, and the settings every connection gets.
 
+use super::checkpoint::WAL_BACKSTOP_PAGES;
 use super::codec::Db;
 use crate::storage::{StorageError, StorageResult};
 use rusqlite::{Connection, TransactionBehavior};
 use std::time::Duration;
 
 /// The schema version this code writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,6 +29,22 @@ const STATEMENT_CACHE: usize = 128;
 /// - `checkpoints`: `seq` orders a thread's checkpoints (the latest is the highest).
 /// - `store_items`: `namespace` is the JSON array of labels, so a prefix ends on a label
 ///   boundary: `["a"` followed by `,` or `]`.
+///
+/// Every index is a b-tree that a write copies a page of into the WAL, and a run's life is
+/// several writes, so the indexes are the few the hot paths need, and none changes when it
+/// need not:
+///
+/// - `threads_created` orders thread searches; status and update time, which change on every
+///   run, are not indexed (a search filtering or sorting on them scans).
+/// - `runs_thread` lists a thread's runs and finds them when the thread is deleted; it never
+///   changes after the insert.
+/// - `runs_active` holds only pending and running runs (a handful, whatever the history), for
+///   the one-active-run-per-thread rules; a query uses it by repeating its `WHERE` term
+///   `status IN ('pending', 'running')` word for word.
+/// - `runs_pending` is the queue, in start order; a run that starts as it is created never
+///   enters it.
+/// - `checkpoints_thread` finds a thread's latest checkpoint and pages its history; a
+///   checkpoint is looked up by id only there, within its thread.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS threads (
     thread_id TEXT PRIMARY KEY NOT NULL,
@@ -43,8 +60,6 @@ CREATE TABLE IF NOT EXISTS threads (
     extra TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS threads_created ON threads (created_at);
-CREATE INDEX IF NOT EXISTS threads_updated ON threads (updated_at);
-CREATE INDEX IF NOT EXISTS threads_status ON threads (status, created_at);
 
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY NOT NULL,
@@ -55,9 +70,10 @@ CREATE TABLE IF NOT EXISTS runs (
     attempt INTEGER NOT NULL DEFAULT 0,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created_at);
-CREATE INDEX IF NOT EXISTS runs_thread_status ON runs (thread_id, status, created_at);
-CREATE INDEX IF NOT EXISTS runs_thread_created ON runs (thread_id, created_at);
+CREATE INDEX IF NOT EXISTS runs_thread ON runs (thread_id, created_at);
+CREATE INDEX IF NOT EXISTS runs_active ON runs (thread_id, created_at)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX IF NOT EXISTS runs_pending ON runs (created_at) WHERE status = 'pending';
 
 CREATE TABLE IF NOT EXISTS run_events (
     run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
@@ -77,11 +93,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     metadata TEXT NOT NULL,
     next TEXT NOT NULL,
     interrupts TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    UNIQUE (thread_id, checkpoint_id)
+    created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS checkpoints_thread ON checkpoints (thread_id, seq);
-CREATE INDEX IF NOT EXISTS checkpoints_run ON checkpoints (run_id) WHERE run_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS store_items (
     namespace TEXT NOT NULL,
@@ -91,6 +105,35 @@ CREATE TABLE IF NOT EXISTS store_items (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID;
+"#;
+
+/// From version 1 to 2: the indexes that every status change rewrote go, and `checkpoints`
+/// is rebuilt without its `UNIQUE (thread_id, checkpoint_id)` index (a table constraint, which
+/// only a rebuild drops). [`SCHEMA`] then adds the new indexes.
+const MIGRATE_1_TO_2: &str = r#"
+DROP INDEX IF EXISTS threads_updated;
+DROP INDEX IF EXISTS threads_status;
+DROP INDEX IF EXISTS runs_status;
+DROP INDEX IF EXISTS runs_thread_status;
+DROP INDEX IF EXISTS runs_thread_created;
+DROP INDEX IF EXISTS checkpoints_run;
+DROP INDEX IF EXISTS checkpoints_thread;
+ALTER TABLE checkpoints RENAME TO checkpoints_v1;
+CREATE TABLE checkpoints (
+    seq INTEGER PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    checkpoint_id TEXT NOT NULL,
+    parent_checkpoint_id TEXT,
+    run_id TEXT,
+    state_values TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    next TEXT NOT NULL,
+    interrupts TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+INSERT INTO checkpoints SELECT seq, thread_id, checkpoint_id, parent_checkpoint_id, run_id,
+    state_values, metadata, next, interrupts, created_at FROM checkpoints_v1;
+DROP TABLE checkpoints_v1;
 "#;
 
 /// Settings of every connection.
@@ -119,6 +162,9 @@ pub(super) fn prepare_writer(conn: &mut Connection, file: bool) -> StorageResult
         // In WAL mode, NORMAL loses no committed transaction when the process dies; only a
         // power cut or OS crash can lose the last ones.
         conn.pragma_update(None, "synchronous", "NORMAL").db()?;
+        // The checkpointer thread does this work; the writer only as a backstop.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)
+            .db()?;
     }
     conn.pragma_update(None, "foreign_keys", true).db()?;
     let tx = conn
@@ -133,12 +179,22 @@ pub(super) fn prepare_writer(conn: &mut Connection, file: bool) -> StorageResult
              errand understands; open it with a newer errand"
         )));
     }
+    if version == 1 {
+        tx.execute_batch(MIGRATE_1_TO_2).db()?;
+    }
     tx.execute_batch(SCHEMA).db()?;
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .db()?;
     }
     tx.commit().db()
+}
+
+/// Sets up the connection that checkpoints: it never writes rows, and it must not checkpoint
+/// on close while the writer works (the last connection to close does that).
+pub(super) fn prepare_checkpointer(conn: &Connection) -> StorageResult<()> {
+    configure(conn)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").db()
 }
 
 /// Sets up a read-only connection of the pool.

@@ -339,19 +339,20 @@ pub(super) fn list_checkpoints(
     rows.db()?.into_iter().map(CheckpointRow::decode).collect()
 }
 
+/// Whether thread `?1` has a pending or running run other than `?2`.
+pub(super) const HAS_ACTIVE_RUNS: &str = "SELECT EXISTS (SELECT 1 FROM runs WHERE thread_id = ?1 \
+    AND status IN ('pending', 'running') AND run_id IS NOT ?2)";
+
 /// True when the thread has a pending or running run, other than `except`.
 pub(super) fn has_active_runs(
     conn: &Connection,
     thread_id: &str,
     except: Option<&str>,
 ) -> StorageResult<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM runs WHERE thread_id = ?1 \
-         AND status IN ('pending', 'running') AND run_id IS NOT ?2)",
-    )
-    .db()?
-    .query_row(params![thread_id, except], |row| row.get(0))
-    .db()
+    conn.prepare_cached(HAS_ACTIVE_RUNS)
+        .db()?
+        .query_row(params![thread_id, except], |row| row.get(0))
+        .db()
 }
 
 /// Sets the thread's status to `busy` if it has a pending or running run, else to `settled`.

@@ -12,6 +12,7 @@
 //! caller back costs as much again (two futex wake-ups, two context switches), which is what a
 //! lone request (a client creating a thread, then a run) mostly waited for.
 
+use super::checkpoint::Commits;
 use super::codec::Db;
 use crate::storage::{StorageError, StorageResult};
 use rusqlite::{Connection, TransactionBehavior};
@@ -78,6 +79,8 @@ struct Shared {
     connection: Mutex<Connection>,
     /// Requests sent to the thread and not yet taken by it.
     queued: AtomicUsize,
+    /// Counted up after each commit, for the checkpointer.
+    commits: Arc<Commits>,
 }
 
 impl Shared {
@@ -97,12 +100,14 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread that writes queued requests on `connection`.
-    pub(super) fn start(connection: Connection) -> StorageResult<Self> {
+    /// Starts the thread that writes queued requests on `connection`, counting its commits in
+    /// `commits`.
+    pub(super) fn start(connection: Connection, commits: Arc<Commits>) -> StorageResult<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let shared = Arc::new(Shared {
             connection: Mutex::new(connection),
             queued: AtomicUsize::new(0),
+            commits,
         });
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -126,11 +131,11 @@ impl Writer {
         let idle = self.shared.queued.load(Ordering::Acquire) == 0;
         let job = match idle.then(|| self.shared.connection.try_lock()) {
             Some(Ok(mut connection)) => {
-                commit_batch(&mut connection, vec![job]);
+                commit_batch(&mut connection, vec![job], &self.shared.commits);
                 None
             }
             Some(Err(TryLockError::Poisoned(poisoned))) => {
-                commit_batch(&mut poisoned.into_inner(), vec![job]);
+                commit_batch(&mut poisoned.into_inner(), vec![job], &self.shared.commits);
                 None
             }
             Some(Err(TryLockError::WouldBlock)) | None => Some(job),
@@ -164,11 +169,11 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>) {
         // Counted down only under the lock: a caller that sees an empty queue and gets the
         // lock has nothing queued ahead of it.
         shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        commit_batch(&mut connection, batch);
+        commit_batch(&mut connection, batch, &shared.commits);
     }
 }
 
-fn commit_batch(connection: &mut Connection, mut batch: Vec<Job>) {
+fn commit_batch(connection: &mut Connection, mut batch: Vec<Job>, commits: &Commits) {
     let mut transaction = match connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .db()
@@ -190,7 +195,10 @@ fn commit_batch(connection: &mut Connection, mut batch: Vec<Job>) {
         // every page it touches): when it fails, the whole transaction is rolled back.
         match catch_unwind(AssertUnwindSafe(|| job.run(&transaction))) {
             Ok((true, deliver)) => match transaction.commit() {
-                Ok(()) => deliver(Ok(())),
+                Ok(()) => {
+                    commits.add();
+                    deliver(Ok(()));
+                }
                 Err(error) => deliver(Err(&error.to_string())),
             },
             Ok((false, deliver)) => {
@@ -224,7 +232,10 @@ fn commit_batch(connection: &mut Connection, mut batch: Vec<Job>) {
         }
     }
     match transaction.commit() {
-        Ok(()) => deliveries.into_iter().for_each(|deliver| deliver(Ok(()))),
+        Ok(()) => {
+            commits.add();
+            deliveries.into_iter().for_each(|deliver| deliver(Ok(())));
+        }
         Err(error) => {
             let text = error.to_string();
             deliveries
