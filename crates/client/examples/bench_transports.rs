@@ -1,19 +1,27 @@
 //! Latency of the two transports against the same errand server, in one run.
 //!
-//! Starts one errand server in this process (a SQLite file in a temporary folder, the `echo`
-//! graph), also serves it on 127.0.0.1:0, and measures, through the in-process transport and
-//! through loopback HTTP with keep-alive:
+//! Starts an errand server in this process (the `echo` graph), also serves it on
+//! 127.0.0.1:0, and measures, through the in-process transport and through loopback HTTP with
+//! keep-alive:
 //!
 //! - `create`: a thread create followed by a run create (sequential), as the supervisor's
 //!   `start_async_task` does (also shown split into its two calls); each run is then executed
 //!   by the server in the background, as it would be;
 //! - `get`: a run get.
 //!
+//! It does so twice, on two servers that differ only in their storage:
+//!
+//! - `memory`: SQLite in memory. Storage costs little here, so the figures are mostly the
+//!   transports' own: what the client adds to a call.
+//! - `file`: a SQLite file, as `errand serve` keeps. Each create is then a durable commit (a
+//!   thread's and a run's pages written to the WAL), the same under either transport.
+//!
 //! It prints p50 and p99 of each, and how many times faster in-process is.
 //!
 //! ```text
 //! cargo run --release -p errand-client --example bench_transports -- \
-//!     [--iterations 2000] [--warmup 200] [--max-seconds 60] [--json FILE]
+//!     [--storage both|memory|file] [--iterations 2000] [--warmup 200] [--max-seconds 60] \
+//!     [--json FILE]
 //! ```
 //!
 //! The issue's targets: in-process at least 5x faster than loopback HTTP, and in-process create
@@ -31,6 +39,7 @@ use std::time::{Duration, Instant};
 /// Command-line settings.
 #[derive(Debug)]
 struct Options {
+    storages: Vec<StorageKind>,
     iterations: usize,
     warmup: usize,
     max_seconds: u64,
@@ -39,6 +48,7 @@ struct Options {
 
 fn parse_options() -> anyhow::Result<Options> {
     let mut options = Options {
+        storages: vec![StorageKind::Memory, StorageKind::File],
         iterations: 2000,
         warmup: 200,
         max_seconds: 60,
@@ -48,13 +58,22 @@ fn parse_options() -> anyhow::Result<Options> {
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            "--storage" => {
+                options.storages = match value()?.as_str() {
+                    "both" => vec![StorageKind::Memory, StorageKind::File],
+                    "memory" => vec![StorageKind::Memory],
+                    "file" => vec![StorageKind::File],
+                    other => bail!("--storage takes both, memory or file, not `{other}`"),
+                }
+            }
             "--iterations" => options.iterations = value()?.parse()?,
             "--warmup" => options.warmup = value()?.parse()?,
             "--max-seconds" => options.max_seconds = value()?.parse()?,
             "--json" => options.json = Some(value()?),
             "-h" | "--help" => {
                 println!(
-                    "usage: bench_transports [--iterations N] [--warmup N] [--max-seconds S] [--json FILE]"
+                    "usage: bench_transports [--storage both|memory|file] [--iterations N] \
+                     [--warmup N] [--max-seconds S] [--json FILE]"
                 );
                 std::process::exit(0);
             }
@@ -65,6 +84,29 @@ fn parse_options() -> anyhow::Result<Options> {
         bail!("--iterations must be at least 1");
     }
     Ok(options)
+}
+
+/// Where the benched server keeps its data.
+#[derive(Debug, Clone, Copy)]
+enum StorageKind {
+    Memory,
+    File,
+}
+
+impl StorageKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::File => "file",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Memory => "SQLite in memory: mostly the transports' own cost",
+            Self::File => "a SQLite file, as `errand serve` keeps: each create a durable commit",
+        }
+    }
 }
 
 /// Latencies of one operation, in microseconds, sorted.
@@ -227,18 +269,94 @@ fn print_row(transport: &str, op: &str, samples: &Samples) {
     );
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let options = parse_options()?;
-    let folder =
-        std::env::temp_dir().join(format!("errand-bench-transports-{}", std::process::id()));
-    std::fs::create_dir_all(&folder)?;
-    let database = folder.join("errand.db");
+/// What one server gave through each transport.
+#[derive(Debug)]
+struct Comparison {
+    storage: StorageKind,
+    in_process: Report,
+    http: Report,
+}
+
+impl Comparison {
+    fn create_ratio(&self) -> f64 {
+        self.http.create.p50() / self.in_process.create.p50()
+    }
+
+    fn get_ratio(&self) -> f64 {
+        self.http.get.p50() / self.in_process.get.p50()
+    }
+
+    fn five_times_faster(&self) -> bool {
+        self.create_ratio() >= 5.0 && self.get_ratio() >= 5.0
+    }
+
+    fn create_within_50us(&self) -> bool {
+        self.in_process.create.p50() <= 50.0
+    }
+
+    fn print(&self) {
+        println!(
+            "\nstorage: {} ({})",
+            self.storage.name(),
+            self.storage.describe()
+        );
+        println!(
+            "{:<12} {:<8} {:>7} {:>10} {:>10} {:>10}",
+            "transport", "op", "n", "p50 µs", "p99 µs", "mean µs"
+        );
+        for (name, report) in [("in-process", &self.in_process), ("http", &self.http)] {
+            print_row(name, "create", &report.create);
+            print_row(name, " thread", &report.create_thread);
+            print_row(name, " run", &report.create_run);
+            print_row(name, "get", &report.get);
+        }
+        println!(
+            "in-process is {:.1}x faster for create and {:.1}x faster for get (p50)",
+            self.create_ratio(),
+            self.get_ratio()
+        );
+        let verdict = |met: bool| if met { "met" } else { "NOT met" };
+        println!(
+            "targets: >= 5x faster: {}; in-process create p50 <= 50 µs: {}",
+            verdict(self.five_times_faster()),
+            verdict(self.create_within_50us()),
+        );
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "storage": self.storage.name(),
+            "in_process": report_json(&self.in_process),
+            "http": report_json(&self.http),
+            "speedup_p50": {
+                "create": round(self.create_ratio()),
+                "get": round(self.get_ratio()),
+            },
+            "targets": {
+                "in_process_5x_faster": self.five_times_faster(),
+                "in_process_create_p50_le_50us": self.create_within_50us(),
+            },
+        })
+    }
+}
+
+/// Starts a server on `storage`, benches it through both transports, and stops it.
+async fn compare(storage: StorageKind, options: &Options) -> anyhow::Result<Comparison> {
+    let folder = std::env::temp_dir().join(format!(
+        "errand-bench-transports-{}-{}",
+        std::process::id(),
+        storage.name()
+    ));
+    let store = match storage {
+        StorageKind::Memory => SqliteStorage::in_memory()?,
+        StorageKind::File => {
+            std::fs::create_dir_all(&folder)?;
+            SqliteStorage::open(folder.join("errand.db"))?
+        }
+    };
     let server = Server::builder()
         .graph("echo", Echo)
-        // A file, as `errand serve` uses: its reads run in place on reader connections, where an
-        // in-memory database queues them at the writer thread.
-        .storage(Arc::new(SqliteStorage::open(&database)?))
+        .storage(Arc::new(store))
         .start()
         .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -256,56 +374,43 @@ async fn main() -> anyhow::Result<()> {
         .url(format!("http://{addr}"))
         .api_key(None)
         .build()?;
+    let measured = async {
+        Ok::<_, anyhow::Error>(Comparison {
+            storage,
+            in_process: bench(&in_process, options).await?,
+            http: bench(&http, options).await?,
+        })
+    }
+    .await;
 
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
+    let _ = std::fs::remove_dir_all(&folder);
+    measured
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
     println!(
-        "errand-client transports: {} iterations after {} warm-up, one server (SQLite file, echo graph)",
+        "errand-client transports: {} iterations after {} warm-up, the echo graph",
         options.iterations, options.warmup
     );
-    let local = bench(&in_process, &options).await?;
-    let remote = bench(&http, &options).await?;
-
-    println!(
-        "\n{:<12} {:<8} {:>7} {:>10} {:>10} {:>10}",
-        "transport", "op", "n", "p50 µs", "p99 µs", "mean µs"
-    );
-    for (name, report) in [("in-process", &local), ("http", &remote)] {
-        print_row(name, "create", &report.create);
-        print_row(name, " thread", &report.create_thread);
-        print_row(name, " run", &report.create_run);
-        print_row(name, "get", &report.get);
+    let mut comparisons = Vec::new();
+    for storage in &options.storages {
+        let comparison = compare(*storage, &options).await?;
+        comparison.print();
+        comparisons.push(comparison);
     }
-    let create_ratio = remote.create.p50() / local.create.p50();
-    let get_ratio = remote.get.p50() / local.get.p50();
-    println!(
-        "\nin-process is {create_ratio:.1}x faster for create and {get_ratio:.1}x faster for get (p50)"
-    );
-    let fast_enough = create_ratio >= 5.0 && get_ratio >= 5.0;
-    let create_target = local.create.p50() <= 50.0;
-    println!(
-        "targets: >= 5x faster: {}; in-process create p50 <= 50 µs: {}",
-        if fast_enough { "met" } else { "NOT met" },
-        if create_target { "met" } else { "NOT met" },
-    );
-
     if let Some(path) = &options.json {
         let report = json!({
             "iterations": options.iterations,
             "warmup": options.warmup,
-            "in_process": report_json(&local),
-            "http": report_json(&remote),
-            "speedup_p50": {"create": round(create_ratio), "get": round(get_ratio)},
-            "targets": {
-                "in_process_5x_faster": fast_enough,
-                "in_process_create_p50_le_50us": create_target,
-            },
+            "servers": comparisons.iter().map(Comparison::json).collect::<Vec<_>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {path}"))?;
         println!("wrote {path}");
     }
-
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
-    let _ = std::fs::remove_dir_all(&folder);
     Ok(())
 }

@@ -76,7 +76,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str =
     "usage: cargo xtask bench server [--quick] [--no-peer | --only errand|python] [--json FILE]
-       cargo xtask bench client [--json FILE]";
+       cargo xtask bench client [--storage both|memory|file] [--json FILE]";
 /// Set in the environment of the release build of xtask that [`run_in_release`] starts.
 const RELEASE_MARK: &str = "ERRAND_BENCH_RELEASE_CLIENT";
 /// How long a server may take to answer `GET /ok` after it was started.
@@ -440,8 +440,8 @@ struct SideReport {
     measured: Measured,
 }
 
-/// Runs the bench; `args` are the arguments after `bench`.
-/// `cargo xtask bench client`: the client's two transports against one server, in one run
+/// `cargo xtask bench client`: the client's two transports against the same server, one server
+/// per storage (in memory, then a file), in one run
 /// (the `bench_transports` example of errand-client, built in release).
 pub(crate) fn run_client(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     let status =
@@ -466,6 +466,7 @@ pub(crate) fn run_client(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the bench; `args` are the arguments after `bench`.
 pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     let Some(options) = parse_args(args)? else {
         println!("{USAGE}");
