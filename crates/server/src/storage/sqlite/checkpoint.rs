@@ -61,7 +61,9 @@ impl Checkpointer {
 }
 
 fn run(connection: &Connection, commits: &Commits, stopped: &mpsc::Receiver<()>) {
-    let mut seen = commits.count();
+    // From zero, not from the count at start: commits made before this thread first looks
+    // (the storage is in use at once) are copied too.
+    let mut seen = 0;
     loop {
         match stopped.recv_timeout(INTERVAL) {
             Err(RecvTimeoutError::Timeout) => {}

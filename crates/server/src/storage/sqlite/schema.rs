@@ -107,10 +107,11 @@ CREATE TABLE IF NOT EXISTS store_items (
 ) WITHOUT ROWID;
 "#;
 
-/// From version 1 to 2: the indexes that every status change rewrote go, and `checkpoints`
-/// is rebuilt without its `UNIQUE (thread_id, checkpoint_id)` index (a table constraint, which
-/// only a rebuild drops). [`SCHEMA`] then adds the new indexes.
-const MIGRATE_1_TO_2: &str = r#"
+/// From version 1 to 2, before [`SCHEMA`]: the indexes that every status change rewrote go,
+/// and `checkpoints` is set aside, so that [`SCHEMA`] makes it anew without its
+/// `UNIQUE (thread_id, checkpoint_id)` index (a table constraint, which only a rebuild drops).
+/// [`SCHEMA`] then adds the new indexes, and [`MIGRATE_1_TO_2_AFTER`] moves the rows over.
+const MIGRATE_1_TO_2_BEFORE: &str = r#"
 DROP INDEX IF EXISTS threads_updated;
 DROP INDEX IF EXISTS threads_status;
 DROP INDEX IF EXISTS runs_status;
@@ -119,18 +120,10 @@ DROP INDEX IF EXISTS runs_thread_created;
 DROP INDEX IF EXISTS checkpoints_run;
 DROP INDEX IF EXISTS checkpoints_thread;
 ALTER TABLE checkpoints RENAME TO checkpoints_v1;
-CREATE TABLE checkpoints (
-    seq INTEGER PRIMARY KEY,
-    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
-    checkpoint_id TEXT NOT NULL,
-    parent_checkpoint_id TEXT,
-    run_id TEXT,
-    state_values TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    next TEXT NOT NULL,
-    interrupts TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
+"#;
+
+/// From version 1 to 2, after [`SCHEMA`]: the checkpoints move into the new table.
+const MIGRATE_1_TO_2_AFTER: &str = r#"
 INSERT INTO checkpoints SELECT seq, thread_id, checkpoint_id, parent_checkpoint_id, run_id,
     state_values, metadata, next, interrupts, created_at FROM checkpoints_v1;
 DROP TABLE checkpoints_v1;
@@ -180,9 +173,12 @@ pub(super) fn prepare_writer(conn: &mut Connection, file: bool) -> StorageResult
         )));
     }
     if version == 1 {
-        tx.execute_batch(MIGRATE_1_TO_2).db()?;
+        tx.execute_batch(MIGRATE_1_TO_2_BEFORE).db()?;
     }
     tx.execute_batch(SCHEMA).db()?;
+    if version == 1 {
+        tx.execute_batch(MIGRATE_1_TO_2_AFTER).db()?;
+    }
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .db()?;
