@@ -23,8 +23,10 @@
 //! - **Readers beside the writer.** For a file, reads go to a small pool of read-only
 //!   connections, which WAL lets proceed while a write is in progress. An in-memory database
 //!   has one connection for everything.
-//! - **Blocking work off the runtime.** Each call runs on `spawn_blocking`; statements are
-//!   prepared once per connection (`prepare_cached`).
+//! - **Little handing between threads.** A write runs in place when the writer is free, else
+//!   it queues for the writer thread, which commits what has queued together (`writer.rs`); a
+//!   read runs in place on a free reader. Statements are prepared once per connection
+//!   (`prepare_cached`).
 
 mod checkpoint;
 mod codec;
