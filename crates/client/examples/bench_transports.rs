@@ -86,6 +86,10 @@ fn parse_options() -> anyhow::Result<Options> {
     Ok(options)
 }
 
+// The allocator `errand serve` runs with, so that both servers here are the one users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Where the benched server keeps its data.
 #[derive(Debug, Clone, Copy)]
 enum StorageKind {
