@@ -363,21 +363,13 @@ async fn compare(storage: StorageKind, options: &Options) -> anyhow::Result<Comp
         .storage(Arc::new(store))
         .start()
         .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.clone().serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = server.serve_local().await?;
 
     let in_process = Client::builder()
         .in_process(server.router())
         .api_key(None)
         .build()?;
-    let http = Client::builder()
-        .url(format!("http://{addr}"))
-        .api_key(None)
-        .build()?;
+    let http = Client::builder().url(served.url()).api_key(None).build()?;
     let measured = async {
         Ok::<_, anyhow::Error>(Comparison {
             storage,
@@ -387,8 +379,8 @@ async fn compare(storage: StorageKind, options: &Options) -> anyhow::Result<Comp
     }
     .await;
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
+    drop(served);
+    server.shutdown(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(&folder);
     measured
 }

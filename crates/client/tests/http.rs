@@ -516,7 +516,7 @@ impl Proxy {
 async fn a_stream_cut_by_a_proxy_resumes_with_every_event_once() {
     let server = support::server(None).await;
     let served = support::serve(&server).await;
-    let proxy = Proxy::start(served.addr).await;
+    let proxy = Proxy::start(served.addr()).await;
     let client = Client::builder()
         .url(format!("http://{}", proxy.addr))
         .api_key(None)

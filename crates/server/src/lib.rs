@@ -41,6 +41,7 @@ pub use registry::Graphs;
 use axum::Router;
 use errand_runtime::Graph;
 use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::Storage;
@@ -153,9 +154,48 @@ impl Server {
             .await
     }
 
+    /// Serves HTTP on 127.0.0.1 at a free port, in a task of its own, until the answer is
+    /// dropped: for tests, examples and benches that talk to the server over a real socket.
+    pub async fn serve_local(&self) -> std::io::Result<LocalServe> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = self.clone();
+        tokio::spawn(async move {
+            let signal = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = server.serve(listener, signal).await {
+                tracing::warn!(%error, "serving on a local port failed");
+            }
+        });
+        Ok(LocalServe { addr, _stop: stop })
+    }
+
     /// Stops executing: running runs are stopped without an end recorded, so the next start on
     /// the same storage takes them up again.
     pub async fn shutdown(&self, grace: Duration) {
         self.executor.shutdown(grace).await;
+    }
+}
+
+/// A server served on a local port by [`Server::serve_local`]; serving stops when this is
+/// dropped (and the server's executor with it, as after [`Server::serve`]).
+#[derive(Debug)]
+pub struct LocalServe {
+    addr: SocketAddr,
+    /// Never sent on: dropping it ends the serving task.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LocalServe {
+    /// The address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://` and the address: a base URL for a client.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }

@@ -10,15 +10,13 @@ use errand_client::protocol::{
 use errand_client::transport::{Transport, TransportRequest, TransportResponse};
 use errand_client::{Client, ClientBuilder, ClientError, RetryPolicy};
 use errand_server::storage::SqliteStorage;
-use errand_server::{Server, graphs::Echo};
+use errand_server::{LocalServe, Server, graphs::Echo};
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// Which transport a test runs over.
@@ -41,46 +39,9 @@ pub async fn server(api_key: Option<&str>) -> Server {
     builder.start().await.expect("server starts")
 }
 
-/// A server served over HTTP on 127.0.0.1:0 until this is dropped.
-#[derive(Debug)]
-pub struct Served {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Served {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// Serves `server` on 127.0.0.1:0 in a spawned task; it stops when the answer is dropped.
-pub async fn serve(server: &Server) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = server.clone();
-    tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Served {
-        addr,
-        stop: Some(stop),
-    }
+/// Serves `server` on 127.0.0.1 at a free port until the answer is dropped.
+pub async fn serve(server: &Server) -> LocalServe {
+    server.serve_local().await.expect("serving on a local port")
 }
 
 /// A server, a client of it over one transport, and what keeps the HTTP side up.
@@ -89,7 +50,7 @@ pub struct Env {
     pub server: Server,
     pub client: Client,
     pub kind: Kind,
-    pub served: Option<Served>,
+    pub served: Option<LocalServe>,
 }
 
 /// Fast retries and reconnects, so tests that exercise them stay short.
@@ -101,7 +62,7 @@ pub fn fast(builder: ClientBuilder) -> ClientBuilder {
 }
 
 /// The builder of a client of `server` over `kind`, and what keeps it reachable.
-pub async fn builder_for(kind: Kind, server: &Server) -> (ClientBuilder, Option<Served>) {
+pub async fn builder_for(kind: Kind, server: &Server) -> (ClientBuilder, Option<LocalServe>) {
     match kind {
         Kind::Http => {
             let served = serve(server).await;

@@ -15,16 +15,14 @@ use errand_middleware::{
     AsyncSubAgentMiddleware, AsyncTask, TASKS_CHANNEL, board_channel, find_task, is_notification,
 };
 use errand_protocol::{JsonObject, Message, Run, RunStatus, Thread, ThreadSearchRequest, ToolCall};
-use errand_server::Server;
 use errand_server::graphs::Echo;
 use errand_server::storage::SqliteStorage;
+use errand_server::{LocalServe, Server};
 use serde_json::{Value, json};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -108,44 +106,9 @@ pub fn local(server: &Server) -> Client {
     Client::in_process(server.router()).unwrap()
 }
 
-/// A server served over HTTP on 127.0.0.1:0 until this is dropped.
-#[derive(Debug)]
-pub struct Served {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Served {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// Serves `server` over HTTP on 127.0.0.1:0 in a spawned task until the answer is dropped.
-pub async fn serve(server: &Server) -> Served {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = server.clone();
-    tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Served {
-        addr,
-        stop: Some(stop),
-    }
+/// Serves `server` on 127.0.0.1 at a free port until the answer is dropped.
+pub async fn serve(server: &Server) -> LocalServe {
+    server.serve_local().await.expect("serving on a local port")
 }
 
 /// Waits until `condition` holds, for at most [`WAIT`]; panics naming `what` otherwise.

@@ -199,7 +199,6 @@ pub(super) fn latest_checkpoint_id(
     .db()
 }
 
-/// Records a checkpoint on top of the thread's latest one.
 /// A checkpoint with its JSON already encoded, so the encoding happens before the write
 /// transaction (whose single connection is the server's one serial resource), not in it.
 #[derive(Debug)]
@@ -255,6 +254,7 @@ pub(super) fn insert_encoded_checkpoint(
     Ok(parent)
 }
 
+/// Records a checkpoint on top of the thread's latest one.
 pub(super) fn insert_checkpoint(
     conn: &Connection,
     thread_id: Uuid,
