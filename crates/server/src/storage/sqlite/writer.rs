@@ -15,7 +15,7 @@
 use super::checkpoint::Commits;
 use super::codec::Db;
 use crate::storage::{StorageError, StorageResult};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, mpsc};
@@ -173,74 +173,184 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>) {
     }
 }
 
-fn commit_batch(connection: &mut Connection, mut batch: Vec<Job>, commits: &Commits) {
-    let mut transaction = match connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .db()
-    {
-        Ok(transaction) => transaction,
-        Err(error) => {
-            let text = error.to_string();
-            // Nothing ran: answer every request with the error, through its own delivery.
-            for job in batch {
-                job.abandon(&text);
-            }
-            return;
+/// Runs `sql`, one of the fixed statements that open and close transactions, from the
+/// connection's statement cache: `execute_batch` would parse it again on every write.
+fn control(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// Undoes what `connection` did since `BEGIN`; when even that fails, the connection is left to
+/// the next `BEGIN`, which fails in turn and answers its requests with the error.
+fn roll_back(connection: &Connection) {
+    if !connection.is_autocommit() {
+        let _ = control(connection, "ROLLBACK");
+    }
+}
+
+/// Commits the open transaction; a commit that fails rolls everything back.
+fn commit(connection: &Connection, commits: &Commits) -> Result<(), String> {
+    match control(connection, "COMMIT") {
+        Ok(()) => {
+            commits.add();
+            Ok(())
         }
-    };
+        Err(error) => {
+            roll_back(connection);
+            Err(error.to_string())
+        }
+    }
+}
+
+fn commit_batch(connection: &mut Connection, mut batch: Vec<Job>, commits: &Commits) {
+    let connection = &*connection;
+    // `BEGIN IMMEDIATE` takes the write lock at once, so no statement of the batch can fail
+    // half-way for want of it.
+    if let Err(error) = control(connection, "BEGIN IMMEDIATE").db() {
+        let text = error.to_string();
+        // Nothing ran: answer every request with the error, through its own delivery.
+        for job in batch {
+            job.abandon(&text);
+        }
+        return;
+    }
     if batch.len() == 1
         && let Some(job) = batch.pop()
     {
         // Alone in its transaction, a request needs no savepoint (whose undo journal copies
         // every page it touches): when it fails, the whole transaction is rolled back.
-        match catch_unwind(AssertUnwindSafe(|| job.run(&transaction))) {
-            Ok((true, deliver)) => match transaction.commit() {
-                Ok(()) => {
-                    commits.add();
-                    deliver(Ok(()));
-                }
-                Err(error) => deliver(Err(&error.to_string())),
+        match catch_unwind(AssertUnwindSafe(|| job.run(connection))) {
+            Ok((true, deliver)) => match commit(connection, commits) {
+                Ok(()) => deliver(Ok(())),
+                Err(error) => deliver(Err(&error)),
             },
             Ok((false, deliver)) => {
-                drop(transaction);
+                roll_back(connection);
                 deliver(Ok(()));
             }
-            Err(_) => drop(transaction),
+            Err(_) => roll_back(connection),
         }
         return;
     }
     let mut deliveries = Vec::with_capacity(batch.len());
     for job in batch {
-        let savepoint = match transaction.savepoint().db() {
-            Ok(savepoint) => savepoint,
-            Err(error) => {
-                job.abandon(&error.to_string());
-                continue;
-            }
-        };
-        match catch_unwind(AssertUnwindSafe(|| job.run(&savepoint))) {
-            Ok((true, deliver)) => match savepoint.commit() {
+        if let Err(error) = control(connection, "SAVEPOINT request") {
+            job.abandon(&error.to_string());
+            continue;
+        }
+        match catch_unwind(AssertUnwindSafe(|| job.run(connection))) {
+            Ok((true, deliver)) => match control(connection, "RELEASE request") {
                 Ok(()) => deliveries.push(deliver),
-                Err(error) => deliver(Err(&error.to_string())),
+                Err(error) => {
+                    undo_request(connection);
+                    deliver(Err(&error.to_string()));
+                }
             },
-            // A failed or panicking request is rolled back alone when its savepoint drops.
+            // A failed or panicking request is rolled back alone, to its savepoint.
             Ok((false, deliver)) => {
-                drop(savepoint);
+                undo_request(connection);
                 deliveries.push(deliver);
             }
-            Err(_) => drop(savepoint),
+            Err(_) => undo_request(connection),
         }
     }
-    match transaction.commit() {
-        Ok(()) => {
-            commits.add();
-            deliveries.into_iter().for_each(|deliver| deliver(Ok(())));
+    match commit(connection, commits) {
+        Ok(()) => deliveries.into_iter().for_each(|deliver| deliver(Ok(()))),
+        Err(text) => deliveries
+            .into_iter()
+            .for_each(|deliver| deliver(Err(&text))),
+    }
+}
+
+/// Undoes the request since its savepoint and drops the savepoint, keeping the transaction.
+fn undo_request(connection: &Connection) {
+    let _ = control(connection, "ROLLBACK TO request");
+    let _ = control(connection, "RELEASE request");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Writer;
+    use crate::storage::{StorageError, StorageResult};
+    use rusqlite::Connection;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    /// What a queued request does after inserting its row.
+    #[derive(Debug, Clone, Copy)]
+    enum Then {
+        Succeed,
+        Fail,
+        Panic,
+    }
+
+    fn insert(name: &'static str, then: Then) -> impl FnOnce(&Connection) -> StorageResult<()> {
+        move |connection| {
+            connection
+                .execute("INSERT INTO items (name) VALUES (?1)", [name])
+                .map_err(|error| StorageError::Backend(error.to_string()))?;
+            match then {
+                Then::Succeed => Ok(()),
+                Then::Fail => Err(StorageError::Backend(format!("{name} failed"))),
+                Then::Panic => panic!("{name} panicked"),
+            }
         }
-        Err(error) => {
-            let text = error.to_string();
-            deliveries
-                .into_iter()
-                .for_each(|deliver| deliver(Err(&text)));
+    }
+
+    /// Requests queued while the connection is busy are committed together, each in its own
+    /// savepoint: one that fails or panics after writing leaves nothing behind, and the others
+    /// keep what they wrote and are answered once it is committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_request_in_a_batch_is_undone_alone() {
+        let connection = Connection::open_in_memory().expect("an in-memory database");
+        connection
+            .execute_batch("CREATE TABLE items (name TEXT NOT NULL)")
+            .expect("the table");
+        let writer = Arc::new(Writer::start(connection, Arc::default()).expect("a writer"));
+
+        // Holding the connection makes every request queue for the writer thread, which takes
+        // them all as one batch once it is released.
+        let busy = writer.shared.lock();
+        let plan = [
+            ("first", Then::Succeed),
+            ("failing", Then::Fail),
+            ("second", Then::Succeed),
+            ("panicking", Then::Panic),
+            ("third", Then::Succeed),
+        ];
+        let mut answers = Vec::new();
+        for (name, then) in plan {
+            let sender = Arc::clone(&writer);
+            answers.push(tokio::spawn(async move {
+                sender.write(insert(name, then)).await
+            }));
+            // In order: each request is queued before the next is sent.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while writer.shared.queued.load(Ordering::Acquire) < answers.len() {
+                assert!(Instant::now() < deadline, "{name} was never queued");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
+        drop(busy);
+
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.expect("the task ends").is_ok());
+        }
+        assert_eq!(outcomes, [true, false, true, false, true]);
+        let names: Vec<String> = writer
+            .write(|connection| {
+                let mut statement = connection
+                    .prepare("SELECT name FROM items ORDER BY rowid")
+                    .map_err(|error| StorageError::Backend(error.to_string()))?;
+                let names = statement
+                    .query_map([], |row| row.get(0))
+                    .and_then(Iterator::collect)
+                    .map_err(|error| StorageError::Backend(error.to_string()));
+                names
+            })
+            .await
+            .expect("the rows read");
+        assert_eq!(names, ["first", "second", "third"]);
     }
 }
