@@ -213,18 +213,18 @@ impl Executor {
             .map(Worker)
     }
 
-    /// Tells the executor that a run was accepted, and opens its channel for joiners. A run
-    /// storage already claimed for `worker` starts here; any other wakes the dispatcher. The
-    /// channel is answered so a caller can follow a run that may end (and, if stateless, be
-    /// deleted) before it looks.
-    pub(crate) fn submitted(
-        &self,
-        run: &Run,
-        started: Option<(ClaimedRun, Worker)>,
-    ) -> Arc<RunChannel> {
+    /// Tells the executor that `run` was accepted, and opens its channel for joiners. A run
+    /// storage already claimed for `worker` ([`CreatedRun::started`], with its thread's values)
+    /// starts here; any other wakes the dispatcher. The channel is answered so a caller can
+    /// follow a run that may end (and, if stateless, be deleted) before it looks.
+    ///
+    /// [`CreatedRun::started`]: crate::storage::CreatedRun::started
+    pub(crate) fn submitted(&self, run: Run, started: Option<(Value, Worker)>) -> Arc<RunChannel> {
         let channel = self.inner.hub.channel(run.run_id);
         match started {
-            Some((claimed, Worker(slot))) => self.inner.spawn_run(claimed, slot),
+            Some((values, Worker(slot))) => self
+                .inner
+                .spawn_run(ClaimedRun::first_attempt(run, values), slot),
             None => {
                 if run.created_at > run.updated_at {
                     self.inner.delayed_until(run.created_at);

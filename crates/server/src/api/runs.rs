@@ -30,13 +30,19 @@ enum Scope {
     Stateless,
 }
 
+/// A run just accepted: what the answers to its create need.
+#[derive(Debug)]
+struct Accepted {
+    thread_id: Uuid,
+    run_id: Uuid,
+    /// The run as wire JSON, as stored.
+    json: String,
+    channel: Arc<RunChannel>,
+}
+
 /// Validates a run-creation body, turns it into a run, and stores it under its multitask
 /// strategy; runs it replaces are cancelled.
-async fn create_run(
-    state: &AppState,
-    scope: Scope,
-    body: RunCreate,
-) -> ServerResult<(Run, Arc<RunChannel>)> {
+async fn create_run(state: &AppState, scope: Scope, mut body: RunCreate) -> ServerResult<Accepted> {
     if body.webhook.is_some() {
         return Err(ServerError::Unprocessable(
             "webhook: this server does not call webhooks yet; join or stream the run instead"
@@ -90,19 +96,20 @@ async fn create_run(
     let mut ids = JsonObject::new();
     ids.insert("graph_id".into(), Value::from(graph_id.as_str()));
     ids.insert("assistant_id".into(), Value::from(assistant_id.to_string()));
+    // The body's parts are moved into the run rather than copied.
     let mut metadata = hosted.assistant.metadata.clone();
-    metadata.extend(body.metadata.clone().unwrap_or_default());
+    metadata.extend(body.metadata.take().unwrap_or_default());
     metadata.extend(ids.clone());
 
-    let mut config = body.config.clone().unwrap_or_default();
+    let mut config = body.config.take().unwrap_or_default();
     let mut configurable = config.configurable.take().unwrap_or_default();
     configurable.insert("run_id".into(), Value::from(run_id.to_string()));
     configurable.insert("thread_id".into(), Value::from(thread_id.to_string()));
     configurable.extend(ids.clone());
-    let mut config = serde_json::to_value(config)
-        .ok()
-        .and_then(|value| value.as_object().cloned())
-        .unwrap_or_default();
+    let mut config = match serde_json::to_value(config) {
+        Ok(Value::Object(config)) => config,
+        _ => JsonObject::new(),
+    };
     config.insert("configurable".into(), Value::Object(configurable));
     config.insert("metadata".into(), Value::Object(metadata.clone()));
 
@@ -112,8 +119,8 @@ async fn create_run(
         .map(|mode| Value::from(mode.as_str()))
         .collect();
     let mut kwargs = JsonObject::new();
-    let input = match &body.input {
-        Nullable::Present(input) => input.clone(),
+    let input = match std::mem::take(&mut body.input) {
+        Nullable::Present(input) => input,
         Nullable::Absent | Nullable::Null => Value::Null,
     };
     kwargs.insert("input".into(), input);
@@ -121,7 +128,7 @@ async fn create_run(
     kwargs.insert("config".into(), Value::Object(config));
     kwargs.insert(
         "context".into(),
-        json!(body.context.clone().unwrap_or_default()),
+        Value::Object(body.context.take().unwrap_or_default()),
     );
     kwargs.insert("stream_mode".into(), Value::Array(stream_mode));
     kwargs.insert("interrupt_before".into(), json!(body.interrupt_before));
@@ -142,7 +149,7 @@ async fn create_run(
         "on_disconnect".into(),
         json!(body.on_disconnect.unwrap_or_default()),
     );
-    kwargs.extend(body.extra.clone());
+    kwargs.extend(std::mem::take(&mut body.extra));
 
     let strategy = body.multitask_strategy.unwrap_or_default();
     let run = Run {
@@ -175,8 +182,8 @@ async fn create_run(
             }
             other => other.into(),
         })?;
-    let started = created.started.zip(worker);
-    let channel = executor.submitted(&created.run, started);
+    let run_id = created.run.run_id;
+    let channel = executor.submitted(created.run, created.started.zip(worker));
     let action = match strategy {
         MultitaskStrategy::Rollback => CancelAction::Rollback,
         _ => CancelAction::Interrupt,
@@ -184,14 +191,19 @@ async fn create_run(
     for previous in created.to_cancel {
         executor.stop_run(thread_id, previous, action).await?;
     }
-    Ok((created.run, channel))
+    Ok(Accepted {
+        thread_id,
+        run_id,
+        json: created.json,
+        channel,
+    })
 }
 
-fn run_path(run: &Run, stateless: bool) -> String {
+fn run_path(accepted: &Accepted, stateless: bool) -> String {
     if stateless {
-        format!("/runs/{}", run.run_id)
+        format!("/runs/{}", accepted.run_id)
     } else {
-        format!("/threads/{}/runs/{}", run.thread_id, run.run_id)
+        format!("/threads/{}/runs/{}", accepted.thread_id, accepted.run_id)
     }
 }
 
@@ -202,41 +214,58 @@ fn with_header(mut response: Response, name: header::HeaderName, value: &str) ->
     response
 }
 
-fn created_response(run: Run, stateless: bool) -> Response {
-    let location = run_path(&run, stateless);
+fn created_response(accepted: Accepted, stateless: bool) -> Response {
+    let location = run_path(&accepted, stateless);
+    let json = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
     with_header(
-        Json(run).into_response(),
+        (json, accepted.json).into_response(),
         header::CONTENT_LOCATION,
         &location,
     )
 }
 
-fn stream_response(
-    state: AppState,
-    (run, channel): (Run, Arc<RunChannel>),
-    body: &RunCreate,
-) -> Response {
+fn stream_response(state: AppState, accepted: Accepted, body: &RunCreate) -> Response {
+    let Accepted {
+        thread_id,
+        run_id,
+        channel,
+        ..
+    } = accepted;
     let follow = Follow {
-        thread_id: run.thread_id,
-        run_id: run.run_id,
+        thread_id,
+        run_id,
         channel: Some(channel),
         after: 0,
         cancel_on_disconnect: body.on_disconnect == Some(OnDisconnect::Cancel),
     };
     let filter = ModeFilter::new(body.stream_modes().into_owned());
     let response = event_stream(state, follow, filter);
-    let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
+    let base = format!("/threads/{thread_id}/runs/{run_id}");
     let response = with_header(response, header::LOCATION, &format!("{base}/stream"));
     with_header(response, header::CONTENT_LOCATION, &base)
 }
 
-fn join_response(state: AppState, run: &Run, channel: Option<Arc<RunChannel>>) -> Response {
-    // A run read as ended needs no waiting (and no second read to see that it ended).
-    let ended = run.status.is_terminal();
-    let response = wait_body(state, run.thread_id, run.run_id, channel, ended);
-    let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
+/// Waits for the run and answers its thread's values. A run read as `ended` needs no waiting
+/// (and no second read to see that it ended).
+fn join_response(
+    state: AppState,
+    (thread_id, run_id): (Uuid, Uuid),
+    ended: bool,
+    channel: Option<Arc<RunChannel>>,
+) -> Response {
+    let response = wait_body(state, thread_id, run_id, channel, ended);
+    let base = format!("/threads/{thread_id}/runs/{run_id}");
     let response = with_header(response, header::LOCATION, &format!("{base}/join"));
     with_header(response, header::CONTENT_LOCATION, &base)
+}
+
+/// Waits for a run just accepted.
+fn accepted_join_response(state: AppState, accepted: Accepted) -> Response {
+    let ids = (accepted.thread_id, accepted.run_id);
+    join_response(state, ids, false, Some(accepted.channel))
 }
 
 pub(crate) async fn create(
@@ -245,8 +274,8 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let (run, _) = create_run(&state, Scope::Thread(thread_id), body).await?;
-    Ok(created_response(run, false))
+    let accepted = create_run(&state, Scope::Thread(thread_id), body).await?;
+    Ok(created_response(accepted, false))
 }
 
 pub(crate) async fn create_stream(
@@ -255,8 +284,8 @@ pub(crate) async fn create_stream(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let created = create_run(&state, Scope::Thread(thread_id), body.clone()).await?;
-    Ok(stream_response(state, created, &body))
+    let accepted = create_run(&state, Scope::Thread(thread_id), body.clone()).await?;
+    Ok(stream_response(state, accepted, &body))
 }
 
 pub(crate) async fn create_wait(
@@ -265,32 +294,32 @@ pub(crate) async fn create_wait(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let (run, channel) = create_run(&state, Scope::Thread(thread_id), body).await?;
-    Ok(join_response(state, &run, Some(channel)))
+    let accepted = create_run(&state, Scope::Thread(thread_id), body).await?;
+    Ok(accepted_join_response(state, accepted))
 }
 
 pub(crate) async fn create_stateless(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let (run, _) = create_run(&state, Scope::Stateless, body).await?;
-    Ok(created_response(run, true))
+    let accepted = create_run(&state, Scope::Stateless, body).await?;
+    Ok(created_response(accepted, true))
 }
 
 pub(crate) async fn create_stateless_stream(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let created = create_run(&state, Scope::Stateless, body.clone()).await?;
-    Ok(stream_response(state, created, &body))
+    let accepted = create_run(&state, Scope::Stateless, body.clone()).await?;
+    Ok(stream_response(state, accepted, &body))
 }
 
 pub(crate) async fn create_stateless_wait(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let (run, channel) = create_run(&state, Scope::Stateless, body).await?;
-    Ok(join_response(state, &run, Some(channel)))
+    let accepted = create_run(&state, Scope::Stateless, body).await?;
+    Ok(accepted_join_response(state, accepted))
 }
 
 /// The run, or the Python server's 404.
@@ -436,7 +465,13 @@ pub(crate) async fn join(
     // In flight here, or ended here lately: its events and end are in memory.
     let hub = state.executor.hub();
     let channel = hub.get(run.run_id).or_else(|| hub.ended(run.run_id));
-    Ok(join_response(state, &run, channel))
+    let ended = run.status.is_terminal();
+    Ok(join_response(
+        state,
+        (run.thread_id, run.run_id),
+        ended,
+        channel,
+    ))
 }
 
 pub(crate) async fn join_stream(

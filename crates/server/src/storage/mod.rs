@@ -64,13 +64,18 @@ pub struct NewRun {
 pub struct CreatedRun {
     /// The run as stored.
     pub run: Run,
+    /// `run` as wire JSON, as stored: an answer sends it as it is, without encoding the run a
+    /// second time.
+    pub json: String,
     /// Runs of the same thread that the new one's strategy (`interrupt` or `rollback`) asks to
     /// cancel. The caller cancels them; until they stop, the new run waits.
     pub to_cancel: Vec<Uuid>,
-    /// The run, already claimed (`running`, attempt 1), when [`NewRun::start`] asked for it
-    /// and it could start: the caller must execute it, as if [`Storage::claim_next_run`] had
-    /// answered it. `run` above still shows it as accepted (`pending`).
-    pub started: Option<ClaimedRun>,
+    /// Set when [`NewRun::start`] asked for it and the run could start: the run is stored
+    /// claimed (`running`, attempt 1), and this holds its thread's values, which it starts
+    /// from. The caller must execute it ([`ClaimedRun::first_attempt`]), as if
+    /// [`Storage::claim_next_run`] had answered it. `run` above still shows it as accepted
+    /// (`pending`).
+    pub started: Option<Value>,
 }
 
 /// A run a worker has claimed, with what it needs to execute it.
@@ -82,6 +87,19 @@ pub struct ClaimedRun {
     pub attempt: u32,
     /// The thread's values before the run; `null` for a thread that never ran.
     pub values: Value,
+}
+
+impl ClaimedRun {
+    /// The run that [`Storage::create_run`] claimed as it stored it
+    /// ([`CreatedRun::started`]), with the `values` it answered.
+    pub fn first_attempt(mut run: Run, values: Value) -> Self {
+        run.status = RunStatus::Running;
+        Self {
+            run,
+            attempt: 1,
+            values,
+        }
+    }
 }
 
 /// How a run ended, and what it leaves on its thread.

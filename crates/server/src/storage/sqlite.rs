@@ -232,13 +232,20 @@ impl Storage for SqliteStorage {
         // Encoded and decoded here, outside the write transaction (see `finish_run`).
         let mut new = new;
         let doc = runs::encode_new_run(&mut new)?;
-        let (mut created, values) = self
-            .write(move |conn| runs::create_run(conn, new, &doc))
+        // The write hands the encoded run back, for the answer.
+        let (stored, doc) = self
+            .write(move |conn| runs::create_run(conn, new, &doc).map(|stored| (stored, doc)))
             .await?;
-        if let Some(started) = &mut created.started {
-            started.values = runs::started_values(values.as_deref())?;
-        }
-        Ok(created)
+        let started = match stored.started {
+            Some(values) => Some(runs::started_values(values.as_deref())?),
+            None => None,
+        };
+        Ok(CreatedRun {
+            run: stored.run,
+            json: doc,
+            to_cancel: stored.to_cancel,
+            started,
+        })
     }
 
     async fn claim_next_run(&self, now: Timestamp) -> StorageResult<Option<ClaimedRun>> {

@@ -9,8 +9,8 @@ use super::threads::{
     set_thread_status, settle_thread_status,
 };
 use crate::storage::{
-    ClaimedRun, CreatedRun, EndedRun, FinishedRun, NewRun, Recovery, RunPage, StorageError,
-    StorageResult, StoredEvent,
+    ClaimedRun, EndedRun, FinishedRun, NewRun, Recovery, RunPage, StorageError, StorageResult,
+    StoredEvent,
 };
 use errand_protocol::{
     IfNotExists, JsonObject, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus, Timestamp,
@@ -26,13 +26,9 @@ pub(super) fn encode_new_run(new: &mut NewRun) -> StorageResult<String> {
 }
 
 /// Inserts a run whose wire object `doc` was encoded by [`encode_new_run`]. A run claimed at
-/// once is answered with `values` null and its thread's values as stored JSON, for the caller
-/// to decode outside the transaction.
-pub(super) fn create_run(
-    conn: &Connection,
-    new: NewRun,
-    doc: &str,
-) -> StorageResult<(CreatedRun, Option<String>)> {
+/// once is answered with its thread's values as stored JSON, for the caller to decode outside
+/// the transaction.
+pub(super) fn create_run(conn: &Connection, new: NewRun, doc: &str) -> StorageResult<StoredRun> {
     let NewRun {
         run,
         if_not_exists,
@@ -115,24 +111,21 @@ pub(super) fn create_run(
         doc,
     ])
     .db()?;
-    let started = start.then(|| {
-        let mut running = run.clone();
-        running.status = RunStatus::Running;
-        ClaimedRun {
-            run: running,
-            attempt: 1,
-            values: Value::Null,
-        }
-    });
-    let values = if start { values } else { None };
-    Ok((
-        CreatedRun {
-            run,
-            to_cancel,
-            started,
-        },
-        values,
-    ))
+    Ok(StoredRun {
+        run,
+        to_cancel,
+        started: start.then_some(values),
+    })
+}
+
+/// What [`create_run`] stored, before the caller decodes the values of a run it claimed.
+#[derive(Debug)]
+pub(super) struct StoredRun {
+    pub(super) run: Run,
+    pub(super) to_cancel: Vec<Uuid>,
+    /// Claimed at once: the thread's values, as stored JSON (none for a thread that never
+    /// ran).
+    pub(super) started: Option<Option<String>>,
 }
 
 /// The values a run claimed at once starts from, decoded from its thread's stored JSON.
