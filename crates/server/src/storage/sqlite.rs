@@ -236,15 +236,14 @@ impl Storage for SqliteStorage {
         let (stored, doc) = self
             .write(move |conn| runs::create_run(conn, new, &doc).map(|stored| (stored, doc)))
             .await?;
-        let started = match stored.started {
-            Some(values) => Some(runs::started_values(values.as_deref())?),
-            None => None,
-        };
         Ok(CreatedRun {
+            started: stored
+                .started
+                .map(|values| runs::started_values(values.as_deref()))
+                .transpose()?,
             run: stored.run,
             json: doc,
             to_cancel: stored.to_cancel,
-            started,
         })
     }
 

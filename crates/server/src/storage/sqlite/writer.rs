@@ -130,12 +130,12 @@ impl Writer {
         // was queued before it and not yet taken.
         let idle = self.shared.queued.load(Ordering::Acquire) == 0;
         let job = match idle.then(|| self.shared.connection.try_lock()) {
-            Some(Ok(mut connection)) => {
-                commit_batch(&mut connection, vec![job], &self.shared.commits);
+            Some(Ok(connection)) => {
+                commit_batch(&connection, vec![job], &self.shared.commits);
                 None
             }
             Some(Err(TryLockError::Poisoned(poisoned))) => {
-                commit_batch(&mut poisoned.into_inner(), vec![job], &self.shared.commits);
+                commit_batch(&poisoned.into_inner(), vec![job], &self.shared.commits);
                 None
             }
             Some(Err(TryLockError::WouldBlock)) | None => Some(job),
@@ -165,11 +165,11 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut connection = shared.lock();
+        let connection = shared.lock();
         // Counted down only under the lock: a caller that sees an empty queue and gets the
         // lock has nothing queued ahead of it.
         shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        commit_batch(&mut connection, batch, &shared.commits);
+        commit_batch(&connection, batch, &shared.commits);
     }
 }
 
@@ -201,8 +201,7 @@ fn commit(connection: &Connection, commits: &Commits) -> Result<(), String> {
     }
 }
 
-fn commit_batch(connection: &mut Connection, mut batch: Vec<Job>, commits: &Commits) {
-    let connection = &*connection;
+fn commit_batch(connection: &Connection, mut batch: Vec<Job>, commits: &Commits) {
     // `BEGIN IMMEDIATE` takes the write lock at once, so no statement of the batch can fail
     // half-way for want of it.
     if let Err(error) = control(connection, "BEGIN IMMEDIATE").db() {
