@@ -24,6 +24,11 @@ type Call = dyn Fn(TransportRequest) -> BoxFuture<'static, Result<TransportRespo
 /// one the server started on). Work the service spawns (a streamed body, say) runs on the
 /// caller's runtime. Outside a tokio runtime a call fails with [`ClientError::Config`] instead
 /// of panicking.
+///
+/// Call from a task where latency matters: a run that errand-server starts for a call made on
+/// a runtime worker waits in that worker's queue, while one started from `block_on` (the body
+/// of `#[tokio::main]`, which is no worker) must wake a worker thread. On a 2-vCPU virtual
+/// machine that wake-up measured 16–47 µs per run created, against 1.5 µs from a task.
 #[derive(Clone)]
 pub struct InProcessTransport {
     call: Arc<Call>,
