@@ -148,6 +148,11 @@ impl StorageKind {
 struct Samples(Vec<f64>);
 
 impl Samples {
+    fn new(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        Self(samples)
+    }
+
     fn percentile(&self, p: f64) -> f64 {
         let last = self.0.len().saturating_sub(1);
         let at = ((last as f64) * p).round() as usize;
@@ -180,33 +185,30 @@ fn round(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
 }
 
-/// Runs `op` `warmup` times, then up to `iterations` times (or until `budget` is spent),
-/// timing each.
-async fn measure<F, Fut>(
-    iterations: usize,
-    warmup: usize,
-    budget: Duration,
-    mut op: F,
-) -> anyhow::Result<Samples>
+/// Runs `op` `options.warmup` times, then up to `options.iterations` times (or until
+/// `--max-seconds` is spent), and answers what the latter answered.
+async fn repeat<T, F, Fut>(options: &Options, mut op: F) -> anyhow::Result<Vec<T>>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    Fut: Future<Output = anyhow::Result<T>>,
 {
-    for _ in 0..warmup {
+    for _ in 0..options.warmup {
         op().await?;
     }
-    let deadline = Instant::now() + budget;
-    let mut samples = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let started = Instant::now();
-        op().await?;
-        samples.push(started.elapsed().as_secs_f64() * 1e6);
+    let deadline = Instant::now() + Duration::from_secs(options.max_seconds);
+    let mut answers = Vec::with_capacity(options.iterations);
+    for _ in 0..options.iterations {
+        answers.push(op().await?);
         if Instant::now() > deadline {
             break;
         }
     }
-    samples.sort_by(f64::total_cmp);
-    Ok(Samples(samples))
+    Ok(answers)
+}
+
+/// Microseconds since `since`.
+fn micros(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e6
 }
 
 /// The measurements of one transport.
@@ -231,42 +233,49 @@ async fn creates(
     options: &Options,
     wait_for_run: bool,
 ) -> anyhow::Result<(Samples, Samples, Samples, (Uuid, Uuid))> {
-    let budget = Duration::from_secs(options.max_seconds);
     let input = json!({"messages": [{"role": "user", "content": "hi"}]});
     let body = &RunCreate::new("echo", input);
     let empty = &ThreadCreate::default();
-    let mut timed = (Vec::new(), Vec::new(), Vec::new());
-    let mut last = None;
-    let deadline = Instant::now() + budget;
-    for iteration in 0..options.warmup + options.iterations {
+    let answers = repeat(options, || async move {
         let started = Instant::now();
         let thread = client.threads().create(empty).await?;
-        let between = Instant::now();
+        let (thread_part, between) = (micros(started), Instant::now());
         let run = client.runs().create(thread.thread_id, body).await?;
-        let ended = Instant::now();
-        if iteration >= options.warmup {
-            timed.0.push((ended - started).as_secs_f64() * 1e6);
-            timed.1.push((between - started).as_secs_f64() * 1e6);
-            timed.2.push((ended - between).as_secs_f64() * 1e6);
-        }
+        let (whole, run_part) = (micros(started), micros(between));
         if wait_for_run {
             client.runs().join(run.thread_id, run.run_id).await?;
         }
-        last = Some((run.thread_id, run.run_id));
-        if iteration >= options.warmup && Instant::now() > deadline {
-            break;
-        }
-    }
-    let last = last.context("no run was created")?;
-    let sorted = |mut samples: Vec<f64>| {
-        samples.sort_by(f64::total_cmp);
-        Samples(samples)
-    };
-    Ok((sorted(timed.0), sorted(timed.1), sorted(timed.2), last))
+        Ok(TimedCreate {
+            whole,
+            thread: thread_part,
+            run: run_part,
+            ids: (run.thread_id, run.run_id),
+        })
+    })
+    .await?;
+    let last = answers
+        .last()
+        .map(|answer| answer.ids)
+        .context("no run was created")?;
+    let samples = |pick: fn(&TimedCreate) -> f64| Samples::new(answers.iter().map(pick).collect());
+    Ok((
+        samples(|answer| answer.whole),
+        samples(|answer| answer.thread),
+        samples(|answer| answer.run),
+        last,
+    ))
+}
+
+/// One timed thread-then-run create, in microseconds, and the run it made.
+#[derive(Debug)]
+struct TimedCreate {
+    whole: f64,
+    thread: f64,
+    run: f64,
+    ids: (Uuid, Uuid),
 }
 
 async fn bench(client: &Client, options: &Options) -> anyhow::Result<Report> {
-    let budget = Duration::from_secs(options.max_seconds);
     let (create, create_thread, create_run, _) = creates(client, options, true).await?;
     let (back_to_back, _, _, (thread_id, run_id)) = creates(client, options, false).await?;
 
@@ -274,11 +283,14 @@ async fn bench(client: &Client, options: &Options) -> anyhow::Result<Report> {
     client.runs().join(thread_id, run_id).await?;
     settle(client).await;
 
-    let get = measure(options.iterations, options.warmup, budget, || async move {
-        client.runs().get(thread_id, run_id).await?;
-        Ok(())
-    })
-    .await?;
+    let get = Samples::new(
+        repeat(options, || async move {
+            let started = Instant::now();
+            client.runs().get(thread_id, run_id).await?;
+            Ok(micros(started))
+        })
+        .await?,
+    );
     Ok(Report {
         create,
         create_thread,
@@ -355,7 +367,12 @@ impl Verdict {
         let median = |pick: fn(&Verdict) -> f64| {
             let mut values: Vec<f64> = verdicts.iter().map(pick).collect();
             values.sort_by(f64::total_cmp);
-            values.get(values.len() / 2).copied()
+            let middle = values.len() / 2;
+            // An even count has two middles: their mean.
+            match values.len() % 2 {
+                0 => Some((values.get(middle.checked_sub(1)?)? + values.get(middle)?) / 2.0),
+                _ => values.get(middle).copied(),
+            }
         };
         Some(Verdict {
             in_process_create: median(|verdict| verdict.in_process_create)?,
