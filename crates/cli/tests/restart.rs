@@ -1,5 +1,6 @@
 //! Durability: a server killed with SIGKILL in the middle of runs loses nothing it accepted.
-//! Started again on the same file, it has every thread and run, and every run ends.
+//! Started again on the same file, it has every thread and run, and every run ends. While one
+//! server runs, a second one on its file is refused.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -261,5 +262,56 @@ fn sigterm_stops_cleanly_and_the_next_start_takes_the_run_up() {
     let (status, _) = call(&server.address, "POST", &format!("{run_path}/cancel"), None);
     assert_eq!(status, 202);
     drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_second_server_on_the_same_database_is_refused_while_the_first_runs() {
+    let dir = std::env::temp_dir().join(format!("errand-second-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("errand.db");
+
+    let first = serve(&db);
+    let (status, thread) = call(&first.address, "POST", "/threads", Some(&json!({})));
+    assert_eq!(status, 200);
+
+    // Two servers on one file would both take up the runs the other is executing.
+    let mut second = Command::new(env!("CARGO_BIN_EXE_errand"))
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--db"])
+        .arg(&db)
+        .env("ERRAND_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("errand starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = second.try_wait().expect("waits") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second server on the same database kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!exit.success());
+    let mut stderr = String::new();
+    second
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr reads");
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+
+    // The first one is unharmed, and once it is gone the file opens again.
+    let path = format!("/threads/{}", thread["thread_id"].as_str().expect("id"));
+    assert_eq!(call(&first.address, "GET", &path, None).0, 200);
+    drop(first);
+    let again = serve(&db);
+    assert_eq!(call(&again.address, "GET", &path, None).0, 200);
+    drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
