@@ -2004,6 +2004,7 @@ DROP INDEX runs_thread;
 DROP INDEX runs_active;
 DROP INDEX runs_pending;
 DROP INDEX checkpoints_thread;
+CREATE INDEX threads_created ON threads (created_at);
 CREATE INDEX threads_updated ON threads (updated_at);
 CREATE INDEX threads_status ON threads (status, created_at);
 CREATE INDEX runs_status ON runs (status, created_at);
@@ -2077,7 +2078,7 @@ async fn a_version_1_file_is_migrated_with_its_rows() {
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert_eq!(thread_of(&storage, thread.thread_id).await, before);
     assert_eq!(
         storage
@@ -2095,6 +2096,37 @@ async fn a_version_1_file_is_migrated_with_its_rows() {
     let next = storage.claim_next_run(t(5)).await.unwrap().unwrap();
     assert_eq!(next.run.run_id, waiting.run_id);
     assert_eq!(next.values, json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn a_version_2_file_loses_the_thread_creation_index_and_keeps_its_order() {
+    let dir = TempDir::new();
+    let storage = SqliteStorage::open(dir.db()).unwrap();
+    let current = index_names(&dir.db());
+    let mut created = Vec::new();
+    for n in 0..3 {
+        created.push(create(&storage, json!({ "n": n }), t(n)).await);
+    }
+    drop(storage);
+    rusqlite::Connection::open(dir.db())
+        .unwrap()
+        .execute_batch(
+            "CREATE INDEX threads_created ON threads (created_at); PRAGMA user_version = 2;",
+        )
+        .unwrap();
+
+    let storage = SqliteStorage::open(dir.db()).unwrap();
+    assert_eq!(index_names(&dir.db()), current);
+    assert!(!current.contains(&"threads_created".to_owned()));
+    let oldest_first = ThreadSearchRequest {
+        sort_by: Some("created_at".into()),
+        sort_order: Some(SortOrder::Asc),
+        ..search()
+    };
+    assert_eq!(
+        ids(&storage.search_threads(&oldest_first).await.unwrap()),
+        ids(&created)
+    );
 }
 
 /// How many rows of `table` the database file holds by itself, without its WAL: what

@@ -142,14 +142,16 @@ pub(super) fn search_threads(
         Some("status") => "status",
         Some("updated_at") => "updated_at",
         Some("state_updated_at") => "state_updated_at",
-        _ => "created_at",
+        // The rowid is the order the threads were stored in, which is their `created_at`'s
+        // (see `schema.rs`); it is unique, so it needs no tie-break.
+        _ => "rowid",
     };
     let order = match search.sort_order {
         Some(SortOrder::Asc) => "ASC",
         Some(SortOrder::Desc) | None => "DESC",
     };
     sql.push_str(&format!(" ORDER BY {column} {order}"));
-    if column != "thread_id" {
+    if !matches!(column, "thread_id" | "rowid") {
         sql.push_str(&format!(", thread_id {order}"));
     }
 
