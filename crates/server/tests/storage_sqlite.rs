@@ -1998,8 +1998,20 @@ async fn a_newer_schema_is_refused() {
     );
 }
 
-/// The indexes of schema version 1, which a file written by errand 0.1 still has.
+/// Schema version 2 made from version 3: threads carry no count of their active runs, an index
+/// holds those runs instead, and another orders threads by creation.
+const SCHEMA_2_FROM_3: &str = r#"
+DROP INDEX runs_waiting;
+ALTER TABLE threads DROP COLUMN active_runs;
+CREATE INDEX runs_active ON runs (thread_id, created_at) WHERE status IN ('pending', 'running');
+CREATE INDEX threads_created ON threads (created_at);
+PRAGMA user_version = 2;
+"#;
+
+/// The indexes of schema version 1, which a file written by errand 0.1 still has; applied after
+/// [`SCHEMA_2_FROM_3`].
 const SCHEMA_1_INDEXES: &str = r#"
+DROP INDEX threads_created;
 DROP INDEX runs_thread;
 DROP INDEX runs_active;
 DROP INDEX runs_pending;
@@ -2066,10 +2078,10 @@ async fn a_version_1_file_is_migrated_with_its_rows() {
     let before = thread_of(&storage, thread.thread_id).await;
     drop(storage);
 
-    rusqlite::Connection::open(dir.db())
-        .unwrap()
-        .execute_batch(SCHEMA_1_INDEXES)
-        .unwrap();
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    conn.execute_batch(SCHEMA_2_FROM_3).unwrap();
+    conn.execute_batch(SCHEMA_1_INDEXES).unwrap();
+    drop(conn);
     assert!(index_names(&dir.db()).contains(&"runs_thread_status".to_owned()));
 
     let storage = SqliteStorage::open(dir.db()).unwrap();
@@ -2099,7 +2111,7 @@ async fn a_version_1_file_is_migrated_with_its_rows() {
 }
 
 #[tokio::test]
-async fn a_version_2_file_loses_the_thread_creation_index_and_keeps_its_order() {
+async fn a_version_2_file_counts_its_active_runs_and_keeps_its_thread_order() {
     let dir = TempDir::new();
     let storage = SqliteStorage::open(dir.db()).unwrap();
     let current = index_names(&dir.db());
@@ -2107,17 +2119,24 @@ async fn a_version_2_file_loses_the_thread_creation_index_and_keeps_its_order() 
     for n in 0..3 {
         created.push(create(&storage, json!({ "n": n }), t(n)).await);
     }
+    let busy = created[1].thread_id;
+    let running = enqueue(&storage, busy, t(10)).await;
+    let waiting = enqueue(&storage, busy, t(11)).await;
+    let claimed = storage.claim_next_run(t(12)).await.unwrap().unwrap();
+    assert_eq!(claimed.run.run_id, running.run_id);
     drop(storage);
     rusqlite::Connection::open(dir.db())
         .unwrap()
-        .execute_batch(
-            "CREATE INDEX threads_created ON threads (created_at); PRAGMA user_version = 2;",
-        )
+        .execute_batch(SCHEMA_2_FROM_3)
         .unwrap();
 
     let storage = SqliteStorage::open(dir.db()).unwrap();
     assert_eq!(index_names(&dir.db()), current);
-    assert!(!current.contains(&"threads_created".to_owned()));
+    assert!(
+        !current
+            .iter()
+            .any(|name| name == "threads_created" || name == "runs_active")
+    );
     let oldest_first = ThreadSearchRequest {
         sort_by: Some("created_at".into()),
         sort_order: Some(SortOrder::Asc),
@@ -2127,6 +2146,23 @@ async fn a_version_2_file_loses_the_thread_creation_index_and_keeps_its_order() 
         ids(&storage.search_threads(&oldest_first).await.unwrap()),
         ids(&created)
     );
+    // The running run was counted: the waiting one starts only once it has ended, and the
+    // thread is idle only once both have.
+    assert!(storage.claim_next_run(t(13)).await.unwrap().is_none());
+    storage
+        .finish_run(success(running.run_id, None, t(14)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(thread_of(&storage, busy).await.status, ThreadStatus::Busy);
+    let next = storage.claim_next_run(t(15)).await.unwrap().unwrap();
+    assert_eq!(next.run.run_id, waiting.run_id);
+    storage
+        .finish_run(success(waiting.run_id, None, t(16)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(thread_of(&storage, busy).await.status, ThreadStatus::Idle);
 }
 
 /// How many rows of `table` the database file holds by itself, without its WAL: what
@@ -2425,4 +2461,200 @@ async fn a_run_that_may_start_at_once_is_claimed_by_its_create() {
     let again = storage.claim_next_run(t(4)).await.unwrap().unwrap();
     assert_eq!(again.run.run_id, created.run.run_id);
     assert_eq!(again.attempt, 2);
+}
+
+/// One step of a run's life, as the executor and the API take them, on thread `thread` (of
+/// three) and on the `pick`th of its runs.
+#[derive(Debug, Clone)]
+enum Step {
+    Create {
+        thread: usize,
+        strategy: MultitaskStrategy,
+        start: bool,
+    },
+    Claim,
+    Finish {
+        pick: usize,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Delete {
+        pick: usize,
+    },
+    RollBack {
+        pick: usize,
+    },
+    Recover,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let strategy = prop_oneof![
+        Just(MultitaskStrategy::Enqueue),
+        Just(MultitaskStrategy::Reject),
+        Just(MultitaskStrategy::Interrupt),
+        Just(MultitaskStrategy::Rollback),
+    ];
+    prop_oneof![
+        4 => (0..3usize, strategy, any::<bool>())
+            .prop_map(|(thread, strategy, start)| Step::Create { thread, strategy, start }),
+        3 => Just(Step::Claim),
+        3 => (0..8usize).prop_map(|pick| Step::Finish { pick }),
+        1 => (0..8usize).prop_map(|pick| Step::Cancel { pick }),
+        1 => (0..8usize).prop_map(|pick| Step::Delete { pick }),
+        1 => (0..8usize).prop_map(|pick| Step::RollBack { pick }),
+        1 => Just(Step::Recover),
+    ]
+}
+
+/// The runs of every thread, by status, and a check of the rules that hang on a thread's count
+/// of active runs: it is `busy` exactly while it has a pending or running run, and runs one at
+/// a time.
+async fn check_threads(storage: &SqliteStorage, threads: &[Uuid]) -> Vec<Run> {
+    let mut all = Vec::new();
+    for &thread_id in threads {
+        let page = RunPage {
+            limit: 1000,
+            offset: 0,
+            status: None,
+        };
+        let runs = storage
+            .list_runs(thread_id, page)
+            .await
+            .expect("storage call");
+        let active = runs
+            .iter()
+            .filter(|run| matches!(run.status, RunStatus::Pending | RunStatus::Running))
+            .count();
+        let running = runs
+            .iter()
+            .filter(|run| run.status == RunStatus::Running)
+            .count();
+        let status = thread_of(storage, thread_id).await.status;
+        assert_eq!(
+            status == ThreadStatus::Busy,
+            active > 0,
+            "{status:?}, {active} active"
+        );
+        assert!(running <= 1, "{running} runs running on one thread");
+        all.extend(runs);
+    }
+    all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever happens to runs, each thread's count of active runs stays true: its status
+    /// follows it, and once the workers have taken every run that may start, none is left
+    /// waiting and no thread stays busy.
+    #[test]
+    fn a_threads_count_of_active_runs_follows_its_runs(
+        steps in prop::collection::vec(step(), 1..40),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let storage = memory();
+            let mut threads = Vec::new();
+            for n in 0..3 {
+                threads.push(create(&storage, json!({ "n": n }), t(0)).await.thread_id);
+            }
+            for (n, step) in steps.into_iter().enumerate() {
+                let now = t(1 + n as i64);
+                let runs = check_threads(&storage, &threads).await;
+                let nth = |pick: usize, running_only: bool| {
+                    let candidates: Vec<&Run> = runs
+                        .iter()
+                        .filter(|run| !running_only || run.status == RunStatus::Running)
+                        .collect();
+                    (!candidates.is_empty()).then(|| candidates[pick % candidates.len()].run_id)
+                };
+                match step {
+                    Step::Create { thread, strategy, start } => {
+                        let mut new = new_run(run(threads[thread], now, strategy));
+                        new.start = start;
+                        if let Ok(created) = storage.create_run(new).await {
+                            // What the executor does with the runs a new one replaces.
+                            for replaced in created.to_cancel {
+                                if strategy == MultitaskStrategy::Rollback {
+                                    storage.rollback_run(replaced, now).await.unwrap();
+                                } else {
+                                    storage
+                                        .transition_run(
+                                            replaced,
+                                            &[RunStatus::Pending, RunStatus::Running],
+                                            RunStatus::Interrupted,
+                                            now,
+                                        )
+                                        .await
+                                        .unwrap();
+                                }
+                            }
+                        }
+                    }
+                    Step::Claim => {
+                        storage.claim_next_run(now).await.unwrap();
+                    }
+                    Step::Finish { pick } => {
+                        if let Some(run_id) = nth(pick, true) {
+                            storage.finish_run(success(run_id, None, now)).await.unwrap();
+                        }
+                    }
+                    Step::Cancel { pick } => {
+                        if let Some(run_id) = nth(pick, false) {
+                            storage
+                                .transition_run(
+                                    run_id,
+                                    &[RunStatus::Pending, RunStatus::Running],
+                                    RunStatus::Interrupted,
+                                    now,
+                                )
+                                .await
+                                .unwrap();
+                        }
+                    }
+                    Step::Delete { pick } => {
+                        if let Some(run_id) = nth(pick, false) {
+                            let thread_id = runs
+                                .iter()
+                                .find(|run| run.run_id == run_id)
+                                .map(|run| run.thread_id)
+                                .unwrap();
+                            storage.delete_run(thread_id, run_id).await.unwrap();
+                        }
+                    }
+                    Step::RollBack { pick } => {
+                        if let Some(run_id) = nth(pick, false) {
+                            storage.rollback_run(run_id, now).await.unwrap();
+                        }
+                    }
+                    Step::Recover => {
+                        storage.recover(2, now).await.unwrap();
+                    }
+                }
+            }
+            // The workers drain the queue: every run either starts or was never going to.
+            let end = t(1000);
+            for _ in 0..100 {
+                let runs = check_threads(&storage, &threads).await;
+                let running: Vec<Uuid> = runs
+                    .iter()
+                    .filter(|run| run.status == RunStatus::Running)
+                    .map(|run| run.run_id)
+                    .collect();
+                for run_id in &running {
+                    storage.finish_run(success(*run_id, None, end)).await.unwrap();
+                }
+                if storage.claim_next_run(end).await.unwrap().is_none() && running.is_empty() {
+                    break;
+                }
+            }
+            let runs = check_threads(&storage, &threads).await;
+            let left: Vec<&Run> = runs
+                .iter()
+                .filter(|run| matches!(run.status, RunStatus::Pending | RunStatus::Running))
+                .collect();
+            assert!(left.is_empty(), "runs left waiting: {left:?}");
+        });
+    }
 }

@@ -5,8 +5,7 @@ use super::codec::{
     timestamp, to_json, uuid,
 };
 use super::threads::{
-    EncodedCheckpoint, has_active_runs, insert_encoded_checkpoint, insert_thread,
-    set_thread_status, settle_thread_status,
+    EncodedCheckpoint, Settled, insert_encoded_checkpoint, insert_thread, runs_ended,
 };
 use crate::storage::{
     ClaimedRun, EndedRun, FinishedRun, NewRun, Recovery, RunPage, StorageError, StorageResult,
@@ -39,10 +38,14 @@ pub(super) fn create_run(conn: &Connection, new: NewRun, doc: &str) -> StorageRe
     let now = run.updated_at.min(run.created_at);
     let due = run.created_at <= run.updated_at;
     let thread_id = run.thread_id.to_string();
-    let thread: Option<(String, Option<String>)> = conn
-        .prepare_cached("SELECT metadata, state_values FROM threads WHERE thread_id = ?1")
+    let thread: Option<(String, Option<String>, i64)> = conn
+        .prepare_cached(
+            "SELECT metadata, state_values, active_runs FROM threads WHERE thread_id = ?1",
+        )
         .db()?
-        .query_row([&thread_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([&thread_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()
         .db()?;
     let mut to_cancel = Vec::new();
@@ -55,24 +58,23 @@ pub(super) fn create_run(conn: &Connection, new: NewRun, doc: &str) -> StorageRe
             }
             let mut thread = Thread::new(run.thread_id, thread_metadata, now);
             thread.status = ThreadStatus::Busy;
-            insert_thread(conn, &thread)?;
+            insert_thread(conn, &thread, 1)?;
         }
-        Some((metadata, state_values)) => {
-            let active = active_runs(conn, &thread_id)?;
-            idle = active.is_empty();
+        Some((metadata, state_values, active)) => {
+            idle = active == 0;
             values = state_values;
             match run.multitask_strategy {
-                MultitaskStrategy::Reject if !active.is_empty() => {
-                    return Err(StorageError::ThreadBusy);
+                MultitaskStrategy::Reject if !idle => return Err(StorageError::ThreadBusy),
+                MultitaskStrategy::Interrupt | MultitaskStrategy::Rollback if !idle => {
+                    to_cancel = active_runs(conn, &thread_id)?;
                 }
-                MultitaskStrategy::Interrupt | MultitaskStrategy::Rollback => to_cancel = active,
-                MultitaskStrategy::Reject | MultitaskStrategy::Enqueue => {}
+                _ => {}
             }
             let mut merged: JsonObject = from_json(&metadata, "threads.metadata")?;
             merge(&mut merged, thread_metadata);
             conn.prepare_cached(
-                "UPDATE threads SET status = 'busy', metadata = ?2, updated_at = ?3 \
-                 WHERE thread_id = ?1",
+                "UPDATE threads SET status = 'busy', metadata = ?2, updated_at = ?3, \
+                 active_runs = active_runs + 1 WHERE thread_id = ?1",
             )
             .db()?
             .execute(params![
@@ -135,9 +137,23 @@ pub(super) fn started_values(values: Option<&str>) -> StorageResult<Value> {
         .unwrap_or(Value::Null))
 }
 
-/// A thread's pending and running runs, oldest first.
+/// A thread's pending and running runs, oldest first. Asked only of a thread that has some;
+/// it walks the thread's runs (`runs_thread`), the price of keeping no index of active runs.
 pub(super) const ACTIVE_RUNS: &str = "SELECT run_id FROM runs WHERE thread_id = ?1 \
     AND status IN ('pending', 'running') ORDER BY created_at, rowid";
+
+/// Whether a run with stored status `status` is active: counted in its thread's
+/// `active_runs`.
+fn is_active(status: &str) -> bool {
+    matches!(status, "pending" | "running")
+}
+
+/// The running runs, oldest first, for recovery at start: found through the threads that have
+/// active runs (a walk of `threads`, no index kept for it), then among those threads' runs.
+/// `CROSS JOIN` keeps that order: SQLite would otherwise rather walk `runs`, the whole history.
+pub(super) const RUNNING_RUNS: &str = "SELECT r.run_id, r.thread_id, r.attempt \
+    FROM threads AS t CROSS JOIN runs AS r ON r.thread_id = t.thread_id \
+    WHERE t.active_runs > 0 AND r.status = 'running' ORDER BY r.created_at, r.rowid";
 
 /// The earliest start time after `?1` of a pending run.
 pub(super) const NEXT_PENDING: &str =
@@ -146,8 +162,8 @@ pub(super) const NEXT_PENDING: &str =
 /// Claims the next run that may start at `?1`, answering it with its attempt and thread.
 ///
 /// One statement walks the queue (`runs_pending`, in `(created_at, rowid)` order) and stops at
-/// the first run whose thread has no running run and no older pending run, both checked on
-/// `runs_active`.
+/// the first run whose thread has no older pending run (on `runs_waiting`) and no running run:
+/// its active runs (`threads.active_runs`) are all pending (counted on `runs_waiting`).
 pub(super) fn claim_sql() -> String {
     format!(
         "UPDATE runs SET status = 'running', updated_at = ?1, attempt = attempt + 1 \
@@ -155,9 +171,11 @@ pub(super) fn claim_sql() -> String {
              SELECT r.rowid FROM runs AS r \
              WHERE r.status = 'pending' AND r.created_at <= ?1 \
              AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.thread_id = r.thread_id \
-                 AND o.status IN ('pending', 'running') AND (o.status = 'running' \
-                 OR o.created_at < r.created_at \
+                 AND o.status = 'pending' AND (o.created_at < r.created_at \
                  OR (o.created_at = r.created_at AND o.rowid < r.rowid))) \
+             AND (SELECT active_runs FROM threads AS t WHERE t.thread_id = r.thread_id) = \
+                 (SELECT COUNT(*) FROM runs AS w WHERE w.thread_id = r.thread_id \
+                 AND w.status = 'pending') \
              ORDER BY r.created_at, r.rowid LIMIT 1) \
          RETURNING attempt, thread_id, {RUN_COLUMNS}"
     )
@@ -266,41 +284,38 @@ pub(super) fn finish_run(
 ) -> StorageResult<Option<EndedRun>> {
     append_events(conn, finished.run_id, &finished.events)?;
     let run_key = finished.run_id.to_string();
-    let thread_id = conn
+    let Some((thread_id, before)) = run_state(conn, &run_key)? else {
+        return Ok(None);
+    };
+    conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1")
+        .db()?
+        .execute(params![run_key, finished.status.as_str(), finished.at])
+        .db()?;
+    // A run already ended (cancelled while it ran) is no longer counted.
+    let ended = i64::from(is_active(&before));
+    let left: Option<i64> = conn
         .prepare_cached(
-            "UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1 RETURNING thread_id",
+            "UPDATE threads SET active_runs = MAX(active_runs - ?7, 0), \
+             status = CASE WHEN active_runs - ?7 > 0 THEN 'busy' ELSE ?2 END, \
+             state_values = COALESCE(?3, state_values), error = ?4, interrupts = ?5, \
+             updated_at = ?6, state_updated_at = ?6 WHERE thread_id = ?1 RETURNING active_runs",
         )
         .db()?
         .query_row(
-            params![run_key, finished.status.as_str(), finished.at],
-            |row| row.get::<_, String>(0),
+            params![
+                thread_id,
+                finished.thread_status.as_str(),
+                finished.values,
+                finished.error,
+                finished.interrupts,
+                finished.at,
+                ended,
+            ],
+            |row| row.get(0),
         )
         .optional()
         .db()?;
-    let Some(thread_id) = thread_id else {
-        return Ok(None);
-    };
-    let thread_busy = has_active_runs(conn, &thread_id, Some(&run_key))?;
-    let thread_status = if thread_busy {
-        ThreadStatus::Busy
-    } else {
-        finished.thread_status
-    };
-    conn.prepare_cached(
-        "UPDATE threads SET status = ?2, state_values = COALESCE(?3, state_values), \
-         error = ?4, interrupts = ?5, updated_at = ?6, state_updated_at = ?6 \
-         WHERE thread_id = ?1",
-    )
-    .db()?
-    .execute(params![
-        thread_id,
-        thread_status.as_str(),
-        finished.values,
-        finished.error,
-        finished.interrupts,
-        finished.at,
-    ])
-    .db()?;
+    let thread_busy = left.is_some_and(|left| left > 0);
     for checkpoint in &finished.checkpoints {
         insert_encoded_checkpoint(conn, &thread_id, checkpoint)?;
     }
@@ -327,20 +342,21 @@ pub(super) fn transition_run(
     let Some((thread_id, status)) = run_state(conn, &key)? else {
         return Ok(None);
     };
-    let status = super::codec::run_status(&status)?;
-    if from.contains(&status) && status != to {
+    let before = super::codec::run_status(&status)?;
+    if from.contains(&before) && before != to {
         conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1")
             .db()?
             .execute(params![key, to.as_str(), at.timestamp_micros()])
             .db()?;
-        settle_thread_status(conn, &thread_id, at)?;
+        let ended = i64::from(is_active(&status)) - i64::from(is_active(to.as_str()));
+        runs_ended(conn, &thread_id, ended, Settled::Idle, at)?;
     }
     load_run(conn, run_id)
 }
 
 pub(super) fn rollback_run(conn: &Connection, run_id: Uuid, at: Timestamp) -> StorageResult<bool> {
     let key = run_id.to_string();
-    let Some((thread_id, _)) = run_state(conn, &key)? else {
+    let Some((thread_id, status)) = run_state(conn, &key)? else {
         return Ok(false);
     };
     conn.prepare_cached("DELETE FROM checkpoints WHERE run_id = ?1 AND thread_id = ?2")
@@ -370,7 +386,13 @@ pub(super) fn rollback_run(conn: &Connection, run_id: Uuid, at: Timestamp) -> St
         at.timestamp_micros()
     ])
     .db()?;
-    settle_thread_status(conn, &thread_id, at)?;
+    runs_ended(
+        conn,
+        &thread_id,
+        i64::from(is_active(&status)),
+        Settled::Idle,
+        at,
+    )?;
     Ok(true)
 }
 
@@ -452,15 +474,22 @@ pub(super) fn delete_run(
     at: Timestamp,
 ) -> StorageResult<bool> {
     let thread_key = thread_id.to_string();
-    let deleted = conn
-        .prepare_cached("DELETE FROM runs WHERE run_id = ?1 AND thread_id = ?2")
+    let deleted: Option<String> = conn
+        .prepare_cached("DELETE FROM runs WHERE run_id = ?1 AND thread_id = ?2 RETURNING status")
         .db()?
-        .execute([run_id.to_string(), thread_key.clone()])
+        .query_row([run_id.to_string(), thread_key.clone()], |row| row.get(0))
+        .optional()
         .db()?;
-    if deleted == 0 {
+    let Some(status) = deleted else {
         return Ok(false);
-    }
-    settle_thread_status(conn, &thread_key, at)?;
+    };
+    runs_ended(
+        conn,
+        &thread_key,
+        i64::from(is_active(&status)),
+        Settled::Idle,
+        at,
+    )?;
     Ok(true)
 }
 
@@ -470,13 +499,7 @@ pub(super) fn recover(
     at: Timestamp,
 ) -> StorageResult<Recovery> {
     let running = {
-        let mut statement = conn
-            .prepare_cached(
-                "SELECT run_id, thread_id, attempt FROM runs \
-                 WHERE status IN ('pending', 'running') AND status = 'running' \
-                 ORDER BY created_at, rowid",
-            )
-            .db()?;
+        let mut statement = conn.prepare_cached(RUNNING_RUNS).db()?;
         statement
             .query_map([], |row| {
                 Ok((
@@ -507,7 +530,7 @@ pub(super) fn recover(
             .execute(params![run_id, status.as_str(), micros])
             .db()?;
     }
-    // Statuses are set once every run is settled, so a thread with a requeued run stays busy.
+    // A thread runs one run at a time, so each failed run is its thread's one running run.
     for (thread_id, attempts) in failed_threads {
         let error = json!({
             "error": "WorkerLost",
@@ -519,7 +542,7 @@ pub(super) fn recover(
             .db()?
             .execute(params![thread_id, to_json(&error)?, micros])
             .db()?;
-        set_thread_status(conn, &thread_id, ThreadStatus::Error, at)?;
+        runs_ended(conn, &thread_id, 1, Settled::To(ThreadStatus::Error), at)?;
     }
     Ok(recovery)
 }

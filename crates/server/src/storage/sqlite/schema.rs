@@ -21,7 +21,10 @@ const STATEMENT_CACHE: usize = 128;
 /// - `threads`: one column per field of the wire `Thread`, so that updates touch only what
 ///   changed. `state_values` and `error` are SQL `NULL` when the key is absent and JSON text
 ///   (possibly `null`) when present; `interrupts` and `config` are `NULL` when absent; `extra`
-///   holds the unknown keys, `ttl` and `extracted`.
+///   holds the unknown keys, `ttl` and `extracted`. `active_runs` counts the thread's pending
+///   and running runs; every write that inserts a run, changes its status or deletes it keeps
+///   the count in the same transaction. The thread row changes in those writes anyway, so the
+///   count costs no page, where an index of the active runs cost one at every start and end.
 /// - `runs`: the wire `Run` as JSON in `doc`, plus the columns queried or changed after insert
 ///   (`status`, `updated_at`, `attempt`), which win over the copies in `doc`. The run's rowid
 ///   breaks ties between runs created in the same microsecond, in insertion order.
@@ -40,17 +43,19 @@ const STATEMENT_CACHE: usize = 128;
 ///   change on every run, are not indexed either (a search filtering or sorting on them scans).
 /// - `runs_thread` lists a thread's runs and finds them when the thread is deleted; it never
 ///   changes after the insert.
-/// - `runs_active` holds only pending and running runs (a handful, whatever the history), for
-///   the one-active-run-per-thread rules; a query uses it by repeating its `WHERE` term
-///   `status IN ('pending', 'running')` word for word.
-/// - `runs_pending` is the queue, in start order; a run that starts as it is created never
-///   enters it.
+/// - `runs_pending` is the queue, in start order, and `runs_waiting` the same runs by thread,
+///   for the rule that a thread's runs start one at a time, oldest first. A run that starts as
+///   it is created enters neither. A query uses a partial index by repeating its `WHERE` term
+///   `status = 'pending'` word for word.
+/// - A thread's running run is found from its count (`active_runs` minus its waiting runs)
+///   and, when it must be named (to interrupt it, or at recovery), among the thread's runs.
 /// - `checkpoints_thread` finds a thread's latest checkpoint and pages its history; a
 ///   checkpoint is looked up by id only there, within its thread.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS threads (
     thread_id TEXT PRIMARY KEY NOT NULL,
     status TEXT NOT NULL,
+    active_runs INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     state_updated_at INTEGER,
@@ -72,9 +77,8 @@ CREATE TABLE IF NOT EXISTS runs (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_thread ON runs (thread_id, created_at);
-CREATE INDEX IF NOT EXISTS runs_active ON runs (thread_id, created_at)
-    WHERE status IN ('pending', 'running');
 CREATE INDEX IF NOT EXISTS runs_pending ON runs (created_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS runs_waiting ON runs (thread_id, created_at) WHERE status = 'pending';
 
 CREATE TABLE IF NOT EXISTS run_events (
     run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
@@ -130,9 +134,16 @@ INSERT INTO checkpoints SELECT seq, thread_id, checkpoint_id, parent_checkpoint_
 DROP TABLE checkpoints_v1;
 "#;
 
-/// From version 2 (or 1) to 3, after [`SCHEMA`]: thread searches sorted by creation follow the
-/// rowid, so the index on `created_at`, one more page in every thread insert's commit, goes.
-const MIGRATE_TO_3: &str = "DROP INDEX IF EXISTS threads_created;";
+/// From version 2 (or 1) to 3, after [`SCHEMA`]: two indexes that cost a page in hot commits
+/// go. Thread searches sorted by creation follow the rowid instead of `threads_created`, and
+/// each thread counts its active runs (counted here once) instead of `runs_active`.
+const MIGRATE_TO_3: &str = r#"
+DROP INDEX IF EXISTS threads_created;
+DROP INDEX IF EXISTS runs_active;
+ALTER TABLE threads ADD COLUMN active_runs INTEGER NOT NULL DEFAULT 0;
+UPDATE threads SET active_runs = (SELECT COUNT(*) FROM runs
+    WHERE runs.thread_id = threads.thread_id AND runs.status IN ('pending', 'running'));
+"#;
 
 /// Settings of every connection.
 fn configure(conn: &Connection) -> StorageResult<()> {

@@ -13,14 +13,19 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// Inserts a thread; false when its id is taken.
-pub(super) fn insert_thread(conn: &Connection, thread: &Thread) -> StorageResult<bool> {
+/// Inserts a thread with `active_runs` pending or running runs (the run it is made for, or
+/// none); false when its id is taken.
+pub(super) fn insert_thread(
+    conn: &Connection,
+    thread: &Thread,
+    active_runs: i64,
+) -> StorageResult<bool> {
     let row = ThreadColumns::encode(thread)?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO threads (thread_id, status, created_at, updated_at, state_updated_at, \
-             metadata, config, state_values, interrupts, error, extra) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             metadata, config, state_values, interrupts, error, extra, active_runs) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
              ON CONFLICT (thread_id) DO NOTHING",
         )
         .db()?
@@ -36,6 +41,7 @@ pub(super) fn insert_thread(conn: &Connection, thread: &Thread) -> StorageResult
             row.interrupts,
             row.error,
             row.extra,
+            active_runs,
         ])
         .db()?;
     Ok(inserted == 1)
@@ -46,7 +52,7 @@ pub(super) fn create_thread(
     thread: Thread,
     if_exists: IfExists,
 ) -> StorageResult<Thread> {
-    if insert_thread(conn, &thread)? {
+    if insert_thread(conn, &thread, 0)? {
         return Ok(thread);
     }
     match if_exists {
@@ -341,64 +347,55 @@ pub(super) fn list_checkpoints(
     rows.db()?.into_iter().map(CheckpointRow::decode).collect()
 }
 
-/// Whether thread `?1` has a pending or running run other than `?2`.
-pub(super) const HAS_ACTIVE_RUNS: &str = "SELECT EXISTS (SELECT 1 FROM runs WHERE thread_id = ?1 \
-    AND status IN ('pending', 'running') AND run_id IS NOT ?2)";
+/// What a thread's status becomes once it has no active run left.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Settled {
+    /// `busy` becomes `idle`; any other status stays.
+    Idle,
+    /// This status.
+    To(ThreadStatus),
+}
 
-/// True when the thread has a pending or running run, other than `except`.
-pub(super) fn has_active_runs(
+/// After `ended` of the thread's active runs ended or went (0 when none did): the thread stays
+/// `busy` while it has an active run left, else it takes its settled status. Answers whether
+/// it is still busy; false for a thread that is gone.
+pub(super) fn runs_ended(
     conn: &Connection,
     thread_id: &str,
-    except: Option<&str>,
+    ended: i64,
+    settled: Settled,
+    at: Timestamp,
 ) -> StorageResult<bool> {
-    conn.prepare_cached(HAS_ACTIVE_RUNS)
+    let current: Option<(String, i64)> = conn
+        .prepare_cached("SELECT status, active_runs FROM threads WHERE thread_id = ?1")
         .db()?
-        .query_row(params![thread_id, except], |row| row.get(0))
-        .db()
-}
-
-/// Sets the thread's status to `busy` if it has a pending or running run, else to `settled`.
-pub(super) fn set_thread_status(
-    conn: &Connection,
-    thread_id: &str,
-    settled: ThreadStatus,
-    at: Timestamp,
-) -> StorageResult<()> {
-    let status = if has_active_runs(conn, thread_id, None)? {
-        ThreadStatus::Busy
-    } else {
-        settled
-    };
-    conn.prepare_cached(
-        "UPDATE threads SET status = ?2, updated_at = ?3 WHERE thread_id = ?1 AND status != ?2",
-    )
-    .db()?
-    .execute(params![thread_id, status.as_str(), at.timestamp_micros()])
-    .db()?;
-    Ok(())
-}
-
-/// After runs left the thread: `busy` while one is pending or running; else a `busy` thread
-/// becomes `idle` and any other status stays.
-pub(super) fn settle_thread_status(
-    conn: &Connection,
-    thread_id: &str,
-    at: Timestamp,
-) -> StorageResult<()> {
-    let current: Option<String> = conn
-        .prepare_cached("SELECT status FROM threads WHERE thread_id = ?1")
-        .db()?
-        .query_row([thread_id], |row| row.get(0))
+        .query_row([thread_id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
         .db()?;
-    let Some(current) = current else {
-        return Ok(());
+    let Some((current, active)) = current else {
+        return Ok(false);
     };
     let current = super::codec::thread_status(&current)?;
-    let settled = if current == ThreadStatus::Busy {
-        ThreadStatus::Idle
-    } else {
-        current
+    let active = (active - ended).max(0);
+    let status = match settled {
+        _ if active > 0 => ThreadStatus::Busy,
+        Settled::Idle if current == ThreadStatus::Busy => ThreadStatus::Idle,
+        Settled::Idle => current,
+        Settled::To(status) => status,
     };
-    set_thread_status(conn, thread_id, settled, at)
+    if ended != 0 || status != current {
+        conn.prepare_cached(
+            "UPDATE threads SET active_runs = ?2, status = ?3, \
+             updated_at = CASE WHEN status = ?3 THEN updated_at ELSE ?4 END WHERE thread_id = ?1",
+        )
+        .db()?
+        .execute(params![
+            thread_id,
+            active,
+            status.as_str(),
+            at.timestamp_micros()
+        ])
+        .db()?;
+    }
+    Ok(active > 0)
 }
