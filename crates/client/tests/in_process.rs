@@ -5,7 +5,9 @@
 mod support;
 
 use bytes::Bytes;
-use errand_client::protocol::{RunResult, StreamEvent, ThreadCreate};
+use errand_client::protocol::{
+    InProcessAnswer, InProcessCall, RunResult, StreamEvent, Thread, ThreadCreate,
+};
 use errand_client::transport::{InProcessTransport, Transport};
 use errand_client::{Client, ClientCache, ClientError};
 use futures::StreamExt as _;
@@ -162,6 +164,44 @@ async fn any_tower_service_fits_and_a_silent_one_times_out() {
         ),
         "{error}"
     );
+}
+
+/// The transport marks each request as made in this process, and the client takes a typed
+/// answer the service hands over instead of decoding the body (here deliberately not JSON, so
+/// a decode would fail).
+#[tokio::test]
+async fn a_typed_answer_is_taken_as_is() {
+    let thread: Thread = serde_json::from_value(serde_json::json!({
+        "thread_id": "01a209d4-86e0-7039-9090-f5720c840efa",
+        "created_at": "2026-11-23T19:14:12.835271+00:00",
+        "updated_at": "2026-11-23T19:14:12.835271+00:00",
+        "metadata": {"owner": "me"},
+        "status": "idle",
+    }))
+    .expect("a thread");
+    let handed = thread.clone();
+    let service = tower::service_fn(move |request: http::Request<Full<Bytes>>| {
+        let handed = handed.clone();
+        async move {
+            let marked = request.extensions().get::<InProcessCall>().is_some();
+            let mut response = http::Response::new(Full::new(Bytes::from_static(b"not json")));
+            if marked {
+                response.extensions_mut().insert(InProcessAnswer(handed));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let client = Client::builder()
+        .transport(Arc::new(InProcessTransport::new(service)))
+        .api_key(None)
+        .build()
+        .expect("client");
+    let answer = client
+        .threads()
+        .get(thread.thread_id)
+        .await
+        .expect("the typed answer");
+    assert_eq!(answer, thread);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,9 @@
 //!   [`ThreadCreate`], [`ThreadSearchRequest`], [`AssistantSearchRequest`], ...;
 //! - chat [`Message`]s in LangChain's wire form, read from the role form too;
 //! - the run stream: [`sse`] framing and the typed [`StreamEvent`]s;
-//! - the error body [`ErrorBody`] (`{"detail": "..."}`).
+//! - the error body [`ErrorBody`] (`{"detail": "..."}`);
+//! - for a client and a server in one program, the typed answer beside the JSON
+//!   ([`InProcessCall`], [`InProcessAnswer`]).
 //!
 //! Objects keep the keys they do not know in an `extra` map, and [`Nullable`] fields tell an
 //! absent key from a `null` one, so a value read from the Python server and written back is the
@@ -46,6 +48,7 @@
 mod api;
 mod assistant;
 mod error;
+mod in_process;
 mod message;
 mod nullable;
 mod run;
@@ -60,6 +63,7 @@ pub use assistant::{
     ASSISTANT_NAMESPACE, Assistant, AssistantSearchRequest, assistant_id_for_graph,
 };
 pub use error::ProtocolError;
+pub use in_process::{InProcessAnswer, InProcessCall};
 pub use message::{ContentBlock, JsonObject, Message, MessageContent, MessageKind, ToolCall};
 pub use nullable::Nullable;
 pub use run::{

@@ -931,3 +931,75 @@ async fn assistants_and_the_store() {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     api.server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A request marked as made in this process (or not), answered with its typed answer, if any,
+/// and its body decoded.
+async fn typed<T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static>(
+    api: &Api,
+    in_process: bool,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (Option<T>, T) {
+    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(body)
+        .expect("request");
+    if in_process {
+        request
+            .extensions_mut()
+            .insert(errand_protocol::InProcessCall);
+    }
+    let mut response = api
+        .router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    let answer = response
+        .extensions_mut()
+        .remove::<errand_protocol::InProcessAnswer<T>>()
+        .map(|answer| answer.0);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (answer, serde_json::from_slice(&bytes).expect("JSON"))
+}
+
+#[tokio::test]
+async fn a_caller_in_this_process_gets_the_value_its_answer_encodes() {
+    let api = api().await;
+    let create = json!({"metadata": {"owner": "me"}});
+    let (answer, body) =
+        typed::<Thread>(&api, true, Method::POST, "/threads", Some(create.clone())).await;
+    assert_eq!(answer.as_ref(), Some(&body));
+    let thread = body;
+    let path = format!("/threads/{}", thread.thread_id);
+    let (answer, body) = typed::<Thread>(&api, true, Method::GET, &path, None).await;
+    assert_eq!(answer.as_ref(), Some(&body));
+
+    let start = json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "hi"}]}, "metadata": {"n": 1}});
+    let runs = format!("/threads/{}/runs", thread.thread_id);
+    let (answer, run) = typed::<Run>(&api, true, Method::POST, &runs, Some(start.clone())).await;
+    assert_eq!(answer.as_ref(), Some(&run));
+    let (answer, body) = typed::<Run>(&api, true, Method::POST, "/runs", Some(start.clone())).await;
+    assert_eq!(answer.as_ref(), Some(&body));
+    let path = format!("{runs}/{}", run.run_id);
+    let (answer, body) = typed::<Run>(&api, true, Method::GET, &path, None).await;
+    assert_eq!(answer.as_ref(), Some(&body));
+
+    // Over the network the body is the whole answer.
+    let (answer, _) = typed::<Thread>(&api, false, Method::POST, "/threads", Some(create)).await;
+    assert_eq!(answer, None);
+    let (answer, _) = typed::<Run>(&api, false, Method::POST, &runs, Some(start)).await;
+    assert_eq!(answer, None);
+    let (answer, _) = typed::<Run>(&api, false, Method::GET, &path, None).await;
+    assert_eq!(answer, None);
+}

@@ -4,6 +4,7 @@ use super::{ResponseBody, Transport, TransportRequest, TransportResponse};
 use crate::ClientError;
 use crate::error::BoxError;
 use bytes::Bytes;
+use errand_protocol::InProcessCall;
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, TryStreamExt as _};
 use http_body_util::{BodyExt as _, Full};
@@ -99,7 +100,10 @@ impl InProcessTransport {
                         "the in-process transport must be called inside a tokio runtime".into(),
                     ));
                 }
-                let request = request.map(B::from);
+                let mut request = request.map(B::from);
+                // The server may then hand its answer over as a value too (see
+                // `errand_protocol::InProcessCall`).
+                request.extensions_mut().insert(InProcessCall);
                 let response = service.oneshot(request).await.map_err(|error| {
                     ClientError::transport("the in-process service failed", false, error)
                 })?;

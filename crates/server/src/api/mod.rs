@@ -1,5 +1,6 @@
 //! The HTTP API: the LangGraph server routes, as the official clients call them.
 
+mod answer;
 mod assistants;
 mod extract;
 mod runs;

@@ -1,6 +1,7 @@
 //! Runs: create (background, streamed, waited), read, cancel, join, delete.
 
 use super::AppState;
+use super::answer::{Answer, Caller, with_typed};
 use super::extract::{ApiJson, parse_id, query_flag, query_value};
 use super::stream::{Follow, ModeFilter, event_stream, wait_body};
 use super::threads::existing_thread;
@@ -37,12 +38,19 @@ struct Accepted {
     run_id: Uuid,
     /// The run as wire JSON, as stored.
     json: String,
+    /// The run itself, for a caller in this process.
+    typed: Option<Run>,
     channel: Arc<RunChannel>,
 }
 
 /// Validates a run-creation body, turns it into a run, and stores it under its multitask
 /// strategy; runs it replaces are cancelled.
-async fn create_run(state: &AppState, scope: Scope, mut body: RunCreate) -> ServerResult<Accepted> {
+async fn create_run(
+    state: &AppState,
+    caller: Caller,
+    scope: Scope,
+    mut body: RunCreate,
+) -> ServerResult<Accepted> {
     if body.webhook.is_some() {
         return Err(ServerError::Unprocessable(
             "webhook: this server does not call webhooks yet; join or stream the run instead"
@@ -183,6 +191,7 @@ async fn create_run(state: &AppState, scope: Scope, mut body: RunCreate) -> Serv
             other => other.into(),
         })?;
     let run_id = created.run.run_id;
+    let typed = caller.copy(&created.run);
     let channel = executor.submitted(created.run, created.started.zip(worker));
     let action = match strategy {
         MultitaskStrategy::Rollback => CancelAction::Rollback,
@@ -195,6 +204,7 @@ async fn create_run(state: &AppState, scope: Scope, mut body: RunCreate) -> Serv
         thread_id,
         run_id,
         json: created.json,
+        typed,
         channel,
     })
 }
@@ -220,11 +230,8 @@ fn created_response(accepted: Accepted, stateless: bool) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     )];
-    with_header(
-        (json, accepted.json).into_response(),
-        header::CONTENT_LOCATION,
-        &location,
-    )
+    let response = with_typed((json, accepted.json).into_response(), accepted.typed);
+    with_header(response, header::CONTENT_LOCATION, &location)
 }
 
 fn stream_response(state: AppState, accepted: Accepted, body: &RunCreate) -> Response {
@@ -270,11 +277,12 @@ fn accepted_join_response(state: AppState, accepted: Accepted) -> Response {
 
 pub(crate) async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let accepted = create_run(&state, Scope::Thread(thread_id), body).await?;
+    let accepted = create_run(&state, caller, Scope::Thread(thread_id), body).await?;
     Ok(created_response(accepted, false))
 }
 
@@ -284,7 +292,13 @@ pub(crate) async fn create_stream(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let accepted = create_run(&state, Scope::Thread(thread_id), body.clone()).await?;
+    let accepted = create_run(
+        &state,
+        Caller::default(),
+        Scope::Thread(thread_id),
+        body.clone(),
+    )
+    .await?;
     Ok(stream_response(state, accepted, &body))
 }
 
@@ -294,15 +308,16 @@ pub(crate) async fn create_wait(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let accepted = create_run(&state, Scope::Thread(thread_id), body).await?;
+    let accepted = create_run(&state, Caller::default(), Scope::Thread(thread_id), body).await?;
     Ok(accepted_join_response(state, accepted))
 }
 
 pub(crate) async fn create_stateless(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let accepted = create_run(&state, Scope::Stateless, body).await?;
+    let accepted = create_run(&state, caller, Scope::Stateless, body).await?;
     Ok(created_response(accepted, true))
 }
 
@@ -310,7 +325,7 @@ pub(crate) async fn create_stateless_stream(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let accepted = create_run(&state, Scope::Stateless, body.clone()).await?;
+    let accepted = create_run(&state, Caller::default(), Scope::Stateless, body.clone()).await?;
     Ok(stream_response(state, accepted, &body))
 }
 
@@ -318,7 +333,7 @@ pub(crate) async fn create_stateless_wait(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let accepted = create_run(&state, Scope::Stateless, body).await?;
+    let accepted = create_run(&state, Caller::default(), Scope::Stateless, body).await?;
     Ok(accepted_join_response(state, accepted))
 }
 
@@ -336,9 +351,11 @@ async fn existing_run(state: &AppState, thread_id: &str, run_id: &str) -> Server
 
 pub(crate) async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path((thread_id, run_id)): Path<(String, String)>,
-) -> ServerResult<Json<Run>> {
-    existing_run(&state, &thread_id, &run_id).await.map(Json)
+) -> ServerResult<Answer<Run>> {
+    let run = existing_run(&state, &thread_id, &run_id).await?;
+    Ok(caller.answer(run))
 }
 
 fn parse_number(pairs: &[(String, String)], key: &str, default: u32) -> ServerResult<u32> {

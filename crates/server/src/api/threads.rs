@@ -1,6 +1,7 @@
 //! Threads, their state and history.
 
 use super::AppState;
+use super::answer::{Answer, Caller};
 use super::assistants::contains;
 use super::extract::{ApiJson, parse_id};
 use crate::storage::{CheckpointRecord, NewCheckpoint, RunPage};
@@ -18,8 +19,9 @@ use uuid::Uuid;
 
 pub(crate) async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<ThreadCreate>,
-) -> ServerResult<Json<Thread>> {
+) -> ServerResult<Answer<Thread>> {
     if body
         .supersteps
         .as_ref()
@@ -39,7 +41,7 @@ pub(crate) async fn create(
         .storage()
         .create_thread(thread, body.if_exists.unwrap_or(IfExists::Raise))
         .await?;
-    Ok(Json(stored))
+    Ok(caller.answer(stored))
 }
 
 /// The thread, or the Python server's 404.
@@ -54,10 +56,12 @@ pub(crate) async fn existing_thread(state: &AppState, thread_id: Uuid) -> Server
 
 pub(crate) async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
-) -> ServerResult<Json<Thread>> {
+) -> ServerResult<Answer<Thread>> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    existing_thread(&state, thread_id).await.map(Json)
+    let thread = existing_thread(&state, thread_id).await?;
+    Ok(caller.answer(thread))
 }
 
 pub(crate) async fn patch(
