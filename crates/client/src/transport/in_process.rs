@@ -20,6 +20,11 @@ type Call = dyn Fn(TransportRequest) -> BoxFuture<'static, Result<TransportRespo
 /// Calls a `tower::Service` (e.g. errand-server's `Router`) directly: the same requests and
 /// answers as over HTTP, with no socket and no port.
 ///
+/// Each request carries [`InProcessCall`] in its extensions. A service that answers with the
+/// value its JSON body encodes ([`InProcessAnswer`](errand_protocol::InProcessAnswer), as
+/// errand-server does for threads and runs created or read) spares the client decoding it;
+/// any other answer is decoded from the body as usual.
+///
 /// Each call clones the service and drives it on the caller's task, so it works from any tokio
 /// runtime (current-thread or multi-thread, inside `tokio::spawn`, or another runtime than the
 /// one the server started on). Work the service spawns (a streamed body, say) runs on the
