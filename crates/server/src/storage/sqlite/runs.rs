@@ -348,7 +348,7 @@ pub(super) fn transition_run(
             .db()?
             .execute(params![key, to.as_str(), at.timestamp_micros()])
             .db()?;
-        let ended = i64::from(is_active(&status)) - i64::from(is_active(to.as_str()));
+        let ended = i64::from(is_active(before.as_str())) - i64::from(is_active(to.as_str()));
         runs_ended(conn, &thread_id, ended, Settled::Idle, at)?;
     }
     load_run(conn, run_id)

@@ -357,15 +357,14 @@ pub(super) enum Settled {
 }
 
 /// After `ended` of the thread's active runs ended or went (0 when none did): the thread stays
-/// `busy` while it has an active run left, else it takes its settled status. Answers whether
-/// it is still busy; false for a thread that is gone.
+/// `busy` while it has an active run left, else it takes its settled status.
 pub(super) fn runs_ended(
     conn: &Connection,
     thread_id: &str,
     ended: i64,
     settled: Settled,
     at: Timestamp,
-) -> StorageResult<bool> {
+) -> StorageResult<()> {
     let current: Option<(String, i64)> = conn
         .prepare_cached("SELECT status, active_runs FROM threads WHERE thread_id = ?1")
         .db()?
@@ -373,7 +372,7 @@ pub(super) fn runs_ended(
         .optional()
         .db()?;
     let Some((current, active)) = current else {
-        return Ok(false);
+        return Ok(());
     };
     let current = super::codec::thread_status(&current)?;
     let active = (active - ended).max(0);
@@ -397,5 +396,5 @@ pub(super) fn runs_ended(
         ])
         .db()?;
     }
-    Ok(active > 0)
+    Ok(())
 }
