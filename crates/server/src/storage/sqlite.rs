@@ -104,8 +104,8 @@ fn claim(connection: &Connection, path: &Path) -> StorageResult<()> {
         && error.code == rusqlite::ErrorCode::DatabaseBusy
     {
         return Err(StorageError::Backend(format!(
-            "the database {} is in use by another process (an errand server keeps its \
-             database to itself while it runs)",
+            "the database {} is in use by another process: an errand server keeps its \
+             database to itself while it runs, so give each process a file of its own",
             path.display()
         )));
     }
