@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,14 @@ fn serve(db: &Path) -> Served {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
     Served { child, address }
+}
+
+/// A fresh folder named for `name` and this process, and the database path in it.
+fn temp_db(name: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("errand.db");
+    (dir, db)
 }
 
 /// One HTTP/1.1 request on a fresh connection; the status and the JSON body.
@@ -92,9 +100,7 @@ fn dechunk(mut body: &str) -> String {
 
 #[test]
 fn a_killed_server_loses_no_accepted_thread_or_run() {
-    let dir = std::env::temp_dir().join(format!("errand-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let db = dir.join("errand.db");
+    let (dir, db) = temp_db("errand-restart");
 
     let server = serve(&db);
     let mut runs = Vec::new();
@@ -199,9 +205,7 @@ fn a_killed_server_loses_no_accepted_thread_or_run() {
 
 #[test]
 fn sigterm_stops_cleanly_and_the_next_start_takes_the_run_up() {
-    let dir = std::env::temp_dir().join(format!("errand-sigterm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let db = dir.join("errand.db");
+    let (dir, db) = temp_db("errand-sigterm");
 
     let mut server = serve(&db);
     let (_, thread) = call(&server.address, "POST", "/threads", Some(&json!({})));
@@ -267,9 +271,7 @@ fn sigterm_stops_cleanly_and_the_next_start_takes_the_run_up() {
 
 #[test]
 fn a_second_server_on_the_same_database_is_refused_while_the_first_runs() {
-    let dir = std::env::temp_dir().join(format!("errand-second-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let db = dir.join("errand.db");
+    let (dir, db) = temp_db("errand-second");
 
     let first = serve(&db);
     let (status, thread) = call(&first.address, "POST", "/threads", Some(&json!({})));

@@ -2542,6 +2542,19 @@ async fn check_threads(storage: &SqliteStorage, threads: &[Uuid]) -> Vec<Run> {
     all
 }
 
+/// Interrupts a run if it is still pending or running, as a cancel does.
+async fn interrupt(storage: &SqliteStorage, run_id: Uuid, at: Timestamp) {
+    storage
+        .transition_run(
+            run_id,
+            &[RunStatus::Pending, RunStatus::Running],
+            RunStatus::Interrupted,
+            at,
+        )
+        .await
+        .expect("storage call");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -2579,15 +2592,7 @@ proptest! {
                                 if strategy == MultitaskStrategy::Rollback {
                                     storage.rollback_run(replaced, now).await.unwrap();
                                 } else {
-                                    storage
-                                        .transition_run(
-                                            replaced,
-                                            &[RunStatus::Pending, RunStatus::Running],
-                                            RunStatus::Interrupted,
-                                            now,
-                                        )
-                                        .await
-                                        .unwrap();
+                                    interrupt(&storage, replaced, now).await;
                                 }
                             }
                         }
@@ -2602,15 +2607,7 @@ proptest! {
                     }
                     Step::Cancel { pick } => {
                         if let Some(run_id) = nth(pick, false) {
-                            storage
-                                .transition_run(
-                                    run_id,
-                                    &[RunStatus::Pending, RunStatus::Running],
-                                    RunStatus::Interrupted,
-                                    now,
-                                )
-                                .await
-                                .unwrap();
+                            interrupt(&storage, run_id, now).await;
                         }
                     }
                     Step::Delete { pick } => {
