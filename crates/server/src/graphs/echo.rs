@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The echo graph. See the [module docs](self).
+/// The echo graph, with no model: it adds the input messages to the thread's `messages` and
+/// answers `echo: <text of the last message>`. A last message `sleep=<seconds> ...` waits that
+/// long first (a cancel stops the wait), and `fail=<text>` fails with `EchoError: <text>`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Echo;
 
