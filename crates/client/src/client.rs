@@ -378,9 +378,9 @@ impl Client {
         }
     }
 
-    /// Sends `call` and reads its answer as JSON (leading keep-alive newlines are skipped).
     /// Sends `call` and reads its answer: the value a server in this process handed over with
-    /// it ([`InProcessAnswer`]), which is what the body encodes, else the body decoded.
+    /// it ([`InProcessAnswer`]), which is what the body encodes, else the body decoded as JSON
+    /// (leading keep-alive newlines are skipped).
     pub(crate) async fn json<T>(&self, call: &Call) -> Result<T, ClientError>
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
