@@ -49,6 +49,7 @@ mod api;
 mod assistant;
 mod error;
 mod in_process;
+mod limits;
 mod message;
 mod nullable;
 mod run;
@@ -64,6 +65,7 @@ pub use assistant::{
 };
 pub use error::ProtocolError;
 pub use in_process::{InProcessAnswer, InProcessCall};
+pub use limits::{MAX_AFTER_SECONDS, MAX_BODY_NESTING};
 pub use message::{ContentBlock, JsonObject, Message, MessageContent, MessageKind, ToolCall};
 pub use nullable::Nullable;
 pub use run::{
