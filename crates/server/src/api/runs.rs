@@ -13,11 +13,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use errand_protocol::{
-    CancelAction, CancelStatusFilter, IfNotExists, JsonObject, MultitaskStrategy, Nullable,
-    OnCompletion, OnDisconnect, Run, RunCancelManyRequest, RunCreate, RunStatus, StreamModes,
-    Timestamp,
+    CancelAction, CancelStatusFilter, IfNotExists, JsonObject, MAX_AFTER_SECONDS,
+    MultitaskStrategy, Nullable, OnCompletion, OnDisconnect, Run, RunCancelManyRequest,
+    RunCreate, RunStatus, StreamModes, Timestamp,
 };
-use serde_json::{Value, json};
+use serde_json::{Number, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -89,17 +89,7 @@ async fn create_run(
     };
     let run_id = Uuid::now_v7();
     let now = Timestamp::now();
-    let delay = body
-        .after_seconds
-        .as_ref()
-        .and_then(serde_json::Number::as_f64)
-        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
-        .map_or(Duration::ZERO, Duration::from_secs_f64);
-    let created_at = Timestamp::from_timestamp_micros(
-        now.timestamp_micros()
-            .saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX)),
-    )
-    .unwrap_or(now);
+    let created_at = start_time(now, body.after_seconds.as_ref())?;
 
     let mut ids = JsonObject::new();
     ids.insert("graph_id".into(), Value::from(graph_id.as_str()));
@@ -207,6 +197,33 @@ async fn create_run(
         typed,
         channel,
     })
+}
+
+/// When a run created `now` may start: `now`, or later by `after_seconds`, which must lie
+/// between 0 and [`MAX_AFTER_SECONDS`] (a time storage can write and read back).
+fn start_time(now: Timestamp, after_seconds: Option<&Number>) -> ServerResult<Timestamp> {
+    let Some(after_seconds) = after_seconds else {
+        return Ok(now);
+    };
+    let out_of_range = || {
+        ServerError::Unprocessable(format!(
+            "after_seconds: {after_seconds} is not a number of seconds from 0 to \
+             {MAX_AFTER_SECONDS} (ten years)"
+        ))
+    };
+    // `as f64` is exact for the limit, which is far below 2^53.
+    #[allow(clippy::cast_precision_loss)]
+    let limit = MAX_AFTER_SECONDS as f64;
+    let delay = after_seconds
+        .as_f64()
+        .filter(|seconds| (0.0..=limit).contains(seconds))
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .ok_or_else(out_of_range)?;
+    let micros = i64::try_from(delay.as_micros()).map_err(|_| out_of_range())?;
+    now.timestamp_micros()
+        .checked_add(micros)
+        .and_then(Timestamp::from_timestamp_micros)
+        .ok_or_else(out_of_range)
 }
 
 fn run_path(accepted: &Accepted, stateless: bool) -> String {
