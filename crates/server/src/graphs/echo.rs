@@ -57,7 +57,10 @@ fn instruction(text: &str) -> Instruction<'_> {
         .and_then(|number| number.parse::<f64>().ok())
         .filter(|seconds| seconds.is_finite() && *seconds > 0.0);
     match seconds {
-        Some(seconds) => Instruction::Sleep(Duration::from_secs_f64(seconds).min(MAX_SLEEP)),
+        // A number past what a Duration holds is taken as the longest sleep, not a panic.
+        Some(seconds) => Instruction::Sleep(
+            Duration::try_from_secs_f64(seconds).map_or(MAX_SLEEP, |sleep| sleep.min(MAX_SLEEP)),
+        ),
         None => Instruction::Echo,
     }
 }
@@ -190,6 +193,11 @@ mod tests {
         assert_eq!(instruction("fail=boom"), Instruction::Fail("boom"));
         assert_eq!(instruction("sleep=abc"), Instruction::Echo);
         assert_eq!(instruction("hello"), Instruction::Echo);
+        // A sleep past what a Duration holds is the longest sleep (it panicked).
+        assert_eq!(
+            instruction(&format!("sleep=1{}", "0".repeat(20))),
+            Instruction::Sleep(MAX_SLEEP)
+        );
     }
 
     #[tokio::test]
