@@ -1,7 +1,7 @@
 //! The one error type of the server, and how it answers HTTP.
 
 use crate::storage::StorageError;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use errand_protocol::ErrorBody;
 
@@ -40,7 +40,14 @@ pub enum ServerError {
     /// 503: the server is stopping.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// 503: storage cannot take new work now (its disk is full, or the ends of runs wait to
+    /// be written); it will again once space returns, with no restart.
+    #[error("{0}")]
+    Unavailable(String),
 }
+
+/// How long a client told 503 should wait before it tries again, in seconds.
+pub(crate) const RETRY_AFTER_SECONDS: u32 = 5;
 
 impl ServerError {
     /// The plain "Not Found" the Python server answers for most missing resources.
@@ -59,7 +66,7 @@ impl ServerError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -71,6 +78,10 @@ impl From<StorageError> for ServerError {
             StorageError::ThreadExists(_) | StorageError::ThreadBusy => {
                 Self::Conflict(error.to_string())
             }
+            StorageError::Full(_) => Self::Unavailable(format!(
+                "{error}: errand refuses new work until space returns, and takes it again by \
+                 itself once it has"
+            )),
             StorageError::Backend(_) => Self::Storage(error),
         }
     }
@@ -82,7 +93,13 @@ impl IntoResponse for ServerError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        (status, axum::Json(ErrorBody::new(self.to_string()))).into_response()
+        let mut response = (status, axum::Json(ErrorBody::new(self.to_string()))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
 

@@ -8,19 +8,23 @@
 
 use crate::hub::{RunChannel, RunEnd, RunHub};
 use crate::registry::Graphs;
-use crate::storage::{ClaimedRun, FinishedRun, NewCheckpoint, Storage, StoredEvent};
+use crate::storage::{
+    ClaimedRun, FinishedRun, NewCheckpoint, Start, Storage, StorageError, StorageResult,
+    StoredEvent,
+};
 use crate::{ServerError, ServerResult};
 use errand_protocol::{
     CancelAction, Command, JsonObject, Run, RunMetadata, RunStatus, StreamPart, ThreadStatus,
     Timestamp,
 };
-use errand_runtime::{Error as RuntimeError, EventSink, GraphOutput, GraphRun};
+use errand_runtime::{Error as RuntimeError, EventSink, Graph, GraphOutput, GraphRun};
 use futures::FutureExt;
 use serde_json::{Value, json};
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -99,6 +103,9 @@ struct Inner {
     active: Mutex<HashMap<Uuid, Arc<ActiveRun>>>,
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
+    /// Writes of runs' ends (or rollbacks) that failed and wait to be tried again: while there
+    /// are any, no new run is accepted or claimed.
+    ends_waiting: AtomicUsize,
 }
 
 /// The dispatcher's knowledge of delayed runs. Kept in memory so that an idle dispatcher
@@ -138,6 +145,7 @@ impl Executor {
                 active: Mutex::new(HashMap::new()),
                 slots,
                 shutdown: CancellationToken::new(),
+                ends_waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -203,7 +211,7 @@ impl Executor {
     /// same write that accepts it ([`NewRun::start`](crate::storage::NewRun::start)). None
     /// when every worker is busy (or others wait for one) or the server is stopping.
     pub(crate) fn free_worker(&self) -> Option<Worker> {
-        if self.inner.shutdown.is_cancelled() {
+        if self.inner.shutdown.is_cancelled() || self.inner.ends_waiting() > 0 {
             return None;
         }
         // `try_acquire` never takes a permit that the dispatcher is queued for.
@@ -219,12 +227,12 @@ impl Executor {
     /// follow a run that may end (and, if stateless, be deleted) before it looks.
     ///
     /// [`CreatedRun::started`]: crate::storage::CreatedRun::started
-    pub(crate) fn submitted(&self, run: Run, started: Option<(Value, Worker)>) -> Arc<RunChannel> {
+    pub(crate) fn submitted(&self, run: Run, started: Option<(Start, Worker)>) -> Arc<RunChannel> {
         let channel = self.inner.hub.channel(run.run_id);
         match started {
-            Some((values, Worker(slot))) => self
+            Some((start, Worker(slot))) => self
                 .inner
-                .spawn_run(ClaimedRun::first_attempt(run, values), slot),
+                .spawn_run(ClaimedRun::first_attempt(run, start), slot),
             None => {
                 if run.created_at > run.updated_at {
                     self.inner.delayed_until(run.created_at);
@@ -233,6 +241,20 @@ impl Executor {
             }
         }
         channel
+    }
+
+    /// Whether new runs are taken: not while the ends of runs wait to be written (storage is
+    /// failing, most likely for a full disk), so that no more work is accepted than can be
+    /// finished; a 503 tells the client to come back, and the server takes runs again by
+    /// itself once the waiting ends are written.
+    pub fn accepting(&self) -> ServerResult<()> {
+        match self.inner.ends_waiting() {
+            0 => Ok(()),
+            waiting => Err(ServerError::Unavailable(format!(
+                "storage cannot record the end of {waiting} run(s) (is its disk full?): new runs \
+                 are refused until it can, which the server finds out by itself"
+            ))),
+        }
     }
 
     /// Cancels a run that is pending or running. Answers 404 as the Python server does when
@@ -336,6 +358,10 @@ impl Executor {
 }
 
 impl Inner {
+    fn ends_waiting(&self) -> usize {
+        self.ends_waiting.load(Ordering::SeqCst)
+    }
+
     fn active_run(&self, run_id: Uuid) -> Option<Arc<ActiveRun>> {
         self.active
             .lock()
@@ -387,6 +413,15 @@ impl Inner {
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
                 return;
             };
+            if self.ends_waiting() > 0 {
+                // Storage cannot finish what runs now; new claims would only pile up more.
+                drop(slot);
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.idle_poll) => {}
+                    () = self.shutdown.cancelled() => {}
+                }
+                continue;
+            }
             match self.storage.claim_next_run(Timestamp::now()).await {
                 Ok(Some(claimed)) => self.spawn_run(claimed, slot),
                 Ok(None) => {
@@ -465,18 +500,16 @@ impl Inner {
 
     async fn execute(&self, claimed: ClaimedRun, active: Arc<ActiveRun>) {
         let run_id = claimed.run.run_id;
-        if let Err(error) = self.run_to_end(claimed, &active).await {
-            tracing::error!(%run_id, %error, "recording the end of a run failed");
-        }
+        self.run_to_end(claimed, &active).await;
         self.unregister(run_id);
         self.hub.close(run_id);
     }
 
-    async fn run_to_end(&self, claimed: ClaimedRun, active: &ActiveRun) -> ServerResult<()> {
+    async fn run_to_end(&self, claimed: ClaimedRun, active: &ActiveRun) {
         let ClaimedRun {
             run,
             attempt,
-            values,
+            start,
         } = claimed;
         // Keep what the end of the run needs; the rest of the run (its kwargs) goes to the
         // graph or is dropped, so a run in flight holds little memory.
@@ -509,12 +542,16 @@ impl Inner {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let outcome = match self.graphs.by_name(&graph_id) {
-            None => Outcome::Failed {
+        let outcome = match (start, self.graphs.by_name(&graph_id)) {
+            (Start::Unreadable(reason), _) => Outcome::Failed {
+                kind: "UnreadableRun".into(),
+                message: reason,
+            },
+            (Start::Values(_), None) => Outcome::Failed {
                 kind: "GraphNotFound".into(),
                 message: format!("graph `{graph_id}` is not hosted by this server"),
             },
-            Some(hosted) => {
+            (Start::Values(values), Some(hosted)) => {
                 let graph_run = GraphRun {
                     run_id,
                     thread_id,
@@ -530,29 +567,7 @@ impl Inner {
                     cancel: active.token.clone(),
                     events: recorder.sink(),
                 };
-                // A graph that panics fails its run; it must not take the worker with it.
-                let invoke = AssertUnwindSafe(hosted.graph.invoke(graph_run))
-                    .catch_unwind()
-                    .map(|result| {
-                        result.unwrap_or_else(|panic| {
-                            Err(RuntimeError::failed(
-                                "GraphPanicked",
-                                panic_message(&*panic),
-                            ))
-                        })
-                    });
-                tokio::select! {
-                    result = tokio::time::timeout(self.config.run_timeout, invoke) => match result {
-                        Ok(Ok(output)) => Outcome::Done(output),
-                        Ok(Err(RuntimeError::Cancelled)) => Outcome::Stopped,
-                        Ok(Err(error)) => Outcome::Failed {
-                            kind: error.kind().to_owned(),
-                            message: error.message(),
-                        },
-                        Err(_elapsed) => Outcome::TimedOut,
-                    },
-                    () = active.token.cancelled() => Outcome::Stopped,
-                }
+                self.invoke(&*hosted.graph, graph_run, active).await
             }
         };
 
@@ -561,13 +576,19 @@ impl Inner {
         let (status, thread_status, error, output_values, interrupts) = match outcome {
             Outcome::Stopped if stop == Some(Stop::Shutdown) => {
                 // Leave it `running`: the next start puts it back in the queue.
-                return Ok(());
+                return;
             }
             Outcome::Stopped if stop == Some(Stop::Cancel(CancelAction::Rollback)) => {
-                self.storage.rollback_run(run_id, now).await?;
-                // The run that asked for the rollback waits on the thread: it may start now.
-                self.wake.notify_one();
-                return Ok(());
+                let rolled_back = self
+                    .until_written(run_id, "rolling back a run", |_| {
+                        self.storage.rollback_run(run_id, now)
+                    })
+                    .await;
+                if rolled_back.is_some() {
+                    // The run that asked for the rollback waits on the thread: it may start now.
+                    self.wake.notify_one();
+                }
+                return;
             }
             Outcome::Stopped => (
                 RunStatus::Interrupted,
@@ -649,27 +670,47 @@ impl Inner {
         } else {
             BTreeMap::from([(run_id.simple().to_string(), interrupts)])
         };
+        let finished = FinishedRun {
+            run_id,
+            status,
+            values: output_values,
+            thread_status,
+            error,
+            interrupts,
+            // With the final status, in one transaction: whoever reads the final status can
+            // replay every event.
+            events: channel.snapshot(),
+            checkpoints,
+            at: now,
+        };
+        // Past a few failures that are not a full disk, what the run produced is what storage
+        // cannot take: its bare end is written instead, so the run does not stay claimed.
+        let bare = finished.bare();
+        let wrote_bare = AtomicBool::new(false);
         let ended = self
-            .storage
-            .finish_run(FinishedRun {
-                run_id,
-                status,
-                values: output_values,
-                thread_status,
-                error,
-                interrupts,
-                // With the final status, in one transaction: whoever reads the final status can
-                // replay every event.
-                events: channel.snapshot(),
-                checkpoints,
-                at: now,
+            .until_written(run_id, "recording the end of a run", |failures| {
+                let give_up = failures >= BARE_END_AFTER;
+                wrote_bare.store(give_up, Ordering::Relaxed);
+                self.storage
+                    .finish_run(if give_up { &bare } else { &finished })
             })
-            .await?;
+            .await;
+        let Some(ended) = ended else {
+            // Stopping: the run stays `running`, for the next start to take up.
+            return;
+        };
         if let Some(ended) = ended {
             // Joiners following the run live answer from this, without reading storage.
-            channel.set_end(RunEnd {
-                status,
-                interrupts: ended_interrupts,
+            channel.set_end(if wrote_bare.load(Ordering::Relaxed) {
+                RunEnd {
+                    status: bare.status,
+                    interrupts: Vec::new(),
+                }
+            } else {
+                RunEnd {
+                    status,
+                    interrupts: ended_interrupts,
+                }
             });
             // The next run on the thread may start now.
             if ended.thread_busy {
@@ -677,9 +718,108 @@ impl Inner {
             }
         }
         if temporary {
-            self.storage.delete_thread(thread_id).await?;
+            self.until_written(run_id, "deleting a stateless run's thread", |_| {
+                self.storage.delete_thread(thread_id)
+            })
+            .await;
         }
-        Ok(())
+    }
+
+    /// Runs a graph to its outcome: its output, its error, its timeout, or its stop. A graph
+    /// that panics fails its run; it must not take the worker with it.
+    async fn invoke(&self, graph: &dyn Graph, graph_run: GraphRun, active: &ActiveRun) -> Outcome {
+        let invoke = AssertUnwindSafe(graph.invoke(graph_run))
+            .catch_unwind()
+            .map(|result| {
+                result.unwrap_or_else(|panic| {
+                    Err(RuntimeError::failed(
+                        "GraphPanicked",
+                        panic_message(&*panic),
+                    ))
+                })
+            });
+        tokio::select! {
+            result = tokio::time::timeout(self.config.run_timeout, invoke) => match result {
+                Ok(Ok(output)) => Outcome::Done(output),
+                Ok(Err(RuntimeError::Cancelled)) => Outcome::Stopped,
+                Ok(Err(error)) => Outcome::Failed {
+                    kind: error.kind().to_owned(),
+                    message: error.message(),
+                },
+                Err(_elapsed) => Outcome::TimedOut,
+            },
+            () = active.token.cancelled() => Outcome::Stopped,
+        }
+    }
+
+    /// Does a write that the life of a run cannot go on without (its end, its rollback),
+    /// trying again with backoff until storage takes it. `write` is told how many tries failed
+    /// for another reason than a full disk. Meanwhile the run stays claimed here and its
+    /// joiners keep waiting, and this server takes no new work ([`Executor::accepting`]), so
+    /// that none piles up behind a full disk; once space returns the write goes through and
+    /// the server goes on by itself. Only a shutdown ends the tries (`None`): the run is left
+    /// `running`, and the next start takes it up, as any run a stop cut off.
+    async fn until_written<T, F, W>(&self, run_id: Uuid, what: &str, mut write: W) -> Option<T>
+    where
+        W: FnMut(u32) -> F,
+        F: Future<Output = StorageResult<T>>,
+    {
+        let mut delay = RETRY_FIRST;
+        let mut other_failures = 0;
+        let mut waiting: Option<Waiting<'_>> = None;
+        for tries in 1_u32.. {
+            let error = match write(other_failures).await {
+                Ok(written) => {
+                    if waiting.is_some() {
+                        tracing::info!(%run_id, tries, "{what} succeeded after failing");
+                    }
+                    return Some(written);
+                }
+                Err(error) => error,
+            };
+            if !matches!(error, StorageError::Full(_)) {
+                other_failures += 1;
+            }
+            waiting.get_or_insert_with(|| Waiting::new(&self.ends_waiting));
+            tracing::error!(
+                %run_id,
+                %error,
+                tries,
+                retry_in_ms = delay.as_millis(),
+                "{what} failed; it is tried again"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.shutdown.cancelled() => return None,
+            }
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+        None
+    }
+}
+
+/// The first wait before a failed write of a run's end is tried again; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+/// The longest wait between two tries of a run's end.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Failures of a run's whole end, for another reason than a full disk, after which its bare
+/// end is written instead ([`FinishedRun::bare`]).
+const BARE_END_AFTER: u32 = 3;
+
+/// Counts a write that waits to be tried again while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -741,7 +881,7 @@ impl Recorder {
         self.channel.publish(StoredEvent {
             seq,
             event: event.to_owned(),
-            data,
+            data: data.into(),
         });
     }
 

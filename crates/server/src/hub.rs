@@ -206,7 +206,7 @@ mod tests {
         StoredEvent {
             seq,
             event: "values".into(),
-            data: format!("{{\"n\":{seq}}}"),
+            data: format!("{{\"n\":{seq}}}").into(),
         }
     }
 
@@ -257,7 +257,7 @@ mod tests {
         channel.publish(StoredEvent {
             seq: 1,
             event: "values".into(),
-            data: "x".repeat(RECENT_BYTES / 2),
+            data: "x".repeat(RECENT_BYTES / 2).into(),
         });
         channel.set_end(RunEnd {
             status: RunStatus::Success,
@@ -271,7 +271,7 @@ mod tests {
         channel.publish(StoredEvent {
             seq: 1,
             event: "values".into(),
-            data: "x".repeat(RECENT_BYTES + 1),
+            data: "x".repeat(RECENT_BYTES + 1).into(),
         });
         channel.set_end(RunEnd {
             status: RunStatus::Success,

@@ -8,7 +8,8 @@ use errand_protocol::{
     ThreadStatus, Timestamp,
 };
 use errand_server::storage::{
-    FinishedRun, NewCheckpoint, NewRun, RunPage, SqliteStorage, Storage, StorageError, StoredEvent,
+    FinishedRun, NewCheckpoint, NewRun, RunPage, SqliteStorage, Start, Storage, StorageError,
+    StoredEvent, UNREADABLE,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -174,7 +175,7 @@ fn event(seq: u64, name: &str) -> StoredEvent {
     StoredEvent {
         seq,
         event: name.to_owned(),
-        data: format!("{{\"seq\":{seq}}}"),
+        data: format!("{{\"seq\":{seq}}}").into(),
     }
 }
 
@@ -732,7 +733,7 @@ async fn reject_refuses_a_busy_thread_and_inserts_nothing() {
 
     // Not busy once the run finished.
     storage
-        .finish_run(success(first.run.run_id, None, t(5)))
+        .finish_run(&success(first.run.run_id, None, t(5)))
         .await
         .unwrap();
     storage
@@ -754,7 +755,7 @@ async fn interrupt_and_rollback_name_the_runs_to_cancel() {
         let done = enqueue(&storage, thread.thread_id, t(1)).await;
         storage.claim_next_run(t(1)).await.unwrap().unwrap();
         storage
-            .finish_run(success(done.run_id, None, t(2)))
+            .finish_run(&success(done.run_id, None, t(2)))
             .await
             .unwrap();
         let running = enqueue(&storage, thread.thread_id, t(3)).await;
@@ -831,7 +832,7 @@ async fn claim_takes_the_oldest_runnable_run() {
     assert_eq!(first.run.status, RunStatus::Running);
     assert_eq!(first.run.updated_at, t(10));
     assert_eq!(first.attempt, 1);
-    assert_eq!(first.values, Value::Null);
+    assert_eq!(first.start, Start::Values(Value::Null));
     // a2 waits for a1 (its thread has a running run): b1 is next.
     let second = storage.claim_next_run(t(10)).await.unwrap().unwrap();
     assert_eq!(second.run.run_id, b1.run_id);
@@ -844,7 +845,7 @@ async fn claim_takes_the_oldest_runnable_run() {
     );
 
     let ended = storage
-        .finish_run(success(a1.run_id, Some(json!({"after": "a1"})), t(11)))
+        .finish_run(&success(a1.run_id, Some(json!({"after": "a1"})), t(11)))
         .await
         .unwrap()
         .unwrap();
@@ -852,7 +853,7 @@ async fn claim_takes_the_oldest_runnable_run() {
     assert!(ended.thread_busy);
     let third = storage.claim_next_run(t(12)).await.unwrap().unwrap();
     assert_eq!(third.run.run_id, a2.run_id);
-    assert_eq!(third.values, json!({"after": "a1"}));
+    assert_eq!(third.start, Start::Values(json!({"after": "a1"})));
     assert!(storage.claim_next_run(t(49)).await.unwrap().is_none());
     let fourth = storage.claim_next_run(t(50)).await.unwrap().unwrap();
     assert_eq!(fourth.run.run_id, c_later.run_id);
@@ -878,7 +879,7 @@ async fn per_thread_order_follows_created_at_not_insertion() {
     while let Some(claimed) = storage.claim_next_run(t(100)).await.unwrap() {
         order.push(claimed.run.run_id);
         storage
-            .finish_run(success(claimed.run.run_id, None, t(100)))
+            .finish_run(&success(claimed.run.run_id, None, t(100)))
             .await
             .unwrap();
     }
@@ -929,7 +930,7 @@ async fn claim_concurrently(storage: SqliteStorage, threads: usize, runs_per_thr
                 tokio::task::yield_now().await;
                 running.lock().expect("the running set").remove(&thread_id);
                 storage
-                    .finish_run(success(claimed.run.run_id, None, t(1_000_000)))
+                    .finish_run(&success(claimed.run.run_id, None, t(1_000_000)))
                     .await
                     .expect("storage call");
             }
@@ -948,7 +949,7 @@ async fn claim_concurrently(storage: SqliteStorage, threads: usize, runs_per_thr
             .expect("the log")
             .push((claimed.run.thread_id, claimed.run.run_id));
         storage
-            .finish_run(success(claimed.run.run_id, None, t(1_000_000)))
+            .finish_run(&success(claimed.run.run_id, None, t(1_000_000)))
             .await
             .expect("storage call");
     }
@@ -1000,7 +1001,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
     let first = enqueue(&storage, thread.thread_id, t(2)).await;
     let second = enqueue(&storage, thread.thread_id, t(3)).await;
     let claimed = storage.claim_next_run(t(4)).await.unwrap().unwrap();
-    assert_eq!(claimed.values, json!({"n": 0}));
+    assert_eq!(claimed.start, Start::Values(json!({"n": 0})));
 
     // Another run is pending: the thread stays busy whatever the first run says.
     let mut interrupts = BTreeMap::new();
@@ -1014,7 +1015,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
     );
     let first_checkpoint = checkpoint(Some(first.run_id), json!({"n": 1}), t(5));
     let finished = storage
-        .finish_run(FinishedRun {
+        .finish_run(&FinishedRun {
             run_id: first.run_id,
             status: RunStatus::Success,
             values: Some(json!({"n": 1})),
@@ -1050,7 +1051,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
     let error = json!({"error": "EchoError", "message": "boom"});
     let second_checkpoint = checkpoint(Some(second.run_id), json!({"n": 1}), t(7));
     storage
-        .finish_run(FinishedRun {
+        .finish_run(&FinishedRun {
             run_id: second.run_id,
             status: RunStatus::Error,
             values: None,
@@ -1108,7 +1109,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
     let third = enqueue(&storage, thread.thread_id, t(8)).await;
     storage.claim_next_run(t(8)).await.unwrap().unwrap();
     storage
-        .finish_run(success(third.run_id, Some(json!({"n": 3})), t(9)))
+        .finish_run(&success(third.run_id, Some(json!({"n": 3})), t(9)))
         .await
         .unwrap();
     let stored = thread_of(&storage, thread.thread_id).await;
@@ -1127,7 +1128,7 @@ async fn finish_run_of_a_deleted_run_changes_nothing() {
     assert!(storage.rollback_run(gone.run_id, t(2)).await.unwrap());
     let before = thread_of(&storage, thread.thread_id).await;
     let answer = storage
-        .finish_run(success(gone.run_id, Some(json!({"late": true})), t(3)))
+        .finish_run(&success(gone.run_id, Some(json!({"late": true})), t(3)))
         .await
         .unwrap();
     assert!(answer.is_none());
@@ -1233,7 +1234,7 @@ async fn transition_run_keeps_a_non_busy_thread_status() {
     let failed = enqueue(&storage, thread.thread_id, t(1)).await;
     storage.claim_next_run(t(1)).await.unwrap().unwrap();
     storage
-        .finish_run(FinishedRun {
+        .finish_run(&FinishedRun {
             run_id: failed.run_id,
             status: RunStatus::Error,
             values: None,
@@ -1269,7 +1270,7 @@ async fn rollback_run_restores_the_previous_values() {
     let kept = enqueue(&storage, thread.thread_id, t(1)).await;
     storage.claim_next_run(t(1)).await.unwrap().unwrap();
     storage
-        .finish_run(success(kept.run_id, Some(json!({"v": "kept"})), t(2)))
+        .finish_run(&success(kept.run_id, Some(json!({"v": "kept"})), t(2)))
         .await
         .unwrap();
 
@@ -1452,7 +1453,7 @@ async fn runs_are_read_listed_and_deleted() {
 
     // Deleting the last pending runs of a thread lets it go idle.
     storage
-        .finish_run(success(r1.run_id, None, t(6)))
+        .finish_run(&success(r1.run_id, None, t(6)))
         .await
         .unwrap();
     assert_eq!(
@@ -1981,7 +1982,7 @@ async fn a_file_database_keeps_everything_across_reopen() {
     assert_eq!(recovery.requeued, vec![run.run_id]);
     let claimed = storage.claim_next_run(t(6)).await.unwrap().unwrap();
     assert_eq!(claimed.attempt, 2);
-    assert_eq!(claimed.values, json!({"x": 1}));
+    assert_eq!(claimed.start, Start::Values(json!({"x": 1})));
 }
 
 #[tokio::test]
@@ -2070,7 +2071,7 @@ async fn a_version_1_file_is_migrated_with_its_rows() {
         checkpoint(Some(done.run_id), json!({"n": 0}), t(4)),
         checkpoint(Some(done.run_id), json!({"n": 1}), t(4)),
     ];
-    storage.finish_run(finished).await.unwrap().unwrap();
+    storage.finish_run(&finished).await.unwrap().unwrap();
     let history = storage
         .list_checkpoints(thread.thread_id, 10, None)
         .await
@@ -2107,7 +2108,7 @@ async fn a_version_1_file_is_migrated_with_its_rows() {
     // The queue carried over: the waiting run is the next to start.
     let next = storage.claim_next_run(t(5)).await.unwrap().unwrap();
     assert_eq!(next.run.run_id, waiting.run_id);
-    assert_eq!(next.values, json!({"n": 1}));
+    assert_eq!(next.start, Start::Values(json!({"n": 1})));
 }
 
 #[tokio::test]
@@ -2150,7 +2151,7 @@ async fn a_version_2_file_counts_its_active_runs_and_keeps_its_thread_order() {
     // thread is idle only once both have.
     assert!(storage.claim_next_run(t(13)).await.unwrap().is_none());
     storage
-        .finish_run(success(running.run_id, None, t(14)))
+        .finish_run(&success(running.run_id, None, t(14)))
         .await
         .unwrap()
         .unwrap();
@@ -2158,7 +2159,7 @@ async fn a_version_2_file_counts_its_active_runs_and_keeps_its_thread_order() {
     let next = storage.claim_next_run(t(15)).await.unwrap().unwrap();
     assert_eq!(next.run.run_id, waiting.run_id);
     storage
-        .finish_run(success(waiting.run_id, None, t(16)))
+        .finish_run(&success(waiting.run_id, None, t(16)))
         .await
         .unwrap()
         .unwrap();
@@ -2196,33 +2197,98 @@ async fn commits_reach_the_database_file_without_waiting_for_the_wal_to_fill() {
     }
 }
 
+/// The reason a thread or run read back whole could not be read, if any.
+fn unreadable(extra: &JsonObject) -> Option<&str> {
+    extra.get(UNREADABLE).and_then(Value::as_str)
+}
+
+/// A row that cannot be read (damaged, or written by an older errand: a run document nested
+/// deeper than the JSON reader's limit) takes nothing down with it: reads answer it from what
+/// can be read, saying what could not; lists and bulk reads still answer every row; the queue
+/// hands such a run over to be ended rather than run, and goes on with the others.
 #[tokio::test]
-async fn corrupt_rows_are_errors_not_panics() {
+async fn corrupt_rows_are_answered_from_what_can_be_read_and_never_run() {
     let dir = TempDir::new();
     let storage = SqliteStorage::open(dir.db()).unwrap();
-    let thread = create(&storage, json!({}), t(0)).await;
-    let run = enqueue(&storage, thread.thread_id, t(1)).await;
+    let thread = create(&storage, json!({"keep": 1}), t(0)).await;
+    let damaged = enqueue(&storage, thread.thread_id, t(1)).await;
+    let deep_thread = create(&storage, json!({}), t(2)).await;
+    let deep = enqueue(&storage, deep_thread.thread_id, t(3)).await;
+    let fine_thread = create(&storage, json!({}), t(4)).await;
+    let fine = enqueue(&storage, fine_thread.thread_id, t(5)).await;
     let conn = rusqlite::Connection::open(dir.db()).unwrap();
-    conn.execute("UPDATE threads SET metadata = '{not json'", [])
-        .unwrap();
-    conn.execute("UPDATE runs SET status = 'sideways'", [])
-        .unwrap();
+    conn.execute(
+        "UPDATE threads SET metadata = '{not json' WHERE thread_id = ?1",
+        [thread.thread_id.to_string()],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE runs SET doc = substr(doc, 1, 40) WHERE run_id = ?1",
+        [damaged.run_id.to_string()],
+    )
+    .unwrap();
+    let too_deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
+    conn.execute(
+        "UPDATE runs SET doc = json_set(doc, '$.kwargs.input', json(?2)) WHERE run_id = ?1",
+        [deep.run_id.to_string(), too_deep],
+    )
+    .unwrap();
     drop(conn);
-    assert!(matches!(
-        storage.get_thread(thread.thread_id).await,
-        Err(StorageError::Backend(_))
-    ));
-    assert!(matches!(
-        storage.search_threads(&search()).await,
-        Err(StorageError::Backend(_))
-    ));
-    assert!(matches!(
-        storage.get_run(thread.thread_id, run.run_id).await,
-        Err(StorageError::Backend(_))
-    ));
-    // A failed call leaves the storage usable.
-    let fine = create(&storage, json!({"ok": true}), t(2)).await;
-    assert_eq!(thread_of(&storage, fine.thread_id).await, fine);
+
+    let read = storage.get_thread(thread.thread_id).await.unwrap().unwrap();
+    assert_eq!(read.metadata, JsonObject::new());
+    assert!(unreadable(&read.extra).is_some_and(|why| why.contains("threads.metadata")));
+    assert_eq!(read.status, ThreadStatus::Busy, "its columns are read");
+    assert_eq!(storage.search_threads(&search()).await.unwrap().len(), 3);
+
+    let read = storage
+        .get_run(thread.thread_id, damaged.run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (read.run_id, read.thread_id),
+        (damaged.run_id, thread.thread_id)
+    );
+    assert_eq!((read.status, read.created_at), (RunStatus::Pending, t(1)));
+    assert!(unreadable(&read.extra).is_some_and(|why| why.contains("runs.doc")));
+    let read = storage
+        .get_run(deep_thread.thread_id, deep.run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.assistant_id, deep.assistant_id,
+        "read from what can be"
+    );
+    assert!(unreadable(&read.extra).is_some());
+    let active = storage
+        .runs_with_status(&[RunStatus::Pending])
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 3);
+
+    // The queue goes on past them, in order, and says which cannot run.
+    let mut claimed = Vec::new();
+    while let Some(next) = storage.claim_next_run(t(10)).await.unwrap() {
+        claimed.push((next.run.run_id, matches!(next.start, Start::Unreadable(_))));
+    }
+    assert_eq!(
+        claimed,
+        [
+            (damaged.run_id, true),
+            (deep.run_id, true),
+            (fine.run_id, false)
+        ]
+    );
+
+    // Writes to the damaged thread replace what cannot be read, rather than fail.
+    let patched = storage
+        .patch_thread(thread.thread_id, obj(json!({"new": 2})), t(11))
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata, obj(json!({"new": 2})));
+    assert_eq!(unreadable(&patched.extra), None);
 }
 
 /// Set by [`committed_writes_survive_sigkill`] for the child process it starts.
@@ -2428,7 +2494,7 @@ async fn a_run_that_may_start_at_once_is_claimed_by_its_create() {
     assert_eq!(created.run.status, RunStatus::Pending);
     // It is answered with its thread's values (a thread that never ran has none), and its
     // wire JSON as stored.
-    assert_eq!(created.started, Some(Value::Null));
+    assert_eq!(created.started, Some(Start::Values(Value::Null)));
     assert_eq!(
         serde_json::from_str::<Run>(&created.json).unwrap(),
         created.run
@@ -2602,7 +2668,7 @@ proptest! {
                     }
                     Step::Finish { pick } => {
                         if let Some(run_id) = nth(pick, true) {
-                            storage.finish_run(success(run_id, None, now)).await.unwrap();
+                            storage.finish_run(&success(run_id, None, now)).await.unwrap();
                         }
                     }
                     Step::Cancel { pick } => {
@@ -2640,7 +2706,7 @@ proptest! {
                     .map(|run| run.run_id)
                     .collect();
                 for run_id in &running {
-                    storage.finish_run(success(*run_id, None, end)).await.unwrap();
+                    storage.finish_run(&success(*run_id, None, end)).await.unwrap();
                 }
                 if storage.claim_next_run(end).await.unwrap().is_none() && running.is_empty() {
                     break;

@@ -4,9 +4,9 @@ use crate::{ServerError, ServerResult};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use errand_protocol::MAX_BODY_NESTING;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
-use errand_protocol::MAX_BODY_NESTING;
 use uuid::Uuid;
 
 /// A JSON body. Unlike `axum::Json` it needs no content type (the official client sends none on
@@ -44,9 +44,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ServerResult<T> {
         bytes
     };
     if let Some(deep) = too_deep(body, MAX_BODY_NESTING) {
-        let field = deep
-            .key
-            .map_or_else(|| "the body".to_owned(), |key| String::from_utf8_lossy(key).into_owned());
+        let field = deep.key.map_or_else(
+            || "the body".to_owned(),
+            |key| String::from_utf8_lossy(key).into_owned(),
+        );
         return Err(ServerError::Unprocessable(format!(
             "{field}: nested more than {MAX_BODY_NESTING} levels deep (counting the body), more \
              than errand keeps, so that what it stores is always read back"

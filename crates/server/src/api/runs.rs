@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use errand_protocol::{
     CancelAction, CancelStatusFilter, IfNotExists, JsonObject, MAX_AFTER_SECONDS,
-    MultitaskStrategy, Nullable, OnCompletion, OnDisconnect, Run, RunCancelManyRequest,
-    RunCreate, RunStatus, StreamModes, Timestamp,
+    MultitaskStrategy, Nullable, OnCompletion, OnDisconnect, Run, RunCancelManyRequest, RunCreate,
+    RunStatus, StreamModes, Timestamp,
 };
 use serde_json::{Number, Value, json};
 use std::sync::Arc;
@@ -162,6 +162,7 @@ async fn create_run(
         multitask_strategy: strategy,
         extra: JsonObject::new(),
     };
+    executor.accepting()?;
     // A run that may start at once is claimed by the write that accepts it, for a worker
     // taken now; the worker is given back when the run has to wait.
     let worker = executor.free_worker();

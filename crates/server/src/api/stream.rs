@@ -64,7 +64,7 @@ impl ModeFilter {
             other => other.parse().is_ok_and(|mode| self.wants(mode)),
         };
         if wanted {
-            let mut stored = frame(&event.event, event.data.clone());
+            let mut stored = frame(&event.event, event.data.to_string());
             stored.id = Some(id);
             stored.encode_into(out);
         }

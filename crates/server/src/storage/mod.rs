@@ -19,10 +19,11 @@ use errand_protocol::{
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What can go wrong in storage. The messages are the ones clients see.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The thread does not exist.
     #[error("Thread with ID {0} not found")]
@@ -38,7 +39,17 @@ pub enum StorageError {
     /// The database failed.
     #[error("storage failed: {0}")]
     Backend(String),
+    /// The disk, or the database's size limit, is full: nothing more can be written until
+    /// space returns. Reads still work.
+    #[error("storage is full: {0}")]
+    Full(String),
 }
+
+/// The key, in the `extra` of a thread or run that storage cannot read whole (a row written
+/// by an older errand, or damaged), whose value says what could not be read. Such a row is
+/// answered from what can be read rather than fail every read it takes part in, and a run of
+/// it ends in `error` instead of running ([`Start::Unreadable`]).
+pub const UNREADABLE: &str = "errand_unreadable";
 
 /// A result of a storage call.
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -71,11 +82,21 @@ pub struct CreatedRun {
     /// cancel. The caller cancels them; until they stop, the new run waits.
     pub to_cancel: Vec<Uuid>,
     /// Set when [`NewRun::start`] asked for it and the run could start: the run is stored
-    /// claimed (`running`, attempt 1), and this holds its thread's values, which it starts
-    /// from. The caller must execute it ([`ClaimedRun::first_attempt`]), as if
-    /// [`Storage::claim_next_run`] had answered it. `run` above still shows it as accepted
-    /// (`pending`).
-    pub started: Option<Value>,
+    /// claimed (`running`, attempt 1), and this is what it starts from. The caller must execute
+    /// it ([`ClaimedRun::first_attempt`]), as if [`Storage::claim_next_run`] had answered it.
+    /// `run` above still shows it as accepted (`pending`).
+    pub started: Option<Start>,
+}
+
+/// What a claimed run starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// Its thread's values; `null` for a thread that never ran.
+    Values(Value),
+    /// Storage cannot read the run or its thread's values (a row written by an older errand,
+    /// or damaged): the run must end in `error` with this reason, without running, and leave
+    /// the thread's values as they are.
+    Unreadable(String),
 }
 
 /// A run a worker has claimed, with what it needs to execute it.
@@ -85,19 +106,19 @@ pub struct ClaimedRun {
     pub run: Run,
     /// Which attempt this is, from 1.
     pub attempt: u32,
-    /// The thread's values before the run; `null` for a thread that never ran.
-    pub values: Value,
+    /// What it starts from.
+    pub start: Start,
 }
 
 impl ClaimedRun {
     /// The run that [`Storage::create_run`] claimed as it stored it
-    /// ([`CreatedRun::started`]), with the `values` it answered.
-    pub fn first_attempt(mut run: Run, values: Value) -> Self {
+    /// ([`CreatedRun::started`]), with what it starts from.
+    pub fn first_attempt(mut run: Run, start: Start) -> Self {
         run.status = RunStatus::Running;
         Self {
             run,
             attempt: 1,
-            values,
+            start,
         }
     }
 }
@@ -125,6 +146,30 @@ pub struct FinishedRun {
     pub checkpoints: Vec<NewCheckpoint>,
     /// When.
     pub at: Timestamp,
+}
+
+impl FinishedRun {
+    /// The end to record when this one cannot be: the run ends in `error`, saying why, and
+    /// leaves its thread's values, its stream and its checkpoints as they were.
+    pub fn bare(&self) -> Self {
+        Self {
+            run_id: self.run_id,
+            status: RunStatus::Error,
+            values: None,
+            thread_status: ThreadStatus::Error,
+            error: Some(serde_json::json!({
+                "error": "EndNotStored",
+                "message": format!(
+                    "the run ended in `{}`, but storage could not take what it produced",
+                    self.status.as_str()
+                ),
+            })),
+            interrupts: BTreeMap::new(),
+            events: Vec::new(),
+            checkpoints: Vec::new(),
+            at: self.at,
+        }
+    }
 }
 
 /// The answer to [`Storage::finish_run`].
@@ -183,8 +228,9 @@ pub struct StoredEvent {
     pub seq: u64,
     /// The SSE event name (`values`, `updates|child:...`, `error`, ...).
     pub event: String,
-    /// The data, one line of JSON.
-    pub data: String,
+    /// The data, one line of JSON; shared, since the same text is kept for live readers,
+    /// replayed to each of them, and written to storage.
+    pub data: Arc<str>,
 }
 
 /// What [`Storage::recover`] did at start-up with runs that were running when the last server
@@ -274,7 +320,7 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     /// whether the thread has runs waiting, or `None` if the run was deleted meanwhile. (Not
     /// the run itself: the executor has no use for it, and decoding it cost a few percent of
     /// the server's CPU per run.)
-    async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<EndedRun>>;
+    async fn finish_run(&self, finished: &FinishedRun) -> StorageResult<Option<EndedRun>>;
 
     /// Sets a run's status to `to` if it is one of `from`, and recomputes its thread's status.
     /// Answers the run as it is afterwards, or `None` if it does not exist.

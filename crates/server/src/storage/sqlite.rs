@@ -170,6 +170,29 @@ impl SqliteStorage {
         })
     }
 
+    /// Caps the database at about `bytes` (SQLite's `max_page_count`; never below what it
+    /// holds already), or lifts the cap with `None`; answers the cap in bytes. Past the cap,
+    /// writes fail with [`StorageError::Full`] as on a full disk, reads go on, and the server
+    /// behaves as it does when the disk fills: for an operator who wants errand to stop short
+    /// of filling a shared disk.
+    pub async fn limit_size(&self, bytes: Option<u64>) -> StorageResult<u64> {
+        self.write(move |conn| {
+            let page_size: i64 = conn
+                .query_row("PRAGMA page_size", [], |row| row.get(0))
+                .db()?;
+            let page_size = u64::try_from(page_size).unwrap_or(4096).max(1);
+            // SQLite's own largest page count is what no cap means; 0 would only ask.
+            let pages = bytes.map_or(4_294_967_294, |bytes| (bytes / page_size).max(1));
+            let pages: i64 = conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                    row.get(0)
+                })
+                .db()?;
+            Ok(u64::try_from(pages).unwrap_or(0).saturating_mul(page_size))
+        })
+        .await
+    }
+
     /// Runs `work` in a write transaction on the writer thread; answers once it is committed.
     async fn write<T, F>(&self, work: F) -> StorageResult<T>
     where
@@ -277,8 +300,7 @@ impl Storage for SqliteStorage {
         Ok(CreatedRun {
             started: stored
                 .started
-                .map(|values| runs::started_values(values.as_deref()))
-                .transpose()?,
+                .map(|values| runs::start_from(values.as_deref(), None)),
             run: stored.run,
             json: doc,
             to_cancel: stored.to_cancel,
@@ -295,7 +317,7 @@ impl Storage for SqliteStorage {
             .await
     }
 
-    async fn finish_run(&self, finished: FinishedRun) -> StorageResult<Option<EndedRun>> {
+    async fn finish_run(&self, finished: &FinishedRun) -> StorageResult<Option<EndedRun>> {
         // Encoded here, on the caller's thread: the write transaction holds the one
         // connection that every write in the server waits for.
         let finished = runs::EncodedFinish::new(finished)?;

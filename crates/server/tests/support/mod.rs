@@ -252,4 +252,3 @@ pub fn decode_events(body: &[u8]) -> Vec<StreamEvent> {
         })
         .collect()
 }
-

@@ -1,12 +1,19 @@
 //! Conversions between rows and the wire types, and the helpers every query uses.
 //!
 //! Rows are first read into plain structs of SQL values inside rusqlite's callbacks, then
-//! decoded into wire types outside them, so that a corrupt value becomes a
-//! [`StorageError::Backend`] rather than a panic or a rusqlite conversion error.
+//! decoded into wire types outside them, so that a corrupt value becomes an error rather than
+//! a panic or a rusqlite conversion error.
+//!
+//! A thread or run whose stored JSON cannot be read (a row written by an older errand, or
+//! damaged on disk) is not an error for the reads it takes part in: it is answered as far as
+//! its columns tell, with the reason under [`UNREADABLE`], so that one bad row never takes a
+//! list, a search, a bulk cancel or the run queue down with it. The queue ends such a run in
+//! `error` rather than run it.
 
-use crate::storage::{CheckpointRecord, StorageError, StorageResult};
+use crate::storage::{CheckpointRecord, StorageError, StorageResult, UNREADABLE};
 use errand_protocol::{
-    Interrupt, JsonObject, Nullable, Run, RunStatus, StoreItem, Thread, ThreadStatus, Timestamp,
+    Interrupt, JsonObject, MultitaskStrategy, Nullable, Run, RunStatus, StoreItem, Thread,
+    ThreadStatus, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::de::DeserializeOwned;
@@ -23,8 +30,42 @@ pub(super) trait Db<T> {
 
 impl<T> Db<T> for rusqlite::Result<T> {
     fn db(self) -> StorageResult<T> {
-        self.map_err(|error| StorageError::Backend(format!("sqlite: {error}")))
+        self.map_err(|error| storage_error(&error))
     }
+}
+
+/// A SQLite error as a storage error: [`StorageError::Full`] when the disk or the size limit
+/// is full (SQLite reports both as `SQLITE_FULL`), a backend failure otherwise.
+pub(super) fn storage_error(error: &rusqlite::Error) -> StorageError {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == rusqlite::ErrorCode::DiskFull =>
+        {
+            StorageError::Full(format!("sqlite: {error}"))
+        }
+        _ => StorageError::Backend(format!("sqlite: {error}")),
+    }
+}
+
+/// The value of a decode, or `fallback` with the problem noted in `problems`.
+fn or_note<T>(result: StorageResult<T>, fallback: T, problems: &mut Vec<String>) -> T {
+    result.unwrap_or_else(|error| {
+        problems.push(error.to_string());
+        fallback
+    })
+}
+
+/// `extra` with the problems of a salvaged row under [`UNREADABLE`], logged once here.
+fn note_unreadable(extra: &mut JsonObject, what: &str, id: &str, problems: &[String]) {
+    if problems.is_empty() {
+        return;
+    }
+    let reason = format!(
+        "errand cannot read this {what} as stored ({}); it is shown from what could be read",
+        problems.join("; ")
+    );
+    tracing::warn!(%id, %reason, "a stored {what} cannot be read whole");
+    extra.insert(UNREADABLE.into(), Value::from(reason));
 }
 
 /// JSON text of a value.
@@ -120,6 +161,15 @@ pub(super) fn contains(object: Option<&JsonObject>, filter: &JsonObject) -> bool
     })
 }
 
+/// A thread's stored metadata, to merge more into; metadata that cannot be read is replaced
+/// (and the loss logged) rather than block every later write to the thread.
+pub(super) fn readable_metadata(text: &str, thread_id: &str) -> JsonObject {
+    from_json(text, "threads.metadata").unwrap_or_else(|error| {
+        tracing::warn!(%thread_id, %error, "a thread's stored metadata cannot be read; it is replaced");
+        JsonObject::new()
+    })
+}
+
 /// Adds `from` into `into`, key by key.
 pub(super) fn merge(into: &mut JsonObject, from: JsonObject) {
     for (key, value) in from {
@@ -145,7 +195,7 @@ struct ThreadRestRef<'a> {
 }
 
 /// What [`ThreadRestRef`] wrote.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ThreadRest {
     #[serde(default)]
     ttl: Option<Value>,
@@ -228,34 +278,64 @@ impl ThreadRow {
         })
     }
 
-    /// The thread.
+    /// The thread. A field that cannot be read is left empty (`null`, `{}`), its status
+    /// `error` if that is what cannot be read, and the problems are named under
+    /// [`UNREADABLE`]; only an unreadable id is an error.
     pub(super) fn decode(self) -> StorageResult<Thread> {
-        let rest: ThreadRest = from_json(&self.extra, "threads.extra")?;
-        Ok(Thread {
-            thread_id: uuid(&self.thread_id)?,
-            created_at: timestamp(self.created_at)?,
-            updated_at: timestamp(self.updated_at)?,
-            state_updated_at: self.state_updated_at.map(timestamp).transpose()?,
-            metadata: from_json(&self.metadata, "threads.metadata")?,
-            status: thread_status(&self.status)?,
-            config: self
-                .config
-                .as_deref()
-                .map(|text| from_json(text, "threads.config"))
-                .transpose()?,
-            values: decode_nullable(self.values.as_deref(), "threads.state_values")?,
-            interrupts: self
-                .interrupts
-                .as_deref()
-                .map(|text| {
-                    from_json::<BTreeMap<String, Vec<Interrupt>>>(text, "threads.interrupts")
-                })
-                .transpose()?,
-            error: decode_nullable(self.error.as_deref(), "threads.error")?,
+        let thread_id = uuid(&self.thread_id)?;
+        let mut problems = Vec::new();
+        let p = &mut problems;
+        let rest = or_note(
+            from_json::<ThreadRest>(&self.extra, "threads.extra"),
+            ThreadRest::default(),
+            p,
+        );
+        let updated_at = or_note(timestamp(self.updated_at), Timestamp::now(), p);
+        let mut thread = Thread {
+            thread_id,
+            created_at: or_note(timestamp(self.created_at), updated_at, p),
+            updated_at,
+            state_updated_at: or_note(self.state_updated_at.map(timestamp).transpose(), None, p),
+            metadata: or_note(
+                from_json(&self.metadata, "threads.metadata"),
+                JsonObject::new(),
+                p,
+            ),
+            status: or_note(thread_status(&self.status), ThreadStatus::Error, p),
+            config: or_note(
+                self.config
+                    .as_deref()
+                    .map(|text| from_json(text, "threads.config"))
+                    .transpose(),
+                None,
+                p,
+            ),
+            values: or_note(
+                decode_nullable(self.values.as_deref(), "threads.state_values"),
+                Nullable::Null,
+                p,
+            ),
+            interrupts: or_note(
+                self.interrupts
+                    .as_deref()
+                    .map(|text| {
+                        from_json::<BTreeMap<String, Vec<Interrupt>>>(text, "threads.interrupts")
+                    })
+                    .transpose(),
+                None,
+                p,
+            ),
+            error: or_note(
+                decode_nullable(self.error.as_deref(), "threads.error"),
+                Nullable::Null,
+                p,
+            ),
             ttl: rest.ttl,
             extracted: rest.extracted,
             extra: rest.extra,
-        })
+        };
+        note_unreadable(&mut thread.extra, "thread", &self.thread_id, &problems);
+        Ok(thread)
     }
 }
 
@@ -274,14 +354,27 @@ pub(super) fn load_thread(conn: &Connection, thread_id: Uuid) -> StorageResult<O
 // ---- runs ----
 
 /// The run columns, in the order [`RunRow::read`] expects.
-pub(super) const RUN_COLUMNS: &str = "status, updated_at, doc";
+pub(super) const RUN_COLUMNS: &str = "status, updated_at, doc, run_id, thread_id, created_at";
 
-/// A run row as read: the stored document, and the columns that change after insert.
+/// A run row as read: the stored document, the columns that change after insert, and those
+/// a run that cannot be read whole is answered from.
 #[derive(Debug)]
 pub(super) struct RunRow {
     status: String,
     updated_at: i64,
     doc: String,
+    run_id: String,
+    thread_id: String,
+    created_at: i64,
+}
+
+/// The parts of a run's document that are read from one that cannot be read whole.
+#[derive(Deserialize, Default)]
+struct RunHead {
+    #[serde(default)]
+    assistant_id: Option<Uuid>,
+    #[serde(default)]
+    multitask_strategy: Option<MultitaskStrategy>,
 }
 
 impl RunRow {
@@ -291,6 +384,9 @@ impl RunRow {
             status: row.get(first)?,
             updated_at: row.get(first + 1)?,
             doc: row.get(first + 2)?,
+            run_id: row.get(first + 3)?,
+            thread_id: row.get(first + 4)?,
+            created_at: row.get(first + 5)?,
         })
     }
 
@@ -299,12 +395,49 @@ impl RunRow {
         Self::read_at(row, 0)
     }
 
-    /// The run, with its current status and `updated_at`.
+    /// The run, with its current status and `updated_at`; see [`RunRow::decode_or_salvage`].
     pub(super) fn decode(self) -> StorageResult<Run> {
-        let mut run: Run = from_json(&self.doc, "runs.doc")?;
-        run.status = run_status(&self.status)?;
-        run.updated_at = timestamp(self.updated_at)?;
-        Ok(run)
+        self.decode_or_salvage().map(|(run, _)| run)
+    }
+
+    /// The run, with its current status and `updated_at`, and none; or, when its document
+    /// or a column cannot be read, the run as its columns tell (no metadata or kwargs, status
+    /// `error` if that is what is unreadable) with the problems, which are also under
+    /// [`UNREADABLE`]. Only unreadable ids are an error.
+    pub(super) fn decode_or_salvage(self) -> StorageResult<(Run, Option<String>)> {
+        let mut problems = Vec::new();
+        let p = &mut problems;
+        let status = or_note(run_status(&self.status), RunStatus::Error, p);
+        let updated_at = or_note(timestamp(self.updated_at), Timestamp::now(), p);
+        match from_json::<Run>(&self.doc, "runs.doc") {
+            Ok(mut run) if problems.is_empty() => {
+                run.status = status;
+                run.updated_at = updated_at;
+                return Ok((run, None));
+            }
+            Ok(_) => {}
+            Err(error) => problems.push(error.to_string()),
+        }
+        let head: RunHead = serde_json::from_str(&self.doc).unwrap_or_default();
+        let mut run = Run {
+            run_id: uuid(&self.run_id)?,
+            thread_id: uuid(&self.thread_id)?,
+            assistant_id: head.assistant_id.unwrap_or_default(),
+            created_at: or_note(timestamp(self.created_at), updated_at, &mut problems),
+            updated_at,
+            status,
+            metadata: JsonObject::new(),
+            kwargs: JsonObject::new(),
+            multitask_strategy: head.multitask_strategy.unwrap_or_default(),
+            extra: JsonObject::new(),
+        };
+        note_unreadable(&mut run.extra, "run", &self.run_id, &problems);
+        let reason = run
+            .extra
+            .get(UNREADABLE)
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok((run, reason))
     }
 }
 

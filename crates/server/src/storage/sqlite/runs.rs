@@ -1,18 +1,18 @@
 //! Runs, their lifecycle on a thread, and their stream events.
 
 use super::codec::{
-    Db, RUN_COLUMNS, RunRow, attempt, decode_nullable, from_json, load_run, merge, sql_int,
+    Db, RUN_COLUMNS, RunRow, attempt, decode_nullable, load_run, merge, readable_metadata, sql_int,
     timestamp, to_json, uuid,
 };
 use super::threads::{
     EncodedCheckpoint, Settled, insert_encoded_checkpoint, insert_thread, runs_ended,
 };
 use crate::storage::{
-    ClaimedRun, EndedRun, FinishedRun, NewRun, Recovery, RunPage, StorageError, StorageResult,
-    StoredEvent,
+    ClaimedRun, EndedRun, FinishedRun, NewRun, Recovery, RunPage, Start, StorageError,
+    StorageResult, StoredEvent,
 };
 use errand_protocol::{
-    IfNotExists, JsonObject, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus, Timestamp,
+    IfNotExists, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
@@ -70,7 +70,7 @@ pub(super) fn create_run(conn: &Connection, new: NewRun, doc: &str) -> StorageRe
                 }
                 _ => {}
             }
-            let mut merged: JsonObject = from_json(&metadata, "threads.metadata")?;
+            let mut merged = readable_metadata(&metadata, &thread_id);
             merge(&mut merged, thread_metadata);
             conn.prepare_cached(
                 "UPDATE threads SET status = 'busy', metadata = ?2, updated_at = ?3, \
@@ -130,11 +130,16 @@ pub(super) struct StoredRun {
     pub(super) started: Option<Option<String>>,
 }
 
-/// The values a run claimed at once starts from, decoded from its thread's stored JSON.
-pub(super) fn started_values(values: Option<&str>) -> StorageResult<Value> {
-    Ok(decode_nullable(values, "threads.state_values")?
-        .into_option()
-        .unwrap_or(Value::Null))
+/// What a claimed run starts from: its thread's values, decoded from their stored JSON, or
+/// the reason that it, `unreadable`, or they cannot be read.
+pub(super) fn start_from(values: Option<&str>, unreadable: Option<String>) -> Start {
+    if let Some(reason) = unreadable {
+        return Start::Unreadable(reason);
+    }
+    match decode_nullable(values, "threads.state_values") {
+        Ok(values) => Start::Values(values.into_option().unwrap_or(Value::Null)),
+        Err(error) => Start::Unreadable(format!("errand cannot read the thread's values: {error}")),
+    }
 }
 
 /// A thread's pending and running runs, oldest first. Asked only of a thread that has some;
@@ -219,13 +224,11 @@ pub(super) fn claim_next_run(
         .optional()
         .db()?
         .flatten();
-    let values = decode_nullable(values.as_deref(), "threads.state_values")?
-        .into_option()
-        .unwrap_or(Value::Null);
+    let (run, unreadable) = row.decode_or_salvage()?;
     Ok(Some(ClaimedRun {
-        run: row.decode()?,
+        run,
         attempt: attempt(count)?,
-        values,
+        start: start_from(values.as_deref(), unreadable),
     }))
 }
 
@@ -256,7 +259,7 @@ pub(super) struct EncodedFinish {
 }
 
 impl EncodedFinish {
-    pub(super) fn new(finished: FinishedRun) -> StorageResult<Self> {
+    pub(super) fn new(finished: &FinishedRun) -> StorageResult<Self> {
         Ok(Self {
             run_id: finished.run_id,
             status: finished.status,
@@ -267,7 +270,7 @@ impl EncodedFinish {
                 None => "null".to_owned(),
             },
             interrupts: to_json(&finished.interrupts)?,
-            events: finished.events,
+            events: finished.events.clone(),
             checkpoints: finished
                 .checkpoints
                 .iter()
@@ -567,7 +570,7 @@ pub(super) fn append_events(
         .db()?;
     for event in events {
         statement
-            .execute(params![key, sql_int(event.seq)?, event.event, event.data])
+            .execute(params![key, sql_int(event.seq)?, event.event, &*event.data])
             .db()?;
     }
     Ok(())
@@ -599,7 +602,11 @@ pub(super) fn events_after(
         .map(|(seq, event, data)| {
             let seq = u64::try_from(seq)
                 .map_err(|_| StorageError::Backend(format!("corrupt event seq {seq}")))?;
-            Ok(StoredEvent { seq, event, data })
+            Ok(StoredEvent {
+                seq,
+                event,
+                data: data.into(),
+            })
         })
         .collect()
 }

@@ -2,7 +2,7 @@
 
 use super::codec::{
     CHECKPOINT_COLUMNS, CheckpointRow, Db, THREAD_COLUMNS, ThreadColumns, ThreadRow, contains,
-    load_thread, merge, to_json,
+    load_thread, merge, readable_metadata, to_json,
 };
 use crate::storage::{CheckpointRecord, NewCheckpoint, StorageError, StorageResult};
 use errand_protocol::{
@@ -78,7 +78,7 @@ pub(super) fn patch_thread(
     let Some(current) = current else {
         return Err(StorageError::ThreadNotFound(thread_id));
     };
-    let mut merged: JsonObject = super::codec::from_json(&current, "threads.metadata")?;
+    let mut merged = readable_metadata(&current, &id);
     merge(&mut merged, metadata);
     let sql = format!(
         "UPDATE threads SET metadata = ?2, updated_at = ?3 WHERE thread_id = ?1 \

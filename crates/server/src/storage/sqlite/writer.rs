@@ -13,7 +13,7 @@
 //! lone request (a client creating a thread, then a run) mostly waited for.
 
 use super::checkpoint::Commits;
-use super::codec::Db;
+use super::codec::{Db, storage_error};
 use crate::storage::{StorageError, StorageResult};
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 const MAX_BATCH: usize = 256;
 
 /// What a request does once the batch is committed (or has failed): answer its caller.
-type Delivery = Box<dyn FnOnce(Result<(), &str>) + Send>;
+type Delivery = Box<dyn FnOnce(Result<(), &StorageError>) + Send>;
 
 /// A queued request.
 type Job = Box<dyn Request>;
@@ -36,7 +36,7 @@ trait Request: Send {
     fn run(self: Box<Self>, connection: &Connection) -> (bool, Delivery);
 
     /// Answers the caller with `error` without running.
-    fn abandon(self: Box<Self>, error: &str);
+    fn abandon(self: Box<Self>, error: StorageError);
 }
 
 /// Work and the channel its answer goes back on.
@@ -57,7 +57,7 @@ where
         let deliver: Delivery = Box::new(move |commit| {
             let result = match commit {
                 Ok(()) => result,
-                Err(error) => Err(StorageError::Backend(format!("commit failed: {error}"))),
+                Err(error) => Err(error.clone()),
             };
             // The caller may have gone away; its change stands either way.
             let _ = answer.send(result);
@@ -65,10 +65,8 @@ where
         (succeeded, deliver)
     }
 
-    fn abandon(self: Box<Self>, error: &str) {
-        let _ = self
-            .answer
-            .send(Err(StorageError::Backend(error.to_owned())));
+    fn abandon(self: Box<Self>, error: StorageError) {
+        let _ = self.answer.send(Err(error));
     }
 }
 
@@ -144,7 +142,9 @@ impl Writer {
             self.shared.queued.fetch_add(1, Ordering::AcqRel);
             if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                job.abandon("the database writer has stopped");
+                job.abandon(StorageError::Backend(
+                    "the database writer has stopped".into(),
+                ));
             }
         } else if let Ok(result) = answered.try_recv() {
             // Answered in place: no need to go through the scheduler.
@@ -188,7 +188,7 @@ fn roll_back(connection: &Connection) {
 }
 
 /// Commits the open transaction; a commit that fails rolls everything back.
-fn commit(connection: &Connection, commits: &Commits) -> Result<(), String> {
+fn commit(connection: &Connection, commits: &Commits) -> StorageResult<()> {
     match control(connection, "COMMIT") {
         Ok(()) => {
             commits.add();
@@ -196,7 +196,7 @@ fn commit(connection: &Connection, commits: &Commits) -> Result<(), String> {
         }
         Err(error) => {
             roll_back(connection);
-            Err(error.to_string())
+            Err(storage_error(&error))
         }
     }
 }
@@ -205,10 +205,9 @@ fn commit_batch(connection: &Connection, mut batch: Vec<Job>, commits: &Commits)
     // `BEGIN IMMEDIATE` takes the write lock at once, so no statement of the batch can fail
     // half-way for want of it.
     if let Err(error) = control(connection, "BEGIN IMMEDIATE").db() {
-        let text = error.to_string();
         // Nothing ran: answer every request with the error, through its own delivery.
         for job in batch {
-            job.abandon(&text);
+            job.abandon(error.clone());
         }
         return;
     }
@@ -233,7 +232,7 @@ fn commit_batch(connection: &Connection, mut batch: Vec<Job>, commits: &Commits)
     let mut deliveries = Vec::with_capacity(batch.len());
     for job in batch {
         if let Err(error) = control(connection, "SAVEPOINT request") {
-            job.abandon(&error.to_string());
+            job.abandon(storage_error(&error));
             continue;
         }
         match catch_unwind(AssertUnwindSafe(|| job.run(connection))) {
@@ -241,7 +240,7 @@ fn commit_batch(connection: &Connection, mut batch: Vec<Job>, commits: &Commits)
                 Ok(()) => deliveries.push(deliver),
                 Err(error) => {
                     undo_request(connection);
-                    deliver(Err(&error.to_string()));
+                    deliver(Err(&storage_error(&error)));
                 }
             },
             // A failed or panicking request is rolled back alone, to its savepoint.
@@ -254,9 +253,9 @@ fn commit_batch(connection: &Connection, mut batch: Vec<Job>, commits: &Commits)
     }
     match commit(connection, commits) {
         Ok(()) => deliveries.into_iter().for_each(|deliver| deliver(Ok(()))),
-        Err(text) => deliveries
+        Err(error) => deliveries
             .into_iter()
-            .for_each(|deliver| deliver(Err(&text))),
+            .for_each(|deliver| deliver(Err(&error))),
     }
 }
 
