@@ -34,6 +34,14 @@ pub(crate) struct ServeArgs {
     /// A run still going after this many seconds ends in `timeout`.
     #[arg(long, default_value_t = 86_400)]
     run_timeout_secs: u64,
+    /// The most memory the runs in flight may hold together (their records and the events they
+    /// streamed), in MiB; past it, accepted runs wait in the database until others end.
+    #[arg(long, default_value_t = 256)]
+    max_in_flight_mib: usize,
+    /// Cap the database file at this many MiB: past it, errand behaves as on a full disk
+    /// (new runs get 503, runs in flight wait to record their end) until space is freed.
+    #[arg(long)]
+    db_max_mib: Option<u64>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -56,12 +64,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let storage = SqliteStorage::open(&args.db)
         .with_context(|| format!("opening the database {}", args.db.display()))?;
+    if let Some(mib) = args.db_max_mib {
+        let cap = storage
+            .limit_size(Some(mib.saturating_mul(1024 * 1024)))
+            .await
+            .context("capping the database")?;
+        tracing::info!(cap_mib = cap / (1024 * 1024), "the database is capped");
+    }
     let mut builder = Server::builder()
         .graph("echo", Echo)
         .storage(Arc::new(storage))
         .executor_config(ExecutorConfig {
             max_concurrent_runs: args.max_concurrent_runs,
             run_timeout: Duration::from_secs(args.run_timeout_secs),
+            max_in_flight_bytes: args.max_in_flight_mib.saturating_mul(1024 * 1024),
             ..ExecutorConfig::default()
         });
     for (name, agent) in agents {

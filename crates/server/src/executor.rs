@@ -9,7 +9,7 @@
 use crate::hub::{RunChannel, RunEnd, RunHub};
 use crate::registry::Graphs;
 use crate::storage::{
-    ClaimedRun, FinishedRun, NewCheckpoint, Start, Storage, StorageError, StorageResult,
+    ClaimedRun, FinishedRun, JsonText, NewCheckpoint, Start, Storage, StorageError, StorageResult,
     StoredEvent,
 };
 use crate::{ServerError, ServerResult};
@@ -42,6 +42,11 @@ pub struct ExecutorConfig {
     pub max_attempts: u32,
     /// How often an idle dispatcher looks for work it was not told about.
     pub idle_poll: Duration,
+    /// The most bytes the runs in flight may hold together, counted as the size of each one's
+    /// stored record plus the events it has streamed. Past it no more runs are claimed: they
+    /// wait in storage (pending), not in memory, until runs end. One run over the budget is
+    /// still taken when none is in flight, so no run waits for ever.
+    pub max_in_flight_bytes: usize,
 }
 
 impl Default for ExecutorConfig {
@@ -52,6 +57,7 @@ impl Default for ExecutorConfig {
             run_timeout: Duration::from_secs(24 * 60 * 60),
             max_attempts: 3,
             idle_poll: Duration::from_secs(1),
+            max_in_flight_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -106,6 +112,8 @@ struct Inner {
     /// Writes of runs' ends (or rollbacks) that failed and wait to be tried again: while there
     /// are any, no new run is accepted or claimed.
     ends_waiting: AtomicUsize,
+    /// What the runs in flight hold ([`Charge`]).
+    in_flight_bytes: AtomicUsize,
 }
 
 /// The dispatcher's knowledge of delayed runs. Kept in memory so that an idle dispatcher
@@ -146,6 +154,7 @@ impl Executor {
                 slots,
                 shutdown: CancellationToken::new(),
                 ends_waiting: AtomicUsize::new(0),
+                in_flight_bytes: AtomicUsize::new(0),
             }),
         }
     }
@@ -211,7 +220,10 @@ impl Executor {
     /// same write that accepts it ([`NewRun::start`](crate::storage::NewRun::start)). None
     /// when every worker is busy (or others wait for one) or the server is stopping.
     pub(crate) fn free_worker(&self) -> Option<Worker> {
-        if self.inner.shutdown.is_cancelled() || self.inner.ends_waiting() > 0 {
+        if self.inner.shutdown.is_cancelled()
+            || self.inner.ends_waiting() > 0
+            || self.inner.over_budget()
+        {
             return None;
         }
         // `try_acquire` never takes a permit that the dispatcher is queued for.
@@ -227,12 +239,17 @@ impl Executor {
     /// follow a run that may end (and, if stateless, be deleted) before it looks.
     ///
     /// [`CreatedRun::started`]: crate::storage::CreatedRun::started
-    pub(crate) fn submitted(&self, run: Run, started: Option<(Start, Worker)>) -> Arc<RunChannel> {
+    pub(crate) fn submitted(
+        &self,
+        run: Run,
+        bytes: usize,
+        started: Option<(Start, Worker)>,
+    ) -> Arc<RunChannel> {
         let channel = self.inner.hub.channel(run.run_id);
         match started {
             Some((start, Worker(slot))) => self
                 .inner
-                .spawn_run(ClaimedRun::first_attempt(run, start), slot),
+                .spawn_run(ClaimedRun::first_attempt(run, start, bytes), slot),
             None => {
                 if run.created_at > run.updated_at {
                     self.inner.delayed_until(run.created_at);
@@ -401,11 +418,17 @@ impl Inner {
     /// Executes a claimed run on its own task, holding `slot` until it ends.
     fn spawn_run(self: &Arc<Self>, claimed: ClaimedRun, slot: OwnedSemaphorePermit) {
         let active = self.register(claimed.run.run_id);
+        let charge = Charge::new(Arc::clone(self), claimed.bytes);
         let inner = Arc::clone(self);
         tokio::spawn(async move {
-            inner.execute(claimed, active).await;
+            inner.execute(claimed, active, charge).await;
             drop(slot);
         });
+    }
+
+    /// True while runs in flight hold more than their budget: no more are taken from storage.
+    fn over_budget(&self) -> bool {
+        self.in_flight_bytes.load(Ordering::SeqCst) >= self.config.max_in_flight_bytes
     }
 
     async fn dispatch(self: Arc<Self>) {
@@ -413,6 +436,13 @@ impl Inner {
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
                 return;
             };
+            if self.over_budget() {
+                // The runs in flight hold their share of memory: the rest wait in storage until
+                // one ends (which wakes this).
+                drop(slot);
+                self.idle().await;
+                continue;
+            }
             if self.ends_waiting() > 0 {
                 // Storage cannot finish what runs now; new claims would only pile up more.
                 drop(slot);
@@ -498,18 +528,19 @@ impl Inner {
         }
     }
 
-    async fn execute(&self, claimed: ClaimedRun, active: Arc<ActiveRun>) {
+    async fn execute(&self, claimed: ClaimedRun, active: Arc<ActiveRun>, charge: Charge) {
         let run_id = claimed.run.run_id;
-        self.run_to_end(claimed, &active).await;
+        self.run_to_end(claimed, &active, charge).await;
         self.unregister(run_id);
         self.hub.close(run_id);
     }
 
-    async fn run_to_end(&self, claimed: ClaimedRun, active: &ActiveRun) {
+    async fn run_to_end(&self, claimed: ClaimedRun, active: &ActiveRun, charge: Charge) {
         let ClaimedRun {
             run,
             attempt,
             start,
+            ..
         } = claimed;
         // Keep what the end of the run needs; the rest of the run (its kwargs) goes to the
         // graph or is dropped, so a run in flight holds little memory.
@@ -530,7 +561,7 @@ impl Inner {
         };
         drop(kwargs);
         let channel = self.hub.channel(run_id);
-        let recorder = Arc::new(Recorder::new(Arc::clone(&channel)));
+        let recorder = Arc::new(Recorder::new(Arc::clone(&channel), charge));
         recorder.record(&StreamPart::Metadata(RunMetadata {
             run_id,
             attempt,
@@ -573,6 +604,9 @@ impl Inner {
 
         let now = Timestamp::now();
         let stop = active.reason();
+        // The states the run streamed, as streamed; the last is the thread's values unless the
+        // graph answers others.
+        let mut states = recorder.states();
         let (status, thread_status, error, output_values, interrupts) = match outcome {
             Outcome::Stopped if stop == Some(Stop::Shutdown) => {
                 // Leave it `running`: the next start puts it back in the queue.
@@ -597,7 +631,7 @@ impl Inner {
                     "error": "UserInterrupt",
                     "message": "interrupt requested via POST /threads/{thread_id}/runs/{run_id}/cancel"
                 })),
-                recorder.last_values(),
+                states.last().cloned(),
                 Vec::new(),
             ),
             Outcome::Done(output) => {
@@ -606,11 +640,17 @@ impl Inner {
                 } else {
                     ThreadStatus::Interrupted
                 };
+                let values = JsonText::of(&output.values);
+                drop(output.values);
+                // One checkpoint per state the run streamed, and the final values last.
+                if states.last() != Some(&values) {
+                    states.push(values.clone());
+                }
                 (
                     RunStatus::Success,
                     thread_status,
                     None,
-                    Some(output.values),
+                    Some(values),
                     output.interrupts,
                 )
             }
@@ -621,7 +661,7 @@ impl Inner {
                     RunStatus::Error,
                     ThreadStatus::Error,
                     Some(error),
-                    recorder.last_values(),
+                    states.last().cloned(),
                     Vec::new(),
                 )
             }
@@ -631,19 +671,12 @@ impl Inner {
                     RunStatus::Timeout,
                     ThreadStatus::Error,
                     Some(json!({ "error": "TimeoutError", "message": "" })),
-                    recorder.last_values(),
+                    states.last().cloned(),
                     Vec::new(),
                 )
             }
         };
 
-        // One checkpoint per state the run streamed, and the final values last.
-        let mut states = recorder.states();
-        if let Some(values) = &output_values
-            && states.last() != Some(values)
-        {
-            states.push(values.clone());
-        }
         let last_step = states.len().saturating_sub(1);
         let checkpoints = states
             .into_iter()
@@ -850,18 +883,21 @@ fn checkpoint_metadata(
     metadata
 }
 
-/// Numbers a run's events and publishes them to its channel. The states the run streamed are
-/// read back from the channel when it ends, rather than kept twice while it runs.
+/// Numbers a run's events and publishes them to its channel, charging their bytes to the
+/// run's share of the in-flight budget. The states the run streamed are read back from the
+/// channel when it ends, as the text it holds, rather than kept twice while it runs.
 struct Recorder {
     channel: Arc<RunChannel>,
     seq: AtomicU64,
+    charge: Charge,
 }
 
 impl Recorder {
-    fn new(channel: Arc<RunChannel>) -> Self {
+    fn new(channel: Arc<RunChannel>, charge: Charge) -> Self {
         Self {
             channel,
             seq: AtomicU64::new(0),
+            charge,
         }
     }
 
@@ -878,6 +914,7 @@ impl Recorder {
 
     fn publish(&self, event: &str, data: String) {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.charge.add(event.len() + data.len());
         self.channel.publish(StoredEvent {
             seq,
             event: event.to_owned(),
@@ -885,27 +922,57 @@ impl Recorder {
         });
     }
 
-    /// Every state the run streamed (its `values` events), oldest first.
-    fn states(&self) -> Vec<Value> {
+    /// Every state the run streamed (its `values` events), oldest first, as streamed.
+    fn states(&self) -> Vec<JsonText> {
         self.channel
             .snapshot()
-            .iter()
+            .into_iter()
             .filter(|event| event.event == "values")
-            .filter_map(|event| serde_json::from_str(&event.data).ok())
+            .map(|event| JsonText::encoded(event.data))
             .collect()
-    }
-
-    fn last_values(&self) -> Option<Value> {
-        self.channel
-            .snapshot()
-            .iter()
-            .rev()
-            .find(|event| event.event == "values")
-            .and_then(|event| serde_json::from_str(&event.data).ok())
     }
 
     fn sink(self: &Arc<Self>) -> EventSink {
         let recorder = Arc::clone(self);
         EventSink::new(move |part| recorder.record(&part))
+    }
+}
+
+/// A run's share of the memory that runs in flight may hold ([`ExecutorConfig::max_in_flight_bytes`]):
+/// the bytes of its stored record and of the events it streamed, given back when it ends.
+#[derive(Debug)]
+struct Charge {
+    inner: Arc<Inner>,
+    bytes: AtomicUsize,
+}
+
+impl Charge {
+    fn new(inner: Arc<Inner>, bytes: usize) -> Self {
+        inner.in_flight_bytes.fetch_add(bytes, Ordering::SeqCst);
+        Self {
+            inner,
+            bytes: AtomicUsize::new(bytes),
+        }
+    }
+
+    fn add(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.inner
+            .in_flight_bytes
+            .fetch_add(bytes, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let before = self
+            .inner
+            .in_flight_bytes
+            .fetch_sub(bytes, Ordering::SeqCst);
+        // Over budget until now: the dispatcher may be waiting to claim again.
+        if before >= self.inner.config.max_in_flight_bytes {
+            self.inner.wake.notify_one();
+        }
     }
 }

@@ -8,8 +8,8 @@ use errand_protocol::{
     ThreadStatus, Timestamp,
 };
 use errand_server::storage::{
-    FinishedRun, NewCheckpoint, NewRun, RunPage, SqliteStorage, Start, Storage, StorageError,
-    StoredEvent, UNREADABLE,
+    FinishedRun, JsonText, NewCheckpoint, NewRun, RunPage, SqliteStorage, Start, Storage,
+    StorageError, StoredEvent, UNREADABLE,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -110,7 +110,7 @@ fn checkpoint(run_id: Option<Uuid>, values: Value, at: Timestamp) -> NewCheckpoi
     NewCheckpoint {
         checkpoint_id: Uuid::now_v7().to_string(),
         run_id,
-        values,
+        values: JsonText::of(&values),
         metadata: obj(json!({"source": "loop", "step": 1})),
         next: Vec::new(),
         interrupts: Vec::new(),
@@ -122,7 +122,7 @@ fn success(run_id: Uuid, values: Option<Value>, at: Timestamp) -> FinishedRun {
     FinishedRun {
         run_id,
         status: RunStatus::Success,
-        values: values.clone(),
+        values: values.as_ref().map(JsonText::of),
         thread_status: ThreadStatus::Idle,
         error: None,
         interrupts: BTreeMap::new(),
@@ -1018,7 +1018,7 @@ async fn finish_run_updates_the_thread_and_parents_checkpoints() {
         .finish_run(&FinishedRun {
             run_id: first.run_id,
             status: RunStatus::Success,
-            values: Some(json!({"n": 1})),
+            values: Some(JsonText::of(&json!({"n": 1}))),
             thread_status: ThreadStatus::Interrupted,
             error: None,
             interrupts: interrupts.clone(),

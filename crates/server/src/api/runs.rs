@@ -183,7 +183,8 @@ async fn create_run(
         })?;
     let run_id = created.run.run_id;
     let typed = caller.copy(&created.run);
-    let channel = executor.submitted(created.run, created.started.zip(worker));
+    let bytes = created.json.len();
+    let channel = executor.submitted(created.run, bytes, created.started.zip(worker));
     let action = match strategy {
         MultitaskStrategy::Rollback => CancelAction::Rollback,
         _ => CancelAction::Interrupt,

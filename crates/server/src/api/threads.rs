@@ -4,7 +4,7 @@ use super::AppState;
 use super::answer::{Answer, Caller};
 use super::assistants::contains;
 use super::extract::{ApiJson, parse_id};
-use crate::storage::{CheckpointRecord, NewCheckpoint, RunPage};
+use crate::storage::{CheckpointRecord, JsonText, NewCheckpoint, RunPage};
 use crate::{ServerError, ServerResult};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -239,7 +239,7 @@ pub(crate) async fn update_state(
             NewCheckpoint {
                 checkpoint_id: Uuid::now_v7().to_string(),
                 run_id: None,
-                values,
+                values: JsonText::of(&values),
                 metadata,
                 next: Vec::new(),
                 interrupts: Vec::new(),

@@ -108,17 +108,21 @@ pub struct ClaimedRun {
     pub attempt: u32,
     /// What it starts from.
     pub start: Start,
+    /// The size of its stored record in bytes: what the executor counts it as holding.
+    pub bytes: usize,
 }
 
 impl ClaimedRun {
     /// The run that [`Storage::create_run`] claimed as it stored it
-    /// ([`CreatedRun::started`]), with what it starts from.
-    pub fn first_attempt(mut run: Run, start: Start) -> Self {
+    /// ([`CreatedRun::started`]), with what it starts from and its [`CreatedRun::json`]'s
+    /// length.
+    pub fn first_attempt(mut run: Run, start: Start, bytes: usize) -> Self {
         run.status = RunStatus::Running;
         Self {
             run,
             attempt: 1,
             start,
+            bytes,
         }
     }
 }
@@ -131,7 +135,7 @@ pub struct FinishedRun {
     /// Its final status (`success`, `error`, `timeout` or `interrupted`).
     pub status: RunStatus,
     /// The thread's new values, when the run wrote any.
-    pub values: Option<Value>,
+    pub values: Option<JsonText>,
     /// The thread's status once no other run is pending on it: `idle`, `error` or
     /// `interrupted` (waiting for a human).
     pub thread_status: ThreadStatus,
@@ -202,6 +206,34 @@ pub struct CheckpointRecord {
     pub created_at: Timestamp,
 }
 
+/// A JSON value as text, encoded once and shared: the states a run streamed are kept as the
+/// text its stream carried, and written to storage as they are, neither decoded nor copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(Arc<str>);
+
+impl JsonText {
+    /// The text of `value`.
+    pub fn of(value: &Value) -> Self {
+        Self(value.to_string().into())
+    }
+
+    /// Text that serde_json wrote, kept as it is.
+    pub(crate) fn encoded(text: Arc<str>) -> Self {
+        Self(text)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value again.
+    pub fn decode(&self) -> StorageResult<Value> {
+        serde_json::from_str(&self.0)
+            .map_err(|error| StorageError::Backend(format!("corrupt JSON: {error}")))
+    }
+}
+
 /// A checkpoint to write; storage fills in the parent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewCheckpoint {
@@ -210,7 +242,7 @@ pub struct NewCheckpoint {
     /// The run that wrote it.
     pub run_id: Option<Uuid>,
     /// The state values.
-    pub values: Value,
+    pub values: JsonText,
     /// Checkpoint metadata.
     pub metadata: JsonObject,
     /// Nodes to run next.

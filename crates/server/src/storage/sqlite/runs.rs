@@ -8,7 +8,7 @@ use super::threads::{
     EncodedCheckpoint, Settled, insert_encoded_checkpoint, insert_thread, runs_ended,
 };
 use crate::storage::{
-    ClaimedRun, EndedRun, FinishedRun, NewRun, Recovery, RunPage, Start, StorageError,
+    ClaimedRun, EndedRun, FinishedRun, JsonText, NewRun, Recovery, RunPage, Start, StorageError,
     StorageResult, StoredEvent,
 };
 use errand_protocol::{
@@ -182,7 +182,7 @@ pub(super) fn claim_sql() -> String {
                  (SELECT COUNT(*) FROM runs AS w WHERE w.thread_id = r.thread_id \
                  AND w.status = 'pending') \
              ORDER BY r.created_at, r.rowid LIMIT 1) \
-         RETURNING attempt, thread_id, {RUN_COLUMNS}"
+         RETURNING attempt, thread_id, octet_length(doc), {RUN_COLUMNS}"
     )
 }
 
@@ -209,12 +209,13 @@ pub(super) fn claim_next_run(
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,
-                RunRow::read_at(row, 2)?,
+                row.get::<_, i64>(2)?,
+                RunRow::read_at(row, 3)?,
             ))
         })
         .optional()
         .db()?;
-    let Some((count, thread_id, row)) = claimed else {
+    let Some((count, thread_id, bytes, row)) = claimed else {
         return Ok(None);
     };
     let values: Option<String> = conn
@@ -229,6 +230,7 @@ pub(super) fn claim_next_run(
         run,
         attempt: attempt(count)?,
         start: start_from(values.as_deref(), unreadable),
+        bytes: usize::try_from(bytes).unwrap_or(0),
     }))
 }
 
@@ -249,7 +251,7 @@ pub(super) fn next_pending_after(
 pub(super) struct EncodedFinish {
     run_id: Uuid,
     status: RunStatus,
-    values: Option<String>,
+    values: Option<JsonText>,
     thread_status: ThreadStatus,
     error: String,
     interrupts: String,
@@ -263,7 +265,7 @@ impl EncodedFinish {
         Ok(Self {
             run_id: finished.run_id,
             status: finished.status,
-            values: finished.values.as_ref().map(to_json).transpose()?,
+            values: finished.values.clone(),
             thread_status: finished.thread_status,
             error: match &finished.error {
                 Some(error) => to_json(error)?,
@@ -308,7 +310,7 @@ pub(super) fn finish_run(
             params![
                 thread_id,
                 finished.thread_status.as_str(),
-                finished.values,
+                finished.values.as_ref().map(JsonText::as_str),
                 finished.error,
                 finished.interrupts,
                 finished.at,

@@ -4,7 +4,7 @@ use super::codec::{
     CHECKPOINT_COLUMNS, CheckpointRow, Db, THREAD_COLUMNS, ThreadColumns, ThreadRow, contains,
     load_thread, merge, readable_metadata, to_json,
 };
-use crate::storage::{CheckpointRecord, NewCheckpoint, StorageError, StorageResult};
+use crate::storage::{CheckpointRecord, JsonText, NewCheckpoint, StorageError, StorageResult};
 use errand_protocol::{
     IfExists, JsonObject, SortOrder, Thread, ThreadSearchRequest, ThreadStatus, Timestamp,
 };
@@ -213,7 +213,7 @@ pub(super) fn latest_checkpoint_id(
 pub(super) struct EncodedCheckpoint {
     checkpoint_id: String,
     run_id: Option<String>,
-    values: String,
+    values: JsonText,
     metadata: String,
     next: String,
     interrupts: String,
@@ -225,7 +225,7 @@ impl EncodedCheckpoint {
         Ok(Self {
             checkpoint_id: checkpoint.checkpoint_id.clone(),
             run_id: checkpoint.run_id.map(|run_id| run_id.to_string()),
-            values: to_json(&checkpoint.values)?,
+            values: checkpoint.values.clone(),
             metadata: to_json(&checkpoint.metadata)?,
             next: to_json(&checkpoint.next)?,
             interrupts: to_json(&checkpoint.interrupts)?,
@@ -252,7 +252,7 @@ pub(super) fn insert_encoded_checkpoint(
         checkpoint.checkpoint_id,
         parent,
         checkpoint.run_id,
-        checkpoint.values,
+        checkpoint.values.as_str(),
         checkpoint.metadata,
         checkpoint.next,
         checkpoint.interrupts,
@@ -278,7 +278,7 @@ pub(super) fn insert_checkpoint(
         parent_checkpoint_id: parent,
         thread_id,
         run_id: checkpoint.run_id,
-        values: checkpoint.values,
+        values: checkpoint.values.decode()?,
         metadata: checkpoint.metadata,
         next: checkpoint.next,
         interrupts: checkpoint.interrupts,
@@ -291,7 +291,7 @@ pub(super) fn update_thread_state(
     thread_id: Uuid,
     checkpoint: NewCheckpoint,
 ) -> StorageResult<CheckpointRecord> {
-    let values = to_json(&checkpoint.values)?;
+    let values = checkpoint.values.as_str();
     let at = checkpoint.created_at.timestamp_micros();
     let updated = conn
         .prepare_cached(
