@@ -106,6 +106,10 @@ async fn enqueue(storage: &SqliteStorage, thread_id: Uuid, created_at: Timestamp
         .run
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "callers write the values in place with json!"
+)]
 fn checkpoint(run_id: Option<Uuid>, values: Value, at: Timestamp) -> NewCheckpoint {
     NewCheckpoint {
         checkpoint_id: Uuid::now_v7().to_string(),
