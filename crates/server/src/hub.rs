@@ -97,7 +97,7 @@ impl RunChannel {
         let state = self.lock();
         let start = state.events.partition_point(|event| event.seq <= after);
         Batch {
-            events: state.events[start..].to_vec(),
+            events: state.events.get(start..).unwrap_or_default().to_vec(),
             closed: state.closed,
         }
     }

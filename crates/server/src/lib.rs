@@ -24,6 +24,19 @@
 //! # }
 //! ```
 
+// Nothing a request carries may panic the server: no indexing or slicing that can miss, no
+// panics or expects outside tests (a request's own panic is still caught, as the last line).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::expect_used
+    )
+)]
+
 mod api;
 mod error;
 mod executor;

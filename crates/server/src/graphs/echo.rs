@@ -52,7 +52,7 @@ fn instruction(text: &str) -> Instruction<'_> {
             let end = rest
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .unwrap_or(rest.len());
-            &rest[..end]
+            rest.get(..end).unwrap_or_default()
         })
         .and_then(|number| number.parse::<f64>().ok())
         .filter(|seconds| seconds.is_finite() && *seconds > 0.0);
