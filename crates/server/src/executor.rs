@@ -729,7 +729,7 @@ impl Inner {
             })
             .await;
         let Some(ended) = ended else {
-            // Stopping: the run stays `running`, for the next start to take up.
+            // Stopping, or given up: the run stays `running`, for the next start to take up.
             return;
         };
         if let Some(ended) = ended {
@@ -790,8 +790,10 @@ impl Inner {
     /// for another reason than a full disk. Meanwhile the run stays claimed here and its
     /// joiners keep waiting, and this server takes no new work ([`Executor::accepting`]), so
     /// that none piles up behind a full disk; once space returns the write goes through and
-    /// the server goes on by itself. Only a shutdown ends the tries (`None`): the run is left
-    /// `running`, and the next start takes it up, as any run a stop cut off.
+    /// the server goes on by itself. A shutdown ends the tries (`None`): the run is left
+    /// `running`, and the next start takes it up, as any run a stop cut off. So do
+    /// [`GIVE_UP_AFTER`] failures that are not a full disk, which no waiting mends: the server
+    /// goes on, and the run waits for the next start's recovery.
     async fn until_written<T, F, W>(&self, run_id: Uuid, what: &str, mut write: W) -> Option<T>
     where
         W: FnMut(u32) -> F,
@@ -812,6 +814,15 @@ impl Inner {
             };
             if !matches!(error, StorageError::Full(_)) {
                 other_failures += 1;
+                if other_failures >= GIVE_UP_AFTER {
+                    tracing::error!(
+                        %run_id,
+                        %error,
+                        tries,
+                        "{what} failed for good; the run is left for the next start to recover"
+                    );
+                    return None;
+                }
             }
             waiting.get_or_insert_with(|| Waiting::new(&self.ends_waiting));
             tracing::error!(
@@ -836,6 +847,9 @@ impl Inner {
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 /// The longest wait between two tries of a run's end.
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Failures of a write for another reason than a full disk after which it is given up
+/// ([`Inner::until_written`]).
+const GIVE_UP_AFTER: u32 = 10;
 /// Failures of a run's whole end, for another reason than a full disk, after which its bare
 /// end is written instead ([`FinishedRun::bare`]).
 const BARE_END_AFTER: u32 = 3;
