@@ -517,7 +517,9 @@ impl Inner {
         let mut wait = self.config.idle_poll;
         let now = Timestamp::now();
         if let Some(due) = self.next_due(now).await {
-            let until_due = due.timestamp_micros().saturating_sub(now.timestamp_micros());
+            let until_due = due
+                .timestamp_micros()
+                .saturating_sub(now.timestamp_micros());
             let until_due = Duration::from_micros(u64::try_from(until_due).unwrap_or(0));
             wait = wait.min(until_due);
         }

@@ -48,11 +48,13 @@
 //! 5. cancel latency: a run with input `sleep=30`, once `running`, is cancelled (`wait=0`); time
 //!    from the cancel request until `GET run` (polled every 2 ms) shows it `interrupted`; 20 runs.
 //! 6. server memory (VmRSS of `/proc/PID/status`): idle (the server of 1–5, 2 s after start), and
-//!    with 1,000 and 10,000 runs in flight: runs with input `sleep=300` created by 32 concurrent
-//!    creators (at most 120 s; a server too slow reports the number it reached), then the newest
-//!    run of each creator is polled until `running` (oldest-first dispatch: then all are; a
-//!    spread sample of 64 statuses is kept as evidence), RSS is read, and everything is cancelled
-//!    with `POST /runs/cancel`. Also KiB of RSS per in-flight run (over that server's idle RSS).
+//!    with 1,000 and 10,000 runs in flight, and 500 runs of 100 KiB of input each: runs with
+//!    input `sleep=300` (plus the input) created by 32 concurrent creators (at most 120 s; a
+//!    server too slow reports the number it reached), then the newest run of each creator is
+//!    polled until `running` (oldest-first dispatch: then all are; a spread sample of 64
+//!    statuses is kept as evidence), RSS is read, and everything is cancelled with
+//!    `POST /runs/cancel`. Also KiB of RSS per in-flight run (over that server's idle RSS), and
+//!    for the runs with input the peak RSS (VmHWM) once they all ended at once.
 //!
 //! Every loop is bounded by count and by time. Latencies are nearest-rank percentiles in ms.
 //! The table shows errand, python and python/errand (each row says whether lower or higher is
@@ -144,7 +146,7 @@ pub(crate) struct Plan {
     cancel_n: usize,
     cancel_cap: Duration,
     cancel_poll: Duration,
-    levels: Vec<usize>,
+    levels: Vec<Level>,
     creators: usize,
     fill_cap: Duration,
     settle: Duration,
@@ -172,9 +174,17 @@ impl Plan {
             cancel_cap: pick(120, 15),
             cancel_poll: Duration::from_millis(2),
             levels: if quick {
-                vec![100, 1000]
+                vec![
+                    Level::new(100, 0),
+                    Level::new(1000, 0),
+                    Level::new(100, 100),
+                ]
             } else {
-                vec![1000, 10_000]
+                vec![
+                    Level::new(1000, 0),
+                    Level::new(10_000, 0),
+                    Level::new(500, 100),
+                ]
             },
             creators: 32,
             fill_cap: pick(120, 15),
@@ -197,14 +207,52 @@ impl Plan {
             "4_throughput": {"workers": self.workers, "window_s": secs(&self.window)},
             "5_cancel": {"iterations": self.cancel_n, "cap_s": secs(&self.cancel_cap),
                 "poll_interval_ms": ms(&self.cancel_poll), "run_input": "sleep=30"},
-            "6_in_flight": {"levels": self.levels, "creators": self.creators,
-                "create_and_start_cap_s_each": secs(&self.fill_cap), "run_input": "sleep=300",
+            "6_in_flight": {
+                "levels": self.levels.iter().map(|level| json!({"runs": level.runs,
+                    "input_kib": level.input_kib})).collect::<Vec<_>>(),
+                "creators": self.creators,
+                "create_and_start_cap_s_each": secs(&self.fill_cap),
+                "run_input": "sleep=300, then input_kib KiB of text",
                 "idle_settle_s": secs(&self.settle)},
             "python_n_jobs_per_worker": {"phases_1_5": self.python_jobs,
                 "phase_6": self.python_jobs_in_flight},
             "errand_max_concurrent_runs": {"phases_1_5": "default",
                 "phase_6": self.errand_max_runs_in_flight},
         })
+    }
+}
+
+/// One level of phase 6: this many runs in flight, each with this much input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Level {
+    pub(crate) runs: usize,
+    pub(crate) input_kib: usize,
+}
+
+impl Level {
+    const fn new(runs: usize, input_kib: usize) -> Self {
+        Self { runs, input_kib }
+    }
+
+    /// The key of its figures: `inflight_1000`, or `inflight_500x100k` with input.
+    pub(crate) fn key(&self) -> String {
+        match self.input_kib {
+            0 => format!("inflight_{}", self.runs),
+            kib => format!("inflight_{}x{kib}k", self.runs),
+        }
+    }
+
+    /// `1,000 runs`, or `500 runs of 100 KiB`.
+    fn label(&self) -> String {
+        match self.input_kib {
+            0 => format!("{} runs", thousands(self.runs)),
+            kib => format!("{} runs of {kib} KiB", thousands(self.runs)),
+        }
+    }
+
+    /// The text of each run's message.
+    pub(crate) fn content(&self) -> String {
+        format!("sleep=300 {}", "x".repeat(self.input_kib * 1024))
     }
 }
 
@@ -351,9 +399,9 @@ fn catalog(plan: &Plan) -> Vec<FigureDef> {
         ),
         def("rss_idle", "6. RSS idle".into(), "MiB", false),
     ];
-    for &level in &plan.levels {
-        let n = thousands(level);
-        let key = format!("inflight_{level}");
+    for level in &plan.levels {
+        let n = level.label();
+        let key = level.key();
         list.push(def(
             &format!("{key}_reached"),
             format!("6. runs in flight reached (of {n})"),
@@ -362,7 +410,7 @@ fn catalog(plan: &Plan) -> Vec<FigureDef> {
         ));
         list.push(def(
             &format!("{key}_rss"),
-            format!("6. RSS, {n} runs in flight"),
+            format!("6. RSS, {n} in flight"),
             "MiB",
             false,
         ));
@@ -372,6 +420,14 @@ fn catalog(plan: &Plan) -> Vec<FigureDef> {
             "KiB",
             false,
         ));
+        if level.input_kib > 0 {
+            list.push(def(
+                &format!("{key}_peak_rss"),
+                format!("6. peak RSS, {n} ended at once"),
+                "MiB",
+                false,
+            ));
+        }
         list.push(def(
             &format!("{key}_create_rate"),
             format!("6. in-flight runs created/s ({n})"),
@@ -604,7 +660,7 @@ async fn bench_all(launches: &[Launch], plan: &Plan) -> Vec<SideReport> {
         measured.check("phases 1-5", result);
         for (index, &level) in plan.levels.iter().enumerate() {
             let result = memory_session(launch, plan, level, index == 0, &mut measured).await;
-            measured.check(&format!("6. in flight {level}"), result);
+            measured.check(&format!("6. in flight {}", level.label()), result);
         }
         measured.detail("load_average_end", json!(load_average()));
         let wall = secs(started);
@@ -706,15 +762,12 @@ async fn latency_session(launch: &Launch, plan: &Plan, out: &mut Measured) -> an
 async fn memory_session(
     launch: &Launch,
     plan: &Plan,
-    level: usize,
+    level: Level,
     first: bool,
     out: &mut Measured,
 ) -> anyhow::Result<()> {
     let side = launch.side();
-    step(
-        side,
-        &format!("6. memory with {} runs in flight", thousands(level)),
-    );
+    step(side, &format!("6. memory with {} in flight", level.label()));
     let mut server = launch.start(plan, true)?;
     server.wait_ready(READY_TIMEOUT).await?;
     tokio::time::sleep(plan.settle).await;
@@ -727,12 +780,12 @@ async fn memory_session(
     }
     let result = phases::in_flight(&server, level, idle, plan, out).await;
     let how = out.stop(&mut server);
-    out.detail(&format!("stop_after_in_flight_{level}"), json!(how));
+    out.detail(&format!("stop_after_{}", level.key()), json!(how));
     if how.starts_with("SIGKILL") {
         out.note(format!(
-            "{} after {} runs in flight: {how}",
+            "{} after {} in flight: {how}",
             side.name(),
-            thousands(level)
+            level.label()
         ));
     }
     result

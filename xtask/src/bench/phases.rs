@@ -3,7 +3,7 @@
 
 use super::http::Conn;
 use super::server::{Server, cpu_seconds};
-use super::{Measured, Plan};
+use super::{Level, Measured, Plan};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -479,29 +479,31 @@ pub(crate) async fn info(addr: SocketAddr) -> anyhow::Result<Value> {
     Conn::open(addr).await?.get("/info").await?.json()
 }
 
-/// Figure 6 at one level: `level` runs sleeping 300 s created by `plan.creators` concurrent
+/// Figure 6 at one level: `level.runs` runs sleeping 300 s (with `level.input_kib` of input) created by `plan.creators` concurrent
 /// creators (bounded by `plan.fill_cap`), wait until the newest are `running`, read the server's
 /// memory, then cancel them all. `idle_mib` is the RSS of this fresh server before.
 pub(crate) async fn in_flight(
     server: &Server,
-    level: usize,
+    level: Level,
     idle_mib: f64,
     plan: &Plan,
     out: &mut Measured,
 ) -> anyhow::Result<()> {
     let addr = server.addr();
     let issued = Arc::new(AtomicUsize::new(0));
+    let content: Arc<str> = level.content().into();
     let start = Instant::now();
     let deadline = start + plan.fill_cap;
     let mut set = JoinSet::new();
     for _ in 0..plan.creators {
         let issued = Arc::clone(&issued);
+        let content = Arc::clone(&content);
         set.spawn(async move {
             let mut made: Vec<(Instant, RunRef)> = Vec::new();
             let mut errors = Vec::new();
             let mut conn = Conn::new(addr);
-            while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < level {
-                match create_thread_run(&mut conn, "sleep=300").await {
+            while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < level.runs {
+                match create_thread_run(&mut conn, &content).await {
                     Ok(run) => made.push((Instant::now(), run)),
                     Err(error) => {
                         errors.push(format!("{error:#}"));
@@ -578,7 +580,7 @@ pub(crate) async fn in_flight(
     }
     let drain_s = cancel_call.as_secs_f64() + t_cancel.elapsed().as_secs_f64();
     let after = server.stats()?;
-    let key = format!("inflight_{level}");
+    let key = level.key();
     if reached > 0 {
         out.figure(&format!("{key}_rss"), loaded.rss_mib, reached);
         out.figure(
@@ -593,35 +595,40 @@ pub(crate) async fn in_flight(
         reached as f64 / create_s,
         reached,
     );
-    if reached < level {
+    if level.input_kib > 0 {
+        out.figure(&format!("{key}_peak_rss"), after.hwm_mib, reached);
+    }
+    if reached < level.runs {
         out.note(format!(
-            "6. {} reached {reached} of {level} runs in flight within {:?} ({} creation errors)",
+            "6. {} reached {reached} of {} runs in flight within {:?} ({} creation errors)",
             server.side().name(),
+            level.runs,
             plan.fill_cap,
             errors.len()
         ));
     }
     if !errors.is_empty() {
         out.error(format!(
-            "6. level {level}: {} creation errors; first: {}",
+            "6. {key}: {} creation errors; first: {}",
             errors.len(),
             errors[0]
         ));
     }
     if !all_started {
         out.error(format!(
-            "6. level {level}: the newest runs were not all running within {:?}",
+            "6. {key}: the newest runs were not all running within {:?}",
             plan.fill_cap
         ));
     }
     if !drained {
         out.error(format!(
-            "6. level {level}: runs still in flight {:?} after cancelling all",
+            "6. {key}: runs still in flight {:?} after cancelling all",
             plan.fill_cap
         ));
     }
     let details = json!({
-        "level": level,
+        "level": level.runs,
+        "input_kib": level.input_kib,
         "reached": reached,
         "creation_errors": errors.len(),
         "first_creation_error": errors.first(),
@@ -641,6 +648,6 @@ pub(crate) async fn in_flight(
         "vmhwm_after_cancel_mib": round(after.hwm_mib),
         "server_cpu_s_total": round(after.cpu_s),
     });
-    out.detail(&format!("6_in_flight_{level}"), details);
+    out.detail(&format!("6_{key}"), details);
     Ok(())
 }
