@@ -153,8 +153,22 @@ struct ModelTable {
     api_key: Option<EnvString>,
     #[serde(default)]
     max_tokens: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "temperature")]
     temperature: Option<f32>,
+}
+
+/// A sampling temperature: a finite number, 0 or more. TOML reads `nan` and `inf` (and a
+/// large number is infinite as an `f32`); a provider's JSON cannot carry them, so they are
+/// refused here, where the error can name the line.
+fn temperature<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f32>, D::Error> {
+    let value = f32::deserialize(deserializer)?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(Some(value))
+    } else {
+        Err(de::Error::custom(format!(
+            "`temperature` must be a finite number, 0 or more, not {value}"
+        )))
+    }
 }
 
 impl<'de> Deserialize<'de> for ModelConfig {
@@ -268,6 +282,9 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -348,6 +365,25 @@ Authorization = "Bearer x"
                 .to_string();
         assert!(error.contains("line 3"), "{error}");
         assert!(error.contains("ERRAND_TEST_SURELY_UNSET"), "{error}");
+    }
+
+    #[test]
+    fn a_temperature_no_model_takes_is_refused_with_its_line() {
+        // TOML reads `nan` and `inf`, and 1e39 is infinite as an f32: written to a provider's
+        // JSON, each would be `null`, and every model call would fail far from the file.
+        for value in ["nan", "inf", "-inf", "1e39", "-0.5"] {
+            let text = format!("[model]\nname = \"x:y\"\ntemperature = {value}\n");
+            let error = Config::parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("temperature = {value} was accepted"))
+                .to_string();
+            assert!(
+                error.contains("line 3") && error.contains("temperature"),
+                "{value}: {error}"
+            );
+        }
+        let config = Config::parse("[model]\nname = \"x:y\"\ntemperature = 0.7\n").unwrap();
+        assert_eq!(config.model.unwrap().temperature, Some(0.7));
     }
 
     #[test]
