@@ -25,7 +25,10 @@ mod fuzz_support;
 
 use errand_protocol::StreamEvent;
 use errand_protocol::sse::{DEFAULT_MAX_EVENT_SIZE, SseDecoder, SseFrame, SseItem, encode_comment};
-use fuzz_support::{byte_mutation, config, json_any, json_object, mutate_bytes, soup, text};
+use fuzz_support::{
+    byte_mutation, config, json_any, json_object, json_tree, json_tree_object, mutate_bytes, soup,
+    text,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -141,6 +144,98 @@ fn message() -> impl Strategy<Value = Value> {
                 }
             }
             message
+        })
+}
+
+/// A message as LangChain or an OpenAI-style client writes one, that must read: content as
+/// text or a list of text, bare strings and other blocks, tool calls in either form with
+/// arguments that are a JSON object, unknown keys beside.
+fn well_formed_message() -> impl Strategy<Value = Value> {
+    let block = prop_oneof![
+        text().prop_map(|text| json!({"type": "text", "text": text})),
+        text().prop_map(Value::String),
+        (text(), json_tree_object()).prop_map(|(kind, fields)| {
+            let mut block = fields;
+            block["type"] = Value::String(kind);
+            block
+        }),
+    ];
+    let content = prop_oneof![
+        text().prop_map(Value::String),
+        vec(block, 0..4).prop_map(Value::Array),
+    ];
+    let call = prop_oneof![
+        (text(), json_tree_object(), text())
+            .prop_map(|(name, args, id)| json!({"name": name, "args": args, "id": id, "type": "tool_call"})),
+        (text(), json_tree_object(), text()).prop_map(|(name, args, id)| {
+            json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}})
+        }),
+    ];
+    (
+        prop::sample::select(vec![
+            ("type", "human"),
+            ("type", "ai"),
+            ("type", "tool"),
+            ("type", "AIMessageChunk"),
+            ("role", "user"),
+            ("role", "assistant"),
+            ("role", "system"),
+        ]),
+        content,
+        prop::option::of(text()),
+        prop::option::of(vec(call, 0..3)),
+        prop::collection::btree_map("x_[a-z]{1,6}", json_tree(), 0..2),
+    )
+        .prop_map(|((tag, kind), content, id, calls, extra)| {
+            let mut message = json!({ tag: kind, "content": content, "id": id });
+            if let Some(calls) = calls {
+                message["tool_calls"] = Value::Array(calls);
+            }
+            for (key, value) in extra {
+                message[key] = value;
+            }
+            message
+        })
+}
+
+/// A frame of each kind a run's stream carries, with data of the right shape.
+fn well_formed_frame() -> impl Strategy<Value = SseFrame> {
+    let message = well_formed_message;
+    let part = prop_oneof![
+        (any::<u128>(), any::<u32>()).prop_map(|(id, attempt)| {
+            (
+                "metadata",
+                json!({"run_id": uuid::Uuid::from_u128(id), "attempt": attempt}),
+            )
+        }),
+        json_tree().prop_map(|data| ("values", data)),
+        json_tree_object().prop_map(|data| ("updates", data)),
+        (message(), json_tree_object())
+            .prop_map(|(message, meta)| ("messages", json!([message, meta]))),
+        vec(message(), 0..3).prop_map(|messages| ("messages/partial", Value::Array(messages))),
+        vec(message(), 0..3).prop_map(|messages| ("messages/complete", Value::Array(messages))),
+        (text(), json_tree_object())
+            .prop_map(|(id, meta)| ("messages/metadata", json!({ id: {"metadata": meta} }))),
+        json_tree().prop_map(|data| ("custom", data)),
+        (text(), text())
+            .prop_map(|(error, message)| ("error", json!({"error": error, "message": message}))),
+        json_tree().prop_map(|data| ("end", data)),
+    ];
+    (
+        part,
+        vec("[a-z]{1,6}:[0-9a-f]{1,4}", 0..3),
+        prop::option::of("[0-9]{1,13}-[0-9]"),
+    )
+        .prop_map(|((event, data), namespace, id)| {
+            let mut name = event.to_owned();
+            for segment in namespace {
+                name.push('|');
+                name.push_str(&segment);
+            }
+            SseFrame {
+                id,
+                ..SseFrame::new(name, data.to_string())
+            }
         })
 }
 
@@ -452,6 +547,23 @@ proptest! {
         prop_assert_eq!(&chunked, &whole);
         let bytewise = decode(bytes.chunks(1), max);
         prop_assert_eq!(&bytewise, &whole);
+    }
+
+    #[test]
+    fn well_formed_events_read_as_typed_events(frames in vec(well_formed_frame(), 1..4)) {
+        let wire: String = frames.iter().map(SseFrame::encode).collect();
+        let decoded = SseDecoder::decode_all(wire.as_bytes());
+        prop_assert_eq!(decoded.len(), frames.len());
+        for item in decoded {
+            let SseItem::Frame(frame) = item else {
+                return Err(TestCaseError::fail("a comment from frames"));
+            };
+            if let Err(error) = StreamEvent::from_frame(&frame) {
+                return Err(TestCaseError::fail(format!("{error}\n{frame:?}")));
+            }
+        }
+        let typed = check_typed_events(wire.as_bytes())?;
+        prop_assert_eq!(typed, frames.len());
     }
 
     #[test]

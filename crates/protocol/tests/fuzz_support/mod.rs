@@ -77,16 +77,20 @@ pub fn nested(depth: usize, leaf: Value, objects: bool) -> Value {
     })
 }
 
-/// Any JSON: small trees, and now and then one nested around serde_json's depth limit (128).
-pub fn json_any() -> impl Strategy<Value = Value> {
-    let tree = json_leaf().prop_recursive(4, 24, 5, |inner| {
+/// Small JSON trees.
+pub fn json_tree() -> impl Strategy<Value = Value> {
+    json_leaf().prop_recursive(4, 24, 5, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..5).prop_map(Value::Array),
             btree_map(key(), inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
-    });
+    })
+}
+
+/// Any JSON: small trees, and now and then one nested around serde_json's depth limit (128).
+pub fn json_any() -> impl Strategy<Value = Value> {
     prop_oneof![
-        12 => tree,
+        12 => json_tree(),
         1 => (120usize..132, json_leaf(), any::<bool>())
             .prop_map(|(depth, leaf, objects)| nested(depth, leaf, objects)),
     ]
@@ -94,6 +98,11 @@ pub fn json_any() -> impl Strategy<Value = Value> {
 
 pub fn json_object() -> impl Strategy<Value = Value> {
     btree_map(key(), json_any(), 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+}
+
+/// A JSON object of small trees.
+pub fn json_tree_object() -> impl Strategy<Value = Value> {
+    btree_map(key(), json_tree(), 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
 }
 
 /// A change to some bytes.
