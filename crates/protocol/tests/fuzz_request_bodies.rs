@@ -659,3 +659,27 @@ targets! {
     store_search: StoreSearchRequest = STORE_SEARCH;
     store_namespaces: StoreListNamespacesRequest = STORE_NAMESPACES;
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { source_file: Some(file!()), ..config(2000) })]
+
+    /// The `stream_mode` query value, read as JSON by the run routes: any text reads or fails,
+    /// and what reads writes back the same.
+    #[test]
+    fn stream_modes_from_a_query(text in prop_oneof![
+        any::<String>(),
+        vec(prop_oneof![
+            prop::sample::select(MODES).prop_map(|mode| format!("\"{mode}\"")),
+            prop::sample::select(vec!["[", "]", ",", " ", "\"", "null", "1", "\"\\u0000\"", "\"Values\""])
+                .prop_map(str::to_owned),
+        ], 0..12).prop_map(|pieces| pieces.concat()),
+    ]) {
+        if let Ok(modes) = serde_json::from_str::<StreamModes>(&text) {
+            let written = serde_json::to_string(&modes).expect("writes");
+            let again: StreamModes = serde_json::from_str(&written).expect("reads back");
+            prop_assert_eq!(&again, &modes);
+            let input: Value = serde_json::from_str(&text).expect("accepted, so JSON");
+            prop_assert_eq!(serde_json::from_str::<Value>(&written).expect("JSON"), input);
+        }
+    }
+}
