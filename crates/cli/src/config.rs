@@ -248,7 +248,8 @@ impl<'de> Deserialize<'de> for EnvString {
 }
 
 /// Replaces `${NAME}` and `${NAME:-fallback}` in `raw`; an unset variable without a fallback
-/// is an error naming it.
+/// is an error naming it, and so is a variable inside another (`${A:-${B}}`), which would
+/// otherwise pass on as text.
 pub(crate) fn expand_env(raw: &str) -> Result<String, String> {
     expand_with(raw, |name| std::env::var(name).ok())
 }
@@ -262,6 +263,11 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
         let end = after
             .find('}')
             .ok_or_else(|| format!("`${{` without a closing `}}` in \"{raw}\""))?;
+        if after[..end].contains("${") {
+            return Err(format!(
+                "variables do not nest: `${{` inside `${{...}}` in \"{raw}\""
+            ));
+        }
         let (name, fallback) = match after[..end].split_once(":-") {
             Some((name, fallback)) => (name, Some(fallback)),
             None => (&after[..end], None),
@@ -404,5 +410,10 @@ Authorization = "Bearer x"
                 .contains("`NOPE`")
         );
         assert!(expand_with("${KEY", lookup).is_err());
+        // A variable in a fallback is not expanded; rather than pass `${KEY}` on as text, the
+        // value is refused.
+        let error = expand_with("${NOPE:-${KEY}}", lookup).unwrap_err();
+        assert!(error.contains("do not nest"), "{error}");
+        assert!(expand_with("${A${KEY}}", lookup).is_err());
     }
 }
