@@ -277,9 +277,6 @@ impl From<&str> for MessageContent {
 }
 
 /// One block of list content, e.g. `{"type": "text", "text": "..."}`.
-///
-/// A bare string in a content list, which LangChain allows (`list[str | dict]`), reads as a
-/// text block.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ContentBlock {
     /// The block type: `text`, `image_url`, `tool_use`, `thinking`, ...
@@ -311,6 +308,9 @@ impl ContentBlock {
     }
 }
 
+/// Reads the object form, and a bare string, which LangChain allows in a content list
+/// (`list[str | dict]`), as a text block. (Said here rather than on the type, whose doc is its
+/// schema's description: the schema gives the form errand writes.)
 impl<'de> Deserialize<'de> for ContentBlock {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
