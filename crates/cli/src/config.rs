@@ -153,8 +153,22 @@ struct ModelTable {
     api_key: Option<EnvString>,
     #[serde(default)]
     max_tokens: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "temperature")]
     temperature: Option<f32>,
+}
+
+/// A sampling temperature: a finite number, 0 or more. TOML reads `nan` and `inf` (and a
+/// large number is infinite as an `f32`); a provider's JSON cannot carry them, so they are
+/// refused here, where the error can name the line.
+fn temperature<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f32>, D::Error> {
+    let value = f32::deserialize(deserializer)?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(Some(value))
+    } else {
+        Err(de::Error::custom(format!(
+            "`temperature` must be a finite number, 0 or more, not {value}"
+        )))
+    }
 }
 
 impl<'de> Deserialize<'de> for ModelConfig {
@@ -234,7 +248,8 @@ impl<'de> Deserialize<'de> for EnvString {
 }
 
 /// Replaces `${NAME}` and `${NAME:-fallback}` in `raw`; an unset variable without a fallback
-/// is an error naming it.
+/// is an error naming it, and so is a variable inside another (`${A:-${B}}`), which would
+/// otherwise pass on as text.
 pub(crate) fn expand_env(raw: &str) -> Result<String, String> {
     expand_with(raw, |name| std::env::var(name).ok())
 }
@@ -248,6 +263,11 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
         let end = after
             .find('}')
             .ok_or_else(|| format!("`${{` without a closing `}}` in \"{raw}\""))?;
+        if after[..end].contains("${") {
+            return Err(format!(
+                "variables do not nest: `${{` inside `${{...}}` in \"{raw}\""
+            ));
+        }
         let (name, fallback) = match after[..end].split_once(":-") {
             Some((name, fallback)) => (name, Some(fallback)),
             None => (&after[..end], None),
@@ -266,6 +286,9 @@ fn expand_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
     out.push_str(rest);
     Ok(out)
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
@@ -351,6 +374,25 @@ Authorization = "Bearer x"
     }
 
     #[test]
+    fn a_temperature_no_model_takes_is_refused_with_its_line() {
+        // TOML reads `nan` and `inf`, and 1e39 is infinite as an f32: written to a provider's
+        // JSON, each would be `null`, and every model call would fail far from the file.
+        for value in ["nan", "inf", "-inf", "1e39", "-0.5"] {
+            let text = format!("[model]\nname = \"x:y\"\ntemperature = {value}\n");
+            let error = Config::parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("temperature = {value} was accepted"))
+                .to_string();
+            assert!(
+                error.contains("line 3") && error.contains("temperature"),
+                "{value}: {error}"
+            );
+        }
+        let config = Config::parse("[model]\nname = \"x:y\"\ntemperature = 0.7\n").unwrap();
+        assert_eq!(config.model.unwrap().temperature, Some(0.7));
+    }
+
+    #[test]
     fn expands_environment_variables() {
         let lookup = |name: &str| (name == "KEY").then(|| "secret".to_owned());
         assert_eq!(
@@ -368,5 +410,10 @@ Authorization = "Bearer x"
                 .contains("`NOPE`")
         );
         assert!(expand_with("${KEY", lookup).is_err());
+        // A variable in a fallback is not expanded; rather than pass `${KEY}` on as text, the
+        // value is refused.
+        let error = expand_with("${NOPE:-${KEY}}", lookup).unwrap_err();
+        assert!(error.contains("do not nest"), "{error}");
+        assert!(expand_with("${A${KEY}}", lookup).is_err());
     }
 }

@@ -6,7 +6,7 @@ use crate::retry::sleep;
 use crate::transport::{ResponseBody, TransportResponse};
 use crate::{Client, ClientError, RetryPolicy};
 use errand_protocol::sse::{SseDecoder, SseItem};
-use errand_protocol::{Run, StreamEvent, StreamPart};
+use errand_protocol::{ProtocolError, Run, StreamEvent, StreamPart};
 use futures::Stream;
 use futures::stream::BoxStream;
 use http::header::{CONTENT_LOCATION, CONTENT_TYPE, LOCATION};
@@ -18,8 +18,11 @@ use uuid::Uuid;
 
 /// The events of one run, as a [`Stream`] of `Result<StreamEvent, ClientError>`.
 ///
-/// An event that does not decode is yielded as an error and the stream goes on; a stream that
-/// cannot be resumed yields its last error and ends.
+/// An event that does not decode is yielded as an error and the stream goes on; so is one larger
+/// than the decoder keeps ([`DEFAULT_MAX_EVENT_SIZE`], dropped unread, reported after the events
+/// that came in the same chunk); a stream that cannot be resumed yields its last error and ends.
+///
+/// [`DEFAULT_MAX_EVENT_SIZE`]: errand_protocol::sse::DEFAULT_MAX_EVENT_SIZE
 ///
 /// # Resuming
 ///
@@ -90,6 +93,7 @@ impl RunStream {
             query,
             body: Some(response.into_body()),
             decoder: SseDecoder::new(),
+            oversized: 0,
             pending: VecDeque::new(),
             last_id,
             previous_id: None,
@@ -160,6 +164,8 @@ struct Resume {
     query: String,
     body: Option<ResponseBody>,
     decoder: SseDecoder,
+    /// The decoder's count of oversized events already reported.
+    oversized: u64,
     pending: VecDeque<Result<StreamEvent, ClientError>>,
     /// The id of the last event seen.
     last_id: Option<String>,
@@ -224,8 +230,31 @@ impl Resume {
         }
     }
 
-    /// Turns decoded frames into events.
+    /// Turns decoded frames into events, then reports the events the decoder dropped for
+    /// their size.
     fn take(&mut self, items: Vec<SseItem>) {
+        self.take_frames(items);
+        self.report_oversized();
+    }
+
+    /// Yields an error for each event dropped since the last report.
+    fn report_oversized(&mut self) {
+        let dropped = self.decoder.oversized_events();
+        let limit = self.decoder.max_event_size();
+        for _ in self.oversized..dropped {
+            self.pending.push_back(Err(ClientError::decode(
+                "a stream event",
+                None,
+                None,
+                &[],
+                ProtocolError::EventTooLarge { limit },
+            )));
+        }
+        self.oversized = dropped;
+    }
+
+    /// Turns decoded frames into events.
+    fn take_frames(&mut self, items: Vec<SseItem>) {
         for item in items {
             let SseItem::Frame(frame) = item else {
                 continue;

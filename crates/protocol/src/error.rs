@@ -21,6 +21,12 @@ pub enum ProtocolError {
         /// What was wrong with it.
         reason: String,
     },
+    /// An SSE event (or one of its lines) was larger than the decoder keeps, and was dropped.
+    #[error("a stream event was larger than {limit} bytes and was dropped")]
+    EventTooLarge {
+        /// The decoder's limit, [`SseDecoder::max_event_size`](crate::sse::SseDecoder::max_event_size).
+        limit: usize,
+    },
     /// A value that must be one of a fixed set was something else.
     #[error("unknown {what}: `{value}` (expected one of: {expected})")]
     UnknownVariant {

@@ -277,7 +277,7 @@ impl From<&str> for MessageContent {
 }
 
 /// One block of list content, e.g. `{"type": "text", "text": "..."}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ContentBlock {
     /// The block type: `text`, `image_url`, `tool_use`, `thinking`, ...
     #[serde(rename = "type")]
@@ -305,6 +305,29 @@ impl ContentBlock {
         } else {
             None
         }
+    }
+}
+
+/// Reads the object form, and a bare string, which LangChain allows in a content list
+/// (`list[str | dict]`), as a text block. (Said here rather than on the type, whose doc is its
+/// schema's description: the schema gives the form errand writes.)
+impl<'de> Deserialize<'de> for ContentBlock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Incoming {
+            Text(String),
+            Block {
+                #[serde(rename = "type")]
+                kind: String,
+                #[serde(flatten)]
+                fields: JsonObject,
+            },
+        }
+        Ok(match Incoming::deserialize(deserializer)? {
+            Incoming::Text(text) => Self::text_block(text),
+            Incoming::Block { kind, fields } => Self { kind, fields },
+        })
     }
 }
 
@@ -451,5 +474,39 @@ impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let incoming = IncomingMessage::deserialize(deserializer)?;
         Self::try_from(incoming).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_lists_may_hold_bare_strings_as_langchain_writes_them() {
+        // LangChain's content is `str | list[str | dict]`: a string in the list is text.
+        let message = Message::from_value(json!({
+            "role": "user",
+            "content": ["Look at ", {"type": "image_url", "image_url": {"url": "x"}}, "this"],
+        }))
+        .expect("a LangChain message");
+        assert_eq!(message.text(), "Look at this");
+        let MessageContent::Blocks(blocks) = &message.content else {
+            panic!("blocks: {message:?}");
+        };
+        assert_eq!(blocks[0], ContentBlock::text_block("Look at "));
+        assert_eq!(blocks[1].kind, "image_url");
+        // Written back, each string is a text block, which reads the same again.
+        let written = serde_json::to_value(&message).expect("writes");
+        assert_eq!(
+            written["content"][2],
+            json!({"type": "text", "text": "this"})
+        );
+        assert_eq!(Message::from_value(written).expect("reads back"), message);
+        // Anything else in the list is still refused.
+        assert!(Message::from_value(json!({"role": "user", "content": [1]})).is_err());
+        assert!(
+            Message::from_value(json!({"role": "user", "content": [{"text": "no type"}]})).is_err()
+        );
     }
 }

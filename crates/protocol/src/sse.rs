@@ -27,6 +27,11 @@
 //! `retry` must be all ASCII digits. An event is dispatched on an empty
 //! line if it has an event name or at least one `data:` line.
 //!
+//! The decoder keeps at most [`SseDecoder::max_event_size`] bytes of a line
+//! or of a pending event ([`DEFAULT_MAX_EVENT_SIZE`] unless set): a larger
+//! one is dropped whole and counted, and the stream goes on, so a peer that
+//! never ends a line or an event cannot exhaust the reader's memory.
+//!
 //! # Round trips
 //!
 //! [`SseFrame::encode`] never fails, and `decode(encode(frame))` yields
@@ -212,6 +217,13 @@ fn push_lines(out: &mut String, prefix: &str, text: &str) {
     }
 }
 
+/// The default of [`SseDecoder::max_event_size`]: 64 MiB.
+///
+/// Large enough for any event errand sends (a `values` event carries a thread's whole state,
+/// and a request body may be 16 MiB), small enough that a stream that never ends its line or
+/// its event cannot take the memory of the process that reads it.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 64 * 1024 * 1024;
+
 /// Incremental SSE decoder: bytes in, [`SseItem`]s out.
 ///
 /// A stream split into chunks at any byte (including in the middle of a
@@ -219,10 +231,21 @@ fn push_lines(out: &mut String, prefix: &str, text: &str) {
 /// unsplit stream. A line is handled as soon as its line break arrives;
 /// only the unfinished line is kept between calls.
 ///
+/// What it keeps is bounded by [`max_event_size`](Self::max_event_size):
+/// a line longer than that, or an event whose name, data and id together
+/// would be larger, is dropped whole, up to the empty line that ends it
+/// (its id is not committed, nothing of it is dispatched, and the rest of
+/// its lines, comments too, are skipped; a comment before the point where
+/// it went over was already yielded), and counted in
+/// [`oversized_events`](Self::oversized_events).
+/// The stream goes on with the next event. So a decoder holds at most about
+/// twice the limit (the unfinished line and the pending event), however
+/// much a peer sends without a line break or an empty line.
+///
 /// After [`finish`](Self::finish) the decoder is ready for a new stream
 /// (e.g. after reconnecting) and keeps [`last_event_id`](Self::last_event_id)
 /// and [`retry`](Self::retry).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseDecoder {
     /// The unfinished line carried over from earlier chunks.
     carry: Vec<u8>,
@@ -245,13 +268,68 @@ pub struct SseDecoder {
     last_id: String,
     /// The last valid `retry:` value seen.
     retry: Option<u64>,
+    /// The most bytes a line, or the pending event's fields, may hold.
+    max_event_size: usize,
+    /// The unfinished line went over the limit: the rest of it, up to its
+    /// line break, is skipped rather than kept.
+    skipping_line: bool,
+    /// The pending event went over the limit: its lines are skipped up to
+    /// the empty line that ends it.
+    dropping_event: bool,
+    /// Events dropped for their size.
+    oversized: u64,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::with_max_event_size(DEFAULT_MAX_EVENT_SIZE)
+    }
 }
 
 impl SseDecoder {
-    /// A decoder at the start of a stream.
+    /// A decoder at the start of a stream, with the default event size
+    /// limit ([`DEFAULT_MAX_EVENT_SIZE`]).
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder that drops lines and events over `max_event_size` bytes
+    /// (see [`SseDecoder`]).
+    #[must_use]
+    pub fn with_max_event_size(max_event_size: usize) -> Self {
+        Self {
+            carry: Vec::new(),
+            skip_lf: false,
+            started: false,
+            event: String::new(),
+            data: String::new(),
+            has_data: false,
+            id: None,
+            event_retry: None,
+            last_id: String::new(),
+            retry: None,
+            max_event_size,
+            skipping_line: false,
+            dropping_event: false,
+            oversized: 0,
+        }
+    }
+
+    /// The most bytes one line, or the name, data and id of one event
+    /// together, may take; larger ones are dropped.
+    #[must_use]
+    pub fn max_event_size(&self) -> usize {
+        self.max_event_size
+    }
+
+    /// How many events were dropped for being over
+    /// [`max_event_size`](Self::max_event_size) since the decoder was made
+    /// (a block of lines up to an empty line counts once, even if it held
+    /// only an overlong comment).
+    #[must_use]
+    pub fn oversized_events(&self) -> u64 {
+        self.oversized
     }
 
     /// Decodes a whole stream at once: [`push`](Self::push) then
@@ -285,7 +363,13 @@ impl SseDecoder {
         }
         while let Some(at) = find_eol(chunk) {
             let line = &chunk[..at];
-            if self.carry.is_empty() {
+            if self.skipping_line {
+                // The end of a line already dropped for its length.
+                self.skipping_line = false;
+            } else if self.carry.len() + line.len() > self.max_event_size {
+                self.carry = Vec::new();
+                self.drop_event();
+            } else if self.carry.is_empty() {
                 self.process_line(line, out);
             } else {
                 self.carry.extend_from_slice(line);
@@ -304,7 +388,18 @@ impl SseDecoder {
                 }
             }
         }
-        self.carry.extend_from_slice(chunk);
+        if self.skipping_line {
+            return;
+        }
+        if self.carry.len() + chunk.len() > self.max_event_size {
+            // Keeping the line until its break arrives could take any
+            // amount of memory: drop it now and skip the rest as it comes.
+            self.carry = Vec::new();
+            self.skipping_line = true;
+            self.drop_event();
+        } else {
+            self.carry.extend_from_slice(chunk);
+        }
     }
 
     /// Ends the stream and returns the items that completes.
@@ -330,11 +425,9 @@ impl SseDecoder {
         }
         self.skip_lf = false;
         self.started = false;
-        self.event.clear();
-        self.data.clear();
-        self.has_data = false;
-        self.id = None;
-        self.event_retry = None;
+        self.skipping_line = false;
+        self.dropping_event = false;
+        self.clear_pending();
     }
 
     /// The id of the last completed event (including events with only an
@@ -359,9 +452,16 @@ impl SseDecoder {
             line = line.strip_prefix(BOM).unwrap_or(line);
         }
         let Some(&first) = line.first() else {
-            self.dispatch(out);
+            if self.dropping_event {
+                self.dropping_event = false;
+            } else {
+                self.dispatch(out);
+            }
             return;
         };
+        if self.dropping_event {
+            return;
+        }
         if first == b':' {
             let text = strip_one_space(&line[1..]);
             out.push(SseItem::Comment(String::from_utf8_lossy(text).into_owned()));
@@ -371,20 +471,43 @@ impl SseDecoder {
             Some(colon) => (&line[..colon], strip_one_space(&line[colon + 1..])),
             None => (line, &[][..]),
         };
+        // The pending event's size without the field this line replaces or
+        // adds to; the check comes before the value is stored, so nothing
+        // over the limit is ever held.
+        let id_len = self.id.as_ref().map_or(0, String::len);
+        let others = match name {
+            b"event" => self.data.len() + id_len,
+            b"data" => self.event.len() + self.data.len() + id_len + usize::from(self.has_data),
+            b"id" => self.event.len() + self.data.len(),
+            _ => 0,
+        };
+        let fits = |text: &str| others + text.len() <= self.max_event_size;
         match name {
             b"event" => {
+                let text = String::from_utf8_lossy(value);
+                if !fits(&text) {
+                    return self.drop_event();
+                }
                 self.event.clear();
-                self.event.push_str(&String::from_utf8_lossy(value));
+                self.event.push_str(&text);
             }
             b"data" => {
+                let text = String::from_utf8_lossy(value);
+                if !fits(&text) {
+                    return self.drop_event();
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
                 self.has_data = true;
-                self.data.push_str(&String::from_utf8_lossy(value));
+                self.data.push_str(&text);
             }
             b"id" if !value.contains(&0) => {
-                self.id = Some(String::from_utf8_lossy(value).into_owned());
+                let text = String::from_utf8_lossy(value);
+                if !fits(&text) {
+                    return self.drop_event();
+                }
+                self.id = Some(text.into_owned());
             }
             b"retry" => {
                 if let Some(ms) = parse_retry(value) {
@@ -394,6 +517,30 @@ impl SseDecoder {
             }
             _ => {}
         }
+    }
+
+    /// Forgets the pending event and skips its lines up to the empty line
+    /// that ends it; counts it once.
+    fn drop_event(&mut self) {
+        // A BOM is only looked for on the very first line.
+        self.started = true;
+        if !self.dropping_event {
+            self.dropping_event = true;
+            self.oversized += 1;
+        }
+        self.clear_pending();
+        // Give the memory back: the buffers may have grown close to the limit.
+        self.event = String::new();
+        self.data = String::new();
+    }
+
+    /// Forgets the fields of the pending event.
+    fn clear_pending(&mut self) {
+        self.event.clear();
+        self.data.clear();
+        self.has_data = false;
+        self.id = None;
+        self.event_retry = None;
     }
 
     /// Handles an empty line: commits the id and dispatches the pending
@@ -679,6 +826,105 @@ mod tests {
             vec![frame(None, Some("3"), None)]
         );
         assert_eq!(decoder.finish(), vec![]);
+    }
+
+    /// Decodes `input` whole and one byte at a time with `max` as the limit,
+    /// checks both agree, and answers the items and the count of drops.
+    fn decode_limited(input: &[u8], max: usize) -> (Vec<SseItem>, u64, Option<String>) {
+        let mut whole = SseDecoder::with_max_event_size(max);
+        let mut items = whole.push(input);
+        whole.finish_into(&mut items);
+        let mut bytewise = SseDecoder::with_max_event_size(max);
+        let mut one_by_one = Vec::new();
+        for byte in input {
+            bytewise.push_into(std::slice::from_ref(byte), &mut one_by_one);
+        }
+        bytewise.finish_into(&mut one_by_one);
+        assert_eq!(items, one_by_one, "whole and bytewise differ");
+        assert_eq!(whole.oversized_events(), bytewise.oversized_events());
+        assert_eq!(whole.last_event_id(), bytewise.last_event_id());
+        let last_id = whole.last_event_id().map(str::to_owned);
+        (items, whole.oversized_events(), last_id)
+    }
+
+    #[test]
+    fn the_default_limit_applies_to_new_decoders() {
+        assert_eq!(SseDecoder::new().max_event_size(), DEFAULT_MAX_EVENT_SIZE);
+        assert_eq!(
+            SseDecoder::default().max_event_size(),
+            DEFAULT_MAX_EVENT_SIZE
+        );
+        assert_eq!(SseDecoder::new().oversized_events(), 0);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_drops_its_event_and_only_it() {
+        // `data: 0123456789` is 16 bytes: at a limit of 16 it is kept.
+        let (items, dropped, _) = decode_limited(b"data: 0123456789\n\n", 16);
+        assert_eq!(items, vec![frame(None, Some("0123456789"), None)]);
+        assert_eq!(dropped, 0);
+        // One byte more and the whole event goes, with its id and the lines
+        // after the long one; a comment before it was already yielded. The
+        // events around it are untouched.
+        let input =
+            b"data: a\nid: 1\n\nevent: e\n: c\ndata: 0123456789X\n: d\nid: 2\n\ndata: b\n\n";
+        let (items, dropped, last_id) = decode_limited(input, 16);
+        assert_eq!(
+            items,
+            vec![
+                frame(None, Some("a"), Some("1")),
+                comment("c"),
+                frame(None, Some("b"), None)
+            ]
+        );
+        assert_eq!(dropped, 1);
+        assert_eq!(last_id.as_deref(), Some("1"));
+        // A long comment on its own is dropped too, and counted.
+        let (items, dropped, _) = decode_limited(b": 0123456789abcdefg\ndata: x\n\n", 16);
+        assert_eq!(items, vec![]);
+        assert_eq!(dropped, 1);
+    }
+
+    #[test]
+    fn an_event_over_the_limit_in_short_lines_is_dropped() {
+        // Name, data and id together: 1 + 10 + 1 = 12 bytes fit in 16.
+        let input = b"event: e\ndata: 0123456789\nid: 9\n\n";
+        let (items, dropped, _) = decode_limited(input, 16);
+        assert_eq!(items, vec![frame(Some("e"), Some("0123456789"), Some("9"))]);
+        assert_eq!(dropped, 0);
+        // A second data line makes 1 + 10 + 1 + 10 = 22: each line fits, the
+        // event does not.
+        let input = b"event: e\ndata: 0123456789\ndata: 0123456789\nid: 9\n\ndata: b\n\n";
+        let (items, dropped, last_id) = decode_limited(input, 16);
+        assert_eq!(items, vec![frame(None, Some("b"), None)]);
+        assert_eq!(dropped, 1);
+        assert_eq!(last_id, None);
+        // Many data lines, each short, never ended by an empty line.
+        let endless = b"data: 0123456789\n".repeat(100);
+        let (items, dropped, _) = decode_limited(&endless, 64);
+        assert_eq!(items, vec![]);
+        assert_eq!(dropped, 1);
+    }
+
+    #[test]
+    fn a_line_dropped_mid_chunk_skips_to_its_line_break() {
+        let mut decoder = SseDecoder::with_max_event_size(8);
+        assert_eq!(decoder.push(b"data: 0123"), vec![]);
+        // Over the limit before its line break: dropped, the rest is skipped.
+        assert_eq!(decoder.push(b"456789"), vec![]);
+        assert_eq!(decoder.push(b"data: not a field\r"), vec![]);
+        // The LF of the CRLF pair, then the empty line that ends the event.
+        assert_eq!(decoder.push(b"\n\r\n"), vec![]);
+        assert_eq!(
+            decoder.push(b"data: ok\n\n"),
+            vec![frame(None, Some("ok"), None)]
+        );
+        assert_eq!(decoder.oversized_events(), 1);
+        assert!(
+            decoder.carry.capacity() <= 8,
+            "{}",
+            decoder.carry.capacity()
+        );
     }
 
     #[test]
