@@ -1,11 +1,12 @@
-//! What every request meets before its handler: the API key is checked ([`auth`]) before any
-//! handler runs, the 404 and 405 fallbacks included.
+//! What every request meets before its handler, from the outside in: a panic becomes a 500
+//! ([`catch_panic`]), and the API key is checked ([`auth`]) before any handler runs, the 404
+//! and 405 fallbacks included.
 //!
 //! It is one layer over every route and both fallbacks (see [`super::router`]): the routes are
 //! matched first, but nothing of the match shows before the key is checked, and each layer
 //! around axum's routes costs every request a boxed call.
 
-use super::auth;
+use super::{auth, catch_panic};
 use axum::extract::Request;
 use axum::response::Response;
 use futures::future::BoxFuture;
@@ -38,7 +39,7 @@ impl<S> Layer<S> for GuardLayer {
     }
 }
 
-/// A service behind the key check.
+/// A service behind the key check and the panic catch.
 #[derive(Clone, Debug)]
 pub(super) struct Guard<S> {
     api_key: Option<Arc<str>>,
@@ -61,16 +62,22 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         // The inner service is called here rather than in the future below: that spares a
         // clone of it (an allocation, for axum's routes) on every request.
-        let called = match auth::refusal(self.api_key.as_deref(), &request) {
+        let called = catch_panic::call(|| match auth::refusal(self.api_key.as_deref(), &request) {
             Some(refusal) => Called::Answered(refusal),
             None => Called::Answering(self.inner.call(request)),
-        };
+        })
+        .unwrap_or_else(|| Called::Answered(catch_panic::internal_error()));
         Box::pin(async move {
             Ok(match called {
-                Called::Answering(answer) => match answer.await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                },
+                Called::Answering(answer) => {
+                    catch_panic::answer(async move {
+                        match answer.await {
+                            Ok(response) => response,
+                            Err(never) => match never {},
+                        }
+                    })
+                    .await
+                }
                 Called::Answered(response) => response,
             })
         })
@@ -81,7 +88,7 @@ where
 enum Called<A> {
     /// Passed on: the inner service's answer, to come.
     Answering(A),
-    /// Answered at once: refused.
+    /// Answered at once: refused, or a panic in the call.
     Answered(Response),
 }
 
@@ -93,7 +100,7 @@ mod tests {
     use axum::extract::Request;
     use axum::http::{StatusCode, header};
     use axum::response::Response;
-    use axum::routing::get;
+    use axum::routing::{get, post};
     use std::sync::Arc;
     use tower::ServiceExt;
 
@@ -101,9 +108,17 @@ mod tests {
         panic!("a handler panicked")
     }
 
+    /// Panics holding the body it has not read.
+    async fn boom_holding(body: Body) -> &'static str {
+        let _held = body;
+        tokio::task::yield_now().await;
+        panic!("a handler panicked")
+    }
+
     fn guarded(api_key: Option<&str>) -> Router {
         Router::new()
-            .route("/boom", get(boom))
+            .route("/boom", post(boom_holding).get(boom))
+            .route("/fine", get(|| async { "fine" }))
             .layer(GuardLayer::new(api_key.map(Arc::from)))
     }
 
@@ -112,6 +127,31 @@ mod tests {
             Ok(response) => response,
             Err(never) => match never {},
         }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_router_goes_on() {
+        let guarded = guarded(None);
+        let body = Body::from("{}");
+        let response = answer(
+            &guarded,
+            Request::post("/boom").body(body).expect("request"),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+        let response = answer(
+            &guarded,
+            Request::get("/boom").body(Body::empty()).expect("request"),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let response = answer(
+            &guarded,
+            Request::get("/fine").body(Body::empty()).expect("request"),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 mod answer;
 mod assistants;
 mod auth;
+mod catch_panic;
 mod extract;
 mod guard;
 mod runs;
