@@ -1,12 +1,16 @@
-//! What every request meets before its handler, from the outside in: a panic becomes a 500
-//! ([`catch_panic`]), and the API key is checked ([`auth`]) before any handler runs, the 404
-//! and 405 fallbacks included.
+//! What every request meets before its handler, from the outside in: its connection is
+//! settled after the answer ([`keep_alive`]: an unread body discarded, or `Connection: close`),
+//! a panic becomes a 500 ([`catch_panic`]), and the API key is checked ([`auth`]) before any
+//! handler runs, the 404 and 405 fallbacks included.
+//!
+//! The panic catch wraps all the code that answers; only the settling is outside it, because it
+//! must see the body that a panicking handler left unread, and it is written not to panic.
 //!
 //! It is one layer over every route and both fallbacks (see [`super::router`]): the routes are
 //! matched first, but nothing of the match shows before the key is checked, and each layer
 //! around axum's routes costs every request a boxed call.
 
-use super::{auth, catch_panic};
+use super::{auth, catch_panic, keep_alive};
 use axum::extract::Request;
 use axum::response::Response;
 use futures::future::BoxFuture;
@@ -39,7 +43,7 @@ impl<S> Layer<S> for GuardLayer {
     }
 }
 
-/// A service behind the key check and the panic catch.
+/// A service behind the key check, the panic catch and the keep-alive settling.
 #[derive(Clone, Debug)]
 pub(super) struct Guard<S> {
     api_key: Option<Arc<str>>,
@@ -60,6 +64,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let (request, watch) = keep_alive::watch(request);
         // The inner service is called here rather than in the future below: that spares a
         // clone of it (an allocation, for axum's routes) on every request.
         let called = catch_panic::call(|| match auth::refusal(self.api_key.as_deref(), &request) {
@@ -68,7 +73,7 @@ where
         })
         .unwrap_or_else(|| Called::Answered(catch_panic::internal_error()));
         Box::pin(async move {
-            Ok(match called {
+            let response = match called {
                 Called::Answering(answer) => {
                     catch_panic::answer(async move {
                         match answer.await {
@@ -79,6 +84,10 @@ where
                     .await
                 }
                 Called::Answered(response) => response,
+            };
+            Ok(match watch {
+                Some(watch) => watch.settle(response).await,
+                None => response,
             })
         })
     }
@@ -96,12 +105,13 @@ enum Called<A> {
 mod tests {
     use super::GuardLayer;
     use axum::Router;
-    use axum::body::Body;
+    use axum::body::{Body, Bytes};
     use axum::extract::Request;
     use axum::http::{StatusCode, header};
     use axum::response::Response;
     use axum::routing::{get, post};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::ServiceExt;
 
     async fn boom() -> &'static str {
@@ -132,13 +142,21 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_answers_500_and_the_router_goes_on() {
         let guarded = guarded(None);
-        let body = Body::from("{}");
+        let read = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&read);
+        let body = Body::from_stream(futures::stream::iter((0..8).map(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from_static(b"{}  "))
+        })));
         let response = answer(
             &guarded,
             Request::post("/boom").body(body).expect("request"),
         )
         .await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        // The body the handler never read was discarded: the connection is kept.
+        assert!(response.headers().get(header::CONNECTION).is_none());
+        assert_eq!(read.load(Ordering::SeqCst), 8);
 
         let response = answer(
             &guarded,
@@ -152,6 +170,76 @@ mod tests {
         )
         .await;
         assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// Reads one HTTP/1.1 answer with a `Content-Length`: its status and whether it closes.
+    async fn read_answer(
+        reader: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    ) -> Option<(u16, bool)> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut head = Vec::new();
+        let mut line = String::new();
+        while line != "\r\n" {
+            line.clear();
+            if reader.read_line(&mut line).await.ok()? == 0 {
+                return None;
+            }
+            head.push(line.to_ascii_lowercase());
+        }
+        let status = head.first()?.split(' ').nth(1)?.parse().ok()?;
+        let value = |name: &str| {
+            head.iter()
+                .find_map(|line| line.strip_prefix(name).map(str::trim).map(str::to_owned))
+        };
+        let length: usize = value("content-length:")?.parse().ok()?;
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await.ok()?;
+        Some((status, value("connection:").as_deref() == Some("close")))
+    }
+
+    #[tokio::test]
+    async fn a_panic_leaves_the_connection_usable() {
+        use tokio::io::AsyncWriteExt;
+        let router = guarded(None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        let mut connection = tokio::io::BufReader::new(stream);
+        let body = vec![b' '; 64 * 1024];
+        for round in 0..20 {
+            let head = format!(
+                "POST /boom HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let stream = connection.get_mut();
+            stream.write_all(head.as_bytes()).await.expect("sends");
+            stream.write_all(&body).await.expect("sends");
+            let answer = read_answer(&mut connection).await;
+            assert_eq!(answer, Some((500, false)), "round {round}");
+            connection
+                .get_mut()
+                .write_all(b"GET /fine HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("sends");
+            let answer = read_answer(&mut connection).await;
+            assert_eq!(answer, Some((200, false)), "round {round}");
+        }
+        drop(connection);
+        drop(stop);
+        let _ = serving.await;
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ mod auth;
 mod catch_panic;
 mod extract;
 mod guard;
+mod keep_alive;
 mod runs;
 mod store;
 mod stream;
