@@ -7,37 +7,35 @@
 //! two writes (as a client's body often arrives after its headers), `Connection: close` and the
 //! end of the connection as they happen. No client library retries a request behind its back.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use errand_server::storage::SqliteStorage;
-use errand_server::{LocalServe, Server, graphs::Echo};
+mod support;
+
+use axum::http::{Method, StatusCode};
+use errand_server::{ExecutorConfig, LocalServe};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
+use support::{Api, api_with};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tower::ServiceExt;
 
 /// How long a test waits for an answer before it calls the server hung (a guard, not a timing
 /// under test).
 const PATIENCE: Duration = Duration::from_secs(20);
 
-async fn server(key: Option<&str>) -> Server {
-    let mut builder = Server::builder()
-        .graph("echo", Echo)
-        .storage(Arc::new(SqliteStorage::in_memory().expect("storage")));
-    if let Some(key) = key {
-        builder = builder.api_key(key);
-    }
-    builder.start().await.expect("server starts")
+async fn server(key: Option<&str>) -> Api {
+    api_with(ExecutorConfig::default(), key).await
 }
 
-async fn served(key: Option<&str>) -> (Server, LocalServe) {
-    let server = server(key).await;
-    let serve = server.serve_local().await.expect("serves on a local port");
-    (server, serve)
+/// A server on a local port; serving stops when the answer is dropped.
+async fn served(key: Option<&str>) -> (Api, LocalServe) {
+    let api = server(key).await;
+    let serve = api
+        .server
+        .serve_local()
+        .await
+        .expect("serves on a local port");
+    (api, serve)
 }
 
 /// An answer as read off the connection.
@@ -333,31 +331,20 @@ async fn a_chunked_body_is_discarded_after_a_refusal() {
 
 // --- Auth before routing ---
 
+/// The status and JSON body (or null) of a request with a `{}` body.
 async fn call(
-    server: &Server,
+    api: &Api,
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
 ) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = server
-        .router()
-        .oneshot(request.body(Body::from("{}")).expect("request"))
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    let body = if bytes.is_empty() {
+    let answer = api.call_with(method, path, Some(json!({})), headers).await;
+    let body = if answer.body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).expect("JSON")
+        answer.json()
     };
-    (status, body)
+    (answer.status, body)
 }
 
 /// Paths and methods that exist, that do not, and that exist with another method.
