@@ -214,3 +214,30 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_answers_422_with_a_detail() {
+    let api = api().await;
+    for path in ["/threads/%FF", "/threads/%FF/runs", "/assistants/%C3%28"] {
+        let answer = api.call(Method::GET, path, None).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(!answer.detail().is_empty(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_before_it_is_read() {
+    let api = api().await;
+    // The announced length alone decides: nothing of the body needs to arrive.
+    let announced = (16 * 1024 * 1024 + 1).to_string();
+    let answer = api
+        .call_with(
+            Method::POST,
+            "/threads",
+            None,
+            &[("content-length", announced.as_str())],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(!answer.detail().is_empty());
+}

@@ -1,10 +1,11 @@
 //! Assistants: one per hosted graph.
 
 use super::AppState;
+use super::extract::Path;
 use super::extract::{ApiJson, parse_id};
 use crate::{ServerError, ServerResult};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use errand_protocol::{Assistant, AssistantSearchRequest, JsonObject};
 
 /// True when every key of `filter` is in `object` with an equal value.

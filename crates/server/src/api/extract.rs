@@ -2,8 +2,9 @@
 
 use crate::{ServerError, ServerResult};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use errand_protocol::MAX_BODY_NESTING;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
@@ -19,6 +20,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ServerError;
 
     async fn from_request(request: Request, state: &S) -> ServerResult<Self> {
+        // A body announced over the limit is refused before a byte of it is read.
+        let announced = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok())
+            .and_then(|length| length.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > crate::api::BODY_LIMIT as u64) {
+            return Err(ServerError::PayloadTooLarge {
+                limit: crate::api::BODY_LIMIT,
+            });
+        }
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -31,6 +43,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 }
             })?;
         parse_json(&bytes).map(Self)
+    }
+}
+
+/// The parameters of a route's path. Unlike `axum::extract::Path`, a path that cannot be read
+/// (its percent-encoding is not UTF-8) answers 422 with `{"detail"}`, as every other error.
+#[derive(Debug)]
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ServerError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ServerResult<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|rejection| ServerError::Unprocessable(rejection.body_text()))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::AppState;
 use super::answer::{Answer, Caller, with_typed};
+use super::extract::Path;
 use super::extract::{ApiJson, parse_id, query_flag, query_value};
 use super::stream::{Follow, ModeFilter, event_stream, wait_body};
 use super::threads::existing_thread;
@@ -9,7 +10,7 @@ use crate::hub::RunChannel;
 use crate::storage::{NewRun, RunPage};
 use crate::{ServerError, ServerResult};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use errand_protocol::{

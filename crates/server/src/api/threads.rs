@@ -3,11 +3,12 @@
 use super::AppState;
 use super::answer::{Answer, Caller};
 use super::assistants::contains;
+use super::extract::Path;
 use super::extract::{ApiJson, parse_id};
 use crate::storage::{CheckpointRecord, JsonText, NewCheckpoint, RunPage};
 use crate::{ServerError, ServerResult};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use errand_protocol::{
     CancelAction, Checkpoint, HistoryRequest, IfExists, JsonObject, Nullable, RunStatus, Thread,
