@@ -18,6 +18,7 @@ use errand_runtime::{
     messages_from_value,
 };
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -65,6 +66,11 @@ fn instruction(text: &str) -> Instruction<'_> {
     }
 }
 
+/// The text of the last message, borrowed where it can be.
+fn last_text(messages: &[Message]) -> Cow<'_, str> {
+    messages.last().map(Message::text).unwrap_or_default()
+}
+
 /// The state: `rest` with `messages` put back.
 fn state_with_messages(mut rest: JsonObject, messages: &[Message]) -> Result<Value, RuntimeError> {
     let encoded = serde_json::to_value(messages)
@@ -109,25 +115,24 @@ impl Graph for Echo {
             &messages,
         )?));
 
-        let last = messages
-            .last()
-            .map(|m| m.text().into_owned())
-            .unwrap_or_default();
-        match instruction(&last) {
+        // The last message is read where it is, not copied: a sleeping run holds its text once.
+        let sleep = match instruction(&last_text(&messages)) {
             Instruction::Fail(message) => return Err(RuntimeError::failed("EchoError", message)),
-            Instruction::Sleep(duration) => {
-                tokio::select! {
-                    () = tokio::time::sleep(duration) => {}
-                    () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
-                }
+            Instruction::Sleep(duration) => Some(duration),
+            Instruction::Echo => None,
+        };
+        if let Some(duration) = sleep {
+            tokio::select! {
+                () = tokio::time::sleep(duration) => {}
+                () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
             }
-            Instruction::Echo => {}
         }
         if cancel.is_cancelled() {
             return Err(RuntimeError::Cancelled);
         }
 
-        let answer = Message::ai(format!("echo: {last}")).with_id(Uuid::new_v4().to_string());
+        let answer = Message::ai(format!("echo: {}", last_text(&messages)))
+            .with_id(Uuid::new_v4().to_string());
         let mut metadata = JsonObject::new();
         metadata.insert("graph_id".into(), Value::from(graph_id));
         metadata.insert("thread_id".into(), Value::from(thread_id.to_string()));
