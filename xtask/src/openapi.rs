@@ -12,7 +12,7 @@ mod events;
 
 use anyhow::bail;
 use calls::{Answer, CALLS, Call, Param, ParamKind};
-use errand_protocol::MAX_BODY_NESTING;
+use errand_protocol::{MAX_BODY_NESTING, assistant_id_for_graph};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
@@ -348,6 +348,32 @@ fn close_objects(definitions: &mut Map<String, Value>) {
     }
 }
 
+/// The graph `errand serve` always hosts, beside those of its config.
+const HOSTED_GRAPH: &str = "echo";
+
+/// Examples of the values that name a graph `errand serve` hosts, which no schema can say:
+/// they tell a reader (and a fuzzer) what an accepted request looks like.
+fn add_examples(schemas: &mut Map<String, Value>) {
+    let assistant_id = assistant_id_for_graph(HOSTED_GRAPH).to_string();
+    for (component, property, examples) in [
+        (
+            "RunCreate",
+            "assistant_id",
+            json!([HOSTED_GRAPH, assistant_id]),
+        ),
+        ("AssistantSearchRequest", "graph_id", json!([HOSTED_GRAPH])),
+    ] {
+        if let Some(property) = schemas
+            .get_mut(component)
+            .and_then(|schema| schema.get_mut("properties"))
+            .and_then(|properties| properties.get_mut(property))
+            .and_then(Value::as_object_mut)
+        {
+            property.insert("examples".into(), examples);
+        }
+    }
+}
+
 /// The component schemas: what errand reads and what it writes, which must agree on every
 /// type they share.
 fn component_schemas() -> anyhow::Result<Map<String, Value>> {
@@ -369,6 +395,7 @@ fn component_schemas() -> anyhow::Result<Map<String, Value>> {
     for (name, schema) in events::event_components() {
         schemas.insert(name, schema);
     }
+    add_examples(&mut schemas);
     schemas.insert(
         ERROR_ANSWER.into(),
         json!({
