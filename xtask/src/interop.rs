@@ -67,7 +67,7 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     let mut server = match &options.target {
         Target::Url(url) => Server::external(url),
         Target::Python => Server::start_python(root)?,
-        Target::Errand => Server::start_errand(root)?,
+        Target::Errand => Server::start_errand(root, &[])?,
     };
     let outcome = server
         .wait_ready()
@@ -117,7 +117,7 @@ fn parse_args(args: &[&str]) -> anyhow::Result<Option<Options>> {
 }
 
 /// Makes `target/interop-venv` and installs the requirements when they changed; returns its python.
-fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
     let venv = root.join(VENV_DIR);
     let python = venv.join("bin").join("python");
     if !python.exists() {
@@ -169,14 +169,14 @@ fn run_pytest(root: &Path, python: &Path, url: &str, extra: &[String]) -> anyhow
 /// The server under test, and the process and scratch folder to clean up when this command
 /// started it.
 #[derive(Debug)]
-struct Server {
+pub(crate) struct Server {
     url: String,
     child: Option<Child>,
     scratch: Option<PathBuf>,
 }
 
 impl Server {
-    fn external(url: &str) -> Self {
+    pub(crate) fn external(url: &str) -> Self {
         Self {
             url: url.to_owned(),
             child: None,
@@ -212,8 +212,14 @@ impl Server {
         Self::spawn(command, port, scratch, "langgraph dev")
     }
 
-    /// Builds the `errand` binary and starts `errand serve` with a fresh database file.
-    fn start_errand(root: &Path) -> anyhow::Result<Self> {
+    /// The server's base URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Builds the `errand` binary and starts `errand serve` with a fresh database file, and
+    /// `serve_args` after the others.
+    pub(crate) fn start_errand(root: &Path, serve_args: &[&str]) -> anyhow::Result<Self> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-p", "errand-cli"])
@@ -231,6 +237,7 @@ impl Server {
             .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--db")
             .arg(scratch.join("interop.db"))
+            .args(serve_args)
             .current_dir(&scratch);
         Self::spawn(command, port, scratch, "errand serve")
     }
@@ -267,7 +274,7 @@ impl Server {
 
     /// Waits until the server answers `GET /ok` with `{"ok": true}`, or fails after
     /// [`READY_TIMEOUT`] or when the server it started exits.
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn wait_ready(&mut self) -> anyhow::Result<()> {
         let url = self.url.clone();
         let Some((address, path)) = split_http_url(&url) else {
             println!("interop: {url} is not plain http; the suite waits for it");
@@ -314,7 +321,7 @@ impl Server {
     /// Stops the server this command started (SIGTERM, SIGKILL after [`STOP_TIMEOUT`]) and
     /// removes its scratch folder, which is kept (for the log) on failure. Both servers are a
     /// single process (`langgraph dev --no-reload` starts no workers).
-    fn stop(mut self, success: bool) {
+    pub(crate) fn stop(mut self, success: bool) {
         if let Some(mut child) = self.child.take() {
             if matches!(child.try_wait(), Ok(None)) {
                 terminate(&child);
@@ -367,7 +374,7 @@ fn check(status: ExitStatus, what: &str) -> anyhow::Result<()> {
 }
 
 /// A new empty folder under the system temp folder.
-fn scratch_dir(kind: &str, port: u16) -> anyhow::Result<PathBuf> {
+pub(crate) fn scratch_dir(kind: &str, port: u16) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "errand-interop-{kind}-{}-{port}",
         std::process::id()

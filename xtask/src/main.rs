@@ -5,6 +5,8 @@
 //! - `cargo xtask codegen --check` fails when a checked-in file is stale (CI runs it);
 //! - `cargo xtask interop` runs the Python interop suite (the official `langgraph-sdk`) against
 //!   `errand serve`, or against the Python server with `--python`;
+//! - `cargo xtask schemathesis` fuzzes `errand serve` against `spec/openapi.json` (see
+//!   `schemathesis.rs`);
 //! - `cargo xtask bench server` measures errand and the Python LangGraph server side by side
 //!   (see `bench/mod.rs`).
 
@@ -13,12 +15,13 @@ mod codegen;
 mod interop;
 mod local;
 mod openapi;
+mod schemathesis;
 
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
 const USAGE: &str = "usage: cargo xtask codegen [--check] | interop [--url URL | --python] \
-     [-- PYTEST_ARGS...] | bench server|client [...]";
+     [-- PYTEST_ARGS...] | schemathesis [--url URL] [-- ARGS...] | bench server|client [...]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         ["bench", "client", rest @ ..] => bench::run_client(&workspace_root()?, rest),
         ["bench", rest @ ..] => bench::run(&workspace_root()?, rest),
         ["interop", rest @ ..] => interop::run(&workspace_root()?, rest),
+        ["schemathesis", rest @ ..] => schemathesis::run(&workspace_root()?, rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             Ok(())

@@ -1,320 +1,53 @@
-//! The OpenAPI 3.1 document: components from the wire types' schemas, and the table of calls.
+//! The OpenAPI 3.1 document: what `errand serve` answers, call by call.
+//!
+//! The components come from the wire types' schemas, generated twice: request bodies as
+//! errand reads them (schemars' deserialize contract: a key with a default may be left out) and
+//! answers as errand writes them (the serialize contract: a key it always writes is required).
+//! A type used both ways must come out the same, or the document would say two things under
+//! one name; [`document`] fails if it does not. The calls are in [`calls`], the stream events in
+//! [`events`].
 
-use crate::codegen::register_wire_types;
+mod calls;
+mod events;
+
+use anyhow::bail;
+use calls::{Answer, CALLS, Call, Param, ParamKind};
+use errand_protocol::{MAX_BODY_NESTING, assistant_id_for_graph};
 use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-/// What a call answers with on success.
+/// A wire type the document refers to: its component name, and how to add its schema.
 #[derive(Debug, Clone, Copy)]
-enum Answer {
-    /// JSON of a component type.
-    Json(&'static str),
-    /// A JSON array of a component type.
-    JsonList(&'static str),
-    /// JSON of the component type, or `null`.
-    JsonOrNull(&'static str),
-    /// A stream of server-sent events.
-    EventStream,
-    /// No body, with this status.
-    Empty(u16),
+pub(crate) struct Wire {
+    name: fn() -> Cow<'static, str>,
+    register: fn(&mut SchemaGenerator),
 }
 
-/// One call of the API.
-#[derive(Debug)]
-struct Call {
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    body: Option<&'static str>,
-    query: &'static [(&'static str, &'static str)],
-    answer: Answer,
-    errors: &'static [u16],
-}
+impl Wire {
+    fn name(self) -> String {
+        (self.name)().into_owned()
+    }
 
-const fn call(
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    body: Option<&'static str>,
-    answer: Answer,
-    errors: &'static [u16],
-) -> Call {
-    Call {
-        method,
-        path,
-        summary,
-        body,
-        query: &[],
-        answer,
-        errors,
+    /// `{"$ref": ...}` to its component.
+    fn reference(self) -> Value {
+        component(&self.name())
     }
 }
 
-use Answer::{Empty, EventStream, Json, JsonList, JsonOrNull};
+/// The [`Wire`] of `T`.
+pub(crate) const fn wire<T: JsonSchema>() -> Wire {
+    Wire {
+        name: T::schema_name,
+        register: register::<T>,
+    }
+}
 
-/// The calls of DESIGN.md's wire contract, in the LangGraph form the official clients send.
-const CALLS: &[Call] = &[
-    call("get", "/ok", "Health check", None, Json("Health"), &[]),
-    call(
-        "get",
-        "/info",
-        "Server version and features",
-        None,
-        Json("ServerInfo"),
-        &[],
-    ),
-    call(
-        "post",
-        "/assistants/search",
-        "Search assistants",
-        Some("AssistantSearchRequest"),
-        JsonList("Assistant"),
-        &[422],
-    ),
-    call(
-        "get",
-        "/assistants/{assistant_id}",
-        "Get an assistant",
-        None,
-        Json("Assistant"),
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/threads",
-        "Create a thread",
-        Some("ThreadCreate"),
-        Json("Thread"),
-        &[409, 422],
-    ),
-    call(
-        "post",
-        "/threads/search",
-        "Search threads",
-        Some("ThreadSearchRequest"),
-        JsonList("Thread"),
-        &[422],
-    ),
-    call(
-        "get",
-        "/threads/{thread_id}",
-        "Get a thread",
-        None,
-        Json("Thread"),
-        &[404, 422],
-    ),
-    call(
-        "patch",
-        "/threads/{thread_id}",
-        "Update a thread's metadata",
-        Some("ThreadPatch"),
-        Json("Thread"),
-        &[404, 422],
-    ),
-    call(
-        "delete",
-        "/threads/{thread_id}",
-        "Delete a thread",
-        None,
-        Empty(204),
-        &[404, 422],
-    ),
-    call(
-        "get",
-        "/threads/{thread_id}/state",
-        "Get a thread's state",
-        None,
-        Json("ThreadState"),
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/threads/{thread_id}/state",
-        "Update a thread's state",
-        Some("ThreadStateUpdate"),
-        Json("ThreadStateUpdateResponse"),
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/threads/{thread_id}/history",
-        "A thread's past states, newest first",
-        Some("HistoryRequest"),
-        JsonList("ThreadState"),
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/threads/{thread_id}/runs",
-        "Start a run in the background",
-        Some("RunCreate"),
-        Json("Run"),
-        &[404, 409, 422],
-    ),
-    call(
-        "get",
-        "/threads/{thread_id}/runs",
-        "List a thread's runs",
-        None,
-        JsonList("Run"),
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/threads/{thread_id}/runs/stream",
-        "Start a run and stream its output",
-        Some("RunCreate"),
-        EventStream,
-        &[404, 409, 422],
-    ),
-    call(
-        "post",
-        "/threads/{thread_id}/runs/wait",
-        "Start a run and wait for its result",
-        Some("RunCreate"),
-        Json("RunResult"),
-        &[404, 409, 422],
-    ),
-    call(
-        "get",
-        "/threads/{thread_id}/runs/{run_id}",
-        "Get a run",
-        None,
-        Json("Run"),
-        &[404, 422],
-    ),
-    call(
-        "delete",
-        "/threads/{thread_id}/runs/{run_id}",
-        "Delete a run",
-        None,
-        Empty(204),
-        &[404, 422],
-    ),
-    Call {
-        query: &[
-            ("wait", "Wait for the run to stop and answer its result"),
-            (
-                "action",
-                "interrupt (keep what it wrote) or rollback (delete it)",
-            ),
-        ],
-        ..call(
-            "post",
-            "/threads/{thread_id}/runs/{run_id}/cancel",
-            "Cancel a run",
-            None,
-            Empty(202),
-            &[404, 422],
-        )
-    },
-    call(
-        "get",
-        "/threads/{thread_id}/runs/{run_id}/join",
-        "Wait for a run's result",
-        None,
-        Json("RunResult"),
-        &[404, 422],
-    ),
-    Call {
-        query: &[
-            (
-                "stream_mode",
-                "Only these modes (repeated key, or a JSON list)",
-            ),
-            (
-                "cancel_on_disconnect",
-                "Cancel the run when this client goes away",
-            ),
-        ],
-        ..call(
-            "get",
-            "/threads/{thread_id}/runs/{run_id}/stream",
-            "Join a run's stream; resumes after `Last-Event-ID`",
-            None,
-            EventStream,
-            &[404, 422],
-        )
-    },
-    call(
-        "post",
-        "/runs",
-        "Start a stateless run in the background",
-        Some("RunCreate"),
-        Json("Run"),
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/runs/stream",
-        "Start a stateless run and stream its output",
-        Some("RunCreate"),
-        EventStream,
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/runs/wait",
-        "Start a stateless run and wait for its result",
-        Some("RunCreate"),
-        Json("RunResult"),
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/runs/cancel",
-        "Cancel many runs",
-        Some("RunCancelManyRequest"),
-        Empty(204),
-        &[404, 422],
-    ),
-    call(
-        "put",
-        "/store/items",
-        "Put an item",
-        Some("StorePutRequest"),
-        Empty(204),
-        &[422],
-    ),
-    Call {
-        query: &[
-            ("namespace", "The namespace, its labels joined with `.`"),
-            ("key", "The item's key"),
-        ],
-        ..call(
-            "get",
-            "/store/items",
-            "Get an item; `null` when missing",
-            None,
-            JsonOrNull("StoreItem"),
-            &[422],
-        )
-    },
-    call(
-        "delete",
-        "/store/items",
-        "Delete an item",
-        Some("StoreDeleteRequest"),
-        Empty(204),
-        &[404, 422],
-    ),
-    call(
-        "post",
-        "/store/items/search",
-        "Search items",
-        Some("StoreSearchRequest"),
-        Json("SearchItemsResponse"),
-        &[422],
-    ),
-    call(
-        "post",
-        "/store/namespaces",
-        "List namespaces",
-        Some("StoreListNamespacesRequest"),
-        Json("ListNamespacesResponse"),
-        &[422],
-    ),
-];
+fn register<T: JsonSchema>(generator: &mut SchemaGenerator) {
+    generator.subschema_for::<T>();
+}
 
 fn component(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -324,119 +57,553 @@ fn json_content(schema: &Value) -> Value {
     json!({ "application/json": { "schema": schema } })
 }
 
-fn success(answer: Answer) -> (String, Value) {
-    let (status, content) = match answer {
-        Json(name) => (200, Some(json_content(&component(name)))),
-        JsonList(name) => (
-            200,
-            Some(json_content(
-                &json!({ "type": "array", "items": component(name) }),
-            )),
-        ),
-        JsonOrNull(name) => (
-            200,
-            Some(json_content(
-                &json!({ "anyOf": [component(name), { "type": "null" }] }),
-            )),
-        ),
-        EventStream => (
-            200,
-            Some(json!({ "text/event-stream": {
-                "schema": { "type": "string", "description": "Server-sent events: `metadata` first, then one event per requested stream mode, `error` if the run fails" }
-            }})),
-        ),
-        Empty(status) => (status, None),
-    };
-    let mut response = Map::new();
-    response.insert("description".into(), Value::from(reason(status)));
-    if let Some(content) = content {
-        response.insert("content".into(), content);
-    }
-    (status.to_string(), Value::Object(response))
+/// The largest body the server reads; `BODY_LIMIT` in errand-server's `api` module, which is
+/// not public.
+const BODY_LIMIT_MIB: usize = 16;
+
+/// The seconds a client is asked to wait with `Retry-After`, as a header schema.
+fn retry_after() -> Value {
+    json!({
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": { "type": "integer", "minimum": 0 }
+        }
+    })
 }
 
-fn reason(status: u16) -> &'static str {
+/// The component of errand's error answers: an [`ErrorBody`](errand_protocol::ErrorBody) with
+/// `detail`, which errand always writes.
+const ERROR_ANSWER: &str = "ErrorAnswer";
+
+/// The answers of one status code: what it means on this call, with the error body.
+fn refusal(status: u16, reasons: &[&str]) -> Value {
+    let mut response = json!({
+        "description": format!("{}: {}", reason_phrase(status), reasons.join("; ")),
+        "content": json_content(&component(ERROR_ANSWER)),
+    });
+    if status == 503 {
+        response["headers"] = retry_after();
+    }
+    response
+}
+
+fn reason_phrase(status: u16) -> &'static str {
     match status {
-        200 => "OK",
-        202 => "Accepted",
-        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
-        409 => "Conflict: the thread exists, or is busy under `multitask_strategy: reject`",
-        422 => "Unprocessable: a malformed body or id",
-        _ => "",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        422 => "Unprocessable Content",
+        503 => "Service Unavailable",
+        _ => "Error",
     }
 }
 
-fn path_parameters(path: &str) -> Vec<Value> {
+/// The refusals every call of its kind has, beside its own.
+fn common_refusals(call: &Call) -> Vec<(u16, &'static str)> {
+    let mut refusals = Vec::new();
+    if call.authenticated {
+        refusals.push((
+            401,
+            "the server has an API key and the request does not carry it",
+        ));
+    }
+    if call.body.is_some() {
+        refusals.push((400, "the body could not be read"));
+        refusals.push((413, "the body is over 16 MiB"));
+        refusals.push((
+            422,
+            "the body is not JSON, does not fit its schema, or nests too deep",
+        ));
+    }
+    if call.path.contains("_id}") {
+        refusals.push((422, "an id in the path is not a UUID"));
+    }
+    if call.writes {
+        refusals.push((
+            503,
+            "the server is stopping, or its disk is full and it takes no writes until space returns",
+        ));
+    }
+    refusals
+}
+
+/// The success answer of a call: its status code and response object.
+fn success(answer: Answer) -> Vec<(u16, Value)> {
+    let ok = |schema: Value| json!({ "description": "OK", "content": json_content(&schema) });
+    match answer {
+        Answer::Json(wire) => vec![(200, ok(wire.reference()))],
+        Answer::JsonList(wire) => vec![(
+            200,
+            ok(json!({ "type": "array", "items": wire.reference() })),
+        )],
+        Answer::JsonOrNull(wire) => vec![(
+            200,
+            ok(json!({ "anyOf": [wire.reference(), { "type": "null" }] })),
+        )],
+        Answer::Run(wire) => vec![(
+            200,
+            json!({
+                "description": "OK: the run, stored as `pending`",
+                "headers": { "Content-Location": {
+                    "description": "The run's path",
+                    "schema": { "type": "string" }
+                }},
+                "content": json_content(&wire.reference()),
+            }),
+        )],
+        Answer::Joined(wire) => vec![(
+            200,
+            json!({
+                "description": "OK: the run's final values, or `{\"__error__\": ...}` when it \
+                    failed. While the run goes on, the body starts with a newline every few \
+                    seconds, which JSON readers skip.",
+                "content": json_content(&wire.reference()),
+            }),
+        )],
+        Answer::EventStream => vec![(
+            200,
+            json!({
+                "description": events::STREAM_DESCRIPTION,
+                "content": { "text/event-stream": {
+                    "schema": component(events::EVENT_COMPONENT)
+                }}
+            }),
+        )],
+        Answer::Empty(status) => vec![(status, json!({ "description": "No body" }))],
+        Answer::Cancelled => vec![
+            (
+                202,
+                json!({ "description": "Accepted: the run is being stopped (without `wait`)" }),
+            ),
+            (
+                200,
+                json!({
+                    "description": "OK: with `wait`, once the run has stopped",
+                    "content": json_content(&json!({ "type": "object", "maxProperties": 0 })),
+                }),
+            ),
+        ],
+    }
+}
+
+fn parameter(param: &Param, location: &str, query_wire: &mut Vec<Wire>) -> Value {
+    let schema = match param.kind {
+        ParamKind::Uuid => json!({ "type": "string", "format": "uuid" }),
+        ParamKind::Text => json!({ "type": "string" }),
+        ParamKind::NonEmpty => json!({ "type": "string", "minLength": 1 }),
+        ParamKind::Flag => json!({ "type": "boolean" }),
+        ParamKind::Count => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
+        ParamKind::OneOf(values) => json!({ "type": "string", "enum": values }),
+        ParamKind::Wire(wire) => {
+            query_wire.push(wire);
+            wire.reference()
+        }
+        ParamKind::ListOf(wire) => {
+            query_wire.push(wire);
+            json!({ "type": "array", "items": wire.reference() })
+        }
+    };
+    json!({
+        "name": param.name,
+        "in": location,
+        "required": param.required || location == "path",
+        "description": param.description,
+        "schema": schema,
+    })
+}
+
+fn path_parameters(path: &str) -> Vec<Param> {
     path.split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| {
-            let schema = if name == "assistant_id" {
-                json!({ "type": "string", "description": "An assistant id (UUID) or a graph name" })
-            } else {
-                json!({ "type": "string", "format": "uuid" })
-            };
-            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        .map(|name| Param {
+            name: match name {
+                "thread_id" => "thread_id",
+                "run_id" => "run_id",
+                _ => "assistant_id",
+            },
+            description: match name {
+                "thread_id" => "The thread's id",
+                "run_id" => "The run's id",
+                _ => "The assistant's id (the uuid5 of its graph's name for a hosted graph)",
+            },
+            kind: ParamKind::Uuid,
+            required: true,
         })
         .collect()
 }
 
-fn operation(call: &Call) -> Value {
-    let mut responses = Map::new();
-    let (status, response) = success(call.answer);
-    responses.insert(status, response);
-    for &error in call.errors {
-        responses.insert(
-            error.to_string(),
-            json!({ "description": reason(error), "content": json_content(&component("ErrorBody")) }),
-        );
+/// Whether the body of `wire` must be sent: an empty body reads as `{}`, which is enough
+/// for a body type with no required key.
+fn body_required(schemas: &Map<String, Value>, wire: Wire) -> bool {
+    schemas
+        .get(&wire.name())
+        .and_then(|schema| schema.get("required"))
+        .and_then(Value::as_array)
+        .is_some_and(|required| !required.is_empty())
+}
+
+fn operation(call: &Call, schemas: &Map<String, Value>, query_wire: &mut Vec<Wire>) -> Value {
+    let mut responses = BTreeMap::new();
+    for (status, response) in success(call.answer) {
+        responses.insert(status, response);
     }
-    let mut parameters = path_parameters(call.path);
-    parameters.extend(call.query.iter().map(|(name, description)| {
-        json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
-    }));
+    let mut reasons: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+    for (status, reason) in common_refusals(call)
+        .into_iter()
+        .chain(call.refusals.iter().copied())
+    {
+        reasons.entry(status).or_default().push(reason);
+    }
+    for (status, reasons) in &reasons {
+        responses.insert(*status, refusal(*status, reasons));
+    }
+    let mut parameters: Vec<Value> = path_parameters(call.path)
+        .iter()
+        .map(|param| parameter(param, "path", query_wire))
+        .collect();
+    parameters.extend(
+        call.query
+            .iter()
+            .map(|param| parameter(param, "query", query_wire)),
+    );
+    parameters.extend(
+        call.headers
+            .iter()
+            .map(|param| parameter(param, "header", query_wire)),
+    );
+
     let mut operation = Map::new();
     operation.insert("summary".into(), Value::from(call.summary));
+    if !call.authenticated {
+        operation.insert("security".into(), json!([]));
+    }
     if !parameters.is_empty() {
         operation.insert("parameters".into(), Value::Array(parameters));
     }
     if let Some(body) = call.body {
         operation.insert(
             "requestBody".into(),
-            json!({ "required": true, "content": json_content(&component(body)) }),
+            json!({
+                "required": body_required(schemas, body),
+                "content": json_content(&body.reference()),
+            }),
         );
     }
+    let responses: Map<String, Value> = responses
+        .into_iter()
+        .map(|(status, response)| (status.to_string(), response))
+        .collect();
     operation.insert("responses".into(), Value::Object(responses));
     Value::Object(operation)
 }
 
-/// The whole OpenAPI document.
-pub(crate) fn document() -> Value {
-    let mut generator = SchemaSettings::draft2020_12()
+/// The wire types the calls read (bodies, query parameters) and write (answers, events).
+fn wire_types() -> (Vec<Wire>, Vec<Wire>) {
+    let mut reads = Vec::new();
+    let mut writes = events::EVENT_DATA.to_vec();
+    writes.push(calls::ERROR_BODY);
+    for call in CALLS {
+        reads.extend(call.body);
+        for param in call.query.iter().chain(call.headers) {
+            if let ParamKind::Wire(wire) | ParamKind::ListOf(wire) = param.kind {
+                reads.push(wire);
+            }
+        }
+        match call.answer {
+            Answer::Json(wire)
+            | Answer::JsonList(wire)
+            | Answer::JsonOrNull(wire)
+            | Answer::Run(wire)
+            | Answer::Joined(wire) => writes.push(wire),
+            Answer::EventStream | Answer::Empty(_) | Answer::Cancelled => {}
+        }
+    }
+    (reads, writes)
+}
+
+/// The definitions of `wires` under one contract of schemars.
+fn definitions(settings: SchemaSettings, wires: &[Wire]) -> Map<String, Value> {
+    let mut generator = settings
         .with(|settings| settings.definitions_path = "/components/schemas".into())
         .into_generator();
-    register_wire_types(&mut generator);
-    let schemas = generator.take_definitions(true);
+    for wire in wires {
+        (wire.register)(&mut generator);
+    }
+    generator.take_definitions(true)
+}
 
+/// Marks the objects errand writes with only their own keys as having no others. A type that
+/// keeps unknown keys (its `extra`) already says that it may have more; a type without one is
+/// written with exactly its fields.
+fn close_objects(definitions: &mut Map<String, Value>) {
+    for schema in definitions.values_mut() {
+        if let Value::Object(schema) = schema
+            && schema.contains_key("properties")
+            && !schema.contains_key("additionalProperties")
+        {
+            schema.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
+}
+
+/// The graph `errand serve` always hosts, beside those of its config.
+const HOSTED_GRAPH: &str = "echo";
+
+/// Examples of the values that name a graph `errand serve` hosts, which no schema can say:
+/// they tell a reader (and a fuzzer) what an accepted request looks like.
+fn add_examples(schemas: &mut Map<String, Value>) {
+    let assistant_id = assistant_id_for_graph(HOSTED_GRAPH).to_string();
+    for (component, property, examples) in [
+        (
+            "RunCreate",
+            "assistant_id",
+            json!([HOSTED_GRAPH, assistant_id]),
+        ),
+        ("AssistantSearchRequest", "graph_id", json!([HOSTED_GRAPH])),
+    ] {
+        if let Some(property) = schemas
+            .get_mut(component)
+            .and_then(|schema| schema.get_mut("properties"))
+            .and_then(|properties| properties.get_mut(property))
+            .and_then(Value::as_object_mut)
+        {
+            property.insert("examples".into(), examples);
+        }
+    }
+}
+
+/// The component schemas: what errand reads and what it writes, which must agree on every
+/// type they share.
+fn component_schemas() -> anyhow::Result<Map<String, Value>> {
+    let (reads, writes) = wire_types();
+    let mut schemas = definitions(SchemaSettings::draft2020_12().for_deserialize(), &reads);
+    let mut written = definitions(SchemaSettings::draft2020_12().for_serialize(), &writes);
+    close_objects(&mut written);
+    for (name, schema) in written {
+        match schemas.get(&name) {
+            Some(read) if *read != schema => bail!(
+                "the schema of {name} differs between what errand reads and what it writes; \
+                 give the two sides types of their own"
+            ),
+            _ => {
+                schemas.insert(name, schema);
+            }
+        }
+    }
+    for (name, schema) in events::event_components() {
+        schemas.insert(name, schema);
+    }
+    add_examples(&mut schemas);
+    schemas.insert(
+        ERROR_ANSWER.into(),
+        json!({
+            "description": "An error as errand answers it: `{\"detail\": \"...\"}`.",
+            "allOf": [calls::ERROR_BODY.reference()],
+            "required": ["detail"]
+        }),
+    );
+    schemas.sort_keys();
+    Ok(schemas)
+}
+
+fn description() -> String {
+    format!(
+        "The Agent Protocol (LangGraph server API) as errand serves it.\n\n\
+         - Errors are `{{\"detail\": \"...\"}}` (JSON), with the status codes each operation lists. \
+         A path errand does not serve answers 404, and a method that a served path does not take \
+         answers 405; OpenAPI has no operation to list them under.\n\
+         - When the server has an API key (`errand serve --api-key`), a request without it in \
+         `x-api-key` or as a bearer token answers 401 on every path but `GET /ok`, before 404 \
+         or 405.\n\
+         - Request bodies are JSON whatever their content type; an empty body reads as `{{}}`. \
+         A body may be at most {BODY_LIMIT_MIB} MiB (413 past that) and nest at most \
+         {MAX_BODY_NESTING} levels of arrays and objects, the body itself counting as the first \
+         (422 deeper), so that whatever is accepted can be stored and read back.\n\
+         - 500 means storage failed; 503, with `Retry-After`, that the server is stopping or that \
+         its disk is full: it takes no writes until space returns, and recovers by itself.\n\
+         - {}",
+        events::FRAMING_DESCRIPTION
+    )
+}
+
+/// The whole OpenAPI document.
+pub(crate) fn document() -> anyhow::Result<Value> {
+    let schemas = component_schemas()?;
     let mut paths = Map::new();
+    let mut query_wire = Vec::new();
     for call in CALLS {
         let item = paths
             .entry(call.path)
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(item) = item {
-            item.insert(call.method.into(), operation(call));
+            item.insert(
+                call.method.into(),
+                operation(call, &schemas, &mut query_wire),
+            );
         }
     }
-    json!({
+    if let Some(missing) = query_wire
+        .iter()
+        .find(|wire| !schemas.contains_key(&wire.name()))
+    {
+        bail!("no component for {}", missing.name());
+    }
+    Ok(json!({
         "openapi": "3.1.0",
         "info": {
             "title": "errand",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The Agent Protocol (LangGraph server API) as errand serves it. Errors are `{\"detail\": \"...\"}`."
+            "description": description(),
         },
+        "security": [{}, { "apiKey": [] }, { "bearer": [] }],
         "paths": paths,
         "components": {
-            "schemas": schemas
+            "schemas": schemas,
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-api-key",
+                    "description": "The server's API key, when it has one"
+                },
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The server's API key as a bearer token"
+                }
+            }
         }
-    })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Value {
+        document().expect("the document builds")
+    }
+
+    /// Every call of the table is in the document once, and every `$ref` has its component.
+    #[test]
+    fn every_reference_resolves() {
+        let document = doc();
+        let mut operations = 0;
+        for item in document["paths"].as_object().expect("paths").values() {
+            operations += item.as_object().expect("a path item").len();
+        }
+        assert_eq!(operations, CALLS.len());
+        let text = document.to_string();
+        for reference in text.split("\"$ref\":\"").skip(1) {
+            let target = reference.split('"').next().expect("a ref target");
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("a ref outside the components: {target}"));
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "no component {name}"
+            );
+        }
+    }
+
+    /// Answers are described as errand writes them: a key it always writes is required.
+    #[test]
+    fn answers_require_what_errand_always_writes() {
+        let document = doc();
+        let run_required = &document["components"]["schemas"]["Run"]["required"];
+        for key in ["run_id", "metadata", "kwargs", "multitask_strategy"] {
+            assert!(
+                run_required
+                    .as_array()
+                    .expect("Run has required keys")
+                    .contains(&json!(key)),
+                "{key} is not required in Run: {run_required}"
+            );
+        }
+        // A request body keeps its defaults optional.
+        let search = &document["components"]["schemas"]["ThreadSearchRequest"];
+        assert!(search.get("required").is_none(), "{search}");
+        // An answer without a place for unknown keys has none; one with it may have more.
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(
+            schemas["SearchItemsResponse"]["additionalProperties"],
+            json!(false)
+        );
+        assert_eq!(schemas["Run"]["additionalProperties"], json!(true));
+    }
+
+    /// Every operation but `/ok` may answer 401, and every error answer has `detail`.
+    #[test]
+    fn errors_are_listed_with_their_body() {
+        let document = doc();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                let responses = &operation["responses"];
+                assert_eq!(
+                    responses.get("401").is_some(),
+                    path != "/ok",
+                    "{method} {path}"
+                );
+                for (status, response) in responses.as_object().expect("responses") {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert_eq!(
+                            response["content"]["application/json"]["schema"],
+                            component(ERROR_ANSWER),
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+        let run_create = &document["paths"]["/threads/{thread_id}/runs"]["post"]["responses"];
+        for status in ["400", "404", "409", "413", "422", "503"] {
+            assert!(
+                run_create.get(status).is_some(),
+                "run create lacks {status}"
+            );
+        }
+        assert_eq!(
+            document["components"]["schemas"][ERROR_ANSWER]["required"],
+            json!(["detail"])
+        );
+        let store_get = &document["paths"]["/store/items"]["get"];
+        assert!(store_get["responses"].get("400").is_some());
+        assert!(store_get["responses"].get("413").is_none());
+    }
+
+    /// `after_seconds` is bounded by the protocol's constant.
+    #[test]
+    fn after_seconds_is_bounded() {
+        let document = doc();
+        let after = &document["components"]["schemas"]["RunCreate"]["properties"]["after_seconds"];
+        assert_eq!(after["minimum"], json!(0));
+        assert_eq!(
+            after["maximum"],
+            json!(errand_protocol::MAX_AFTER_SECONDS),
+            "{after}"
+        );
+    }
+
+    /// Streams are described event by event, each event's data by its schema.
+    #[test]
+    fn streams_describe_their_events() {
+        let document = doc();
+        let stream = &document["paths"]["/threads/{thread_id}/runs/stream"]["post"]["responses"]["200"]
+            ["content"]["text/event-stream"]["schema"];
+        assert_eq!(stream, &component(events::EVENT_COMPONENT));
+        let event = &document["components"]["schemas"][events::EVENT_COMPONENT];
+        let kinds = event["oneOf"].as_array().expect("one schema per event");
+        assert!(kinds.len() >= 10, "{event}");
+        let metadata = &document["components"]["schemas"]["MetadataEvent"];
+        assert_eq!(
+            metadata["properties"]["data"]["contentSchema"],
+            component("RunMetadata")
+        );
+        assert_eq!(
+            metadata["properties"]["data"]["contentMediaType"],
+            "application/json"
+        );
+    }
 }

@@ -429,7 +429,7 @@ pub struct RunCreate {
     /// Feedback keys to make signed URLs for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback_keys: Option<Vec<String>>,
-    /// A URL to call when the run ends.
+    /// A URL to call when the run ends (errand refuses it: it does not call webhooks yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
     /// What to do when the thread is busy.
@@ -444,8 +444,9 @@ pub struct RunCreate {
     /// Stateless runs: what happens to the temporary thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_completion: Option<OnCompletion>,
-    /// Seconds to wait before the run may start.
+    /// Seconds to wait before the run may start: 0 to `MAX_AFTER_SECONDS` (ten years).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = crate::MAX_AFTER_SECONDS))]
     pub after_seconds: Option<Number>,
     /// The output to stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -26,7 +26,8 @@ pub struct StoreItem {
 /// The body of `PUT /store/items`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StorePutRequest {
-    /// The namespace.
+    /// The namespace: labels that are not empty and hold no `.` (a get joins them with `.`).
+    #[schemars(inner(pattern(r"^[^.]+$")))]
     pub namespace: Vec<String>,
     /// The key.
     pub key: String,
@@ -71,7 +72,7 @@ pub struct StoreSearchRequest {
     /// Skip this many.
     #[serde(default)]
     pub offset: u32,
-    /// A natural-language query, for stores with an index.
+    /// A natural-language query, for stores with an index (errand's has none: it refuses one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     /// Whether reading refreshes the items' time-to-live.

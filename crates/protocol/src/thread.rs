@@ -232,7 +232,7 @@ pub struct ThreadCreate {
     /// A time-to-live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<ThreadTtl>,
-    /// State updates to apply at creation, as supersteps.
+    /// State updates to apply at creation, as supersteps (errand refuses a list that is not empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersteps: Option<Vec<Value>>,
     /// Other keys, kept as given.
