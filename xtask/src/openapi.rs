@@ -57,9 +57,8 @@ fn json_content(schema: &Value) -> Value {
     json!({ "application/json": { "schema": schema } })
 }
 
-/// The largest body the server reads; `BODY_LIMIT` in errand-server's `api` module, which is
-/// not public.
-const BODY_LIMIT_MIB: usize = 16;
+/// The largest body the server reads, in MiB.
+const BODY_LIMIT_MIB: usize = errand_protocol::MAX_BODY_BYTES / (1024 * 1024);
 
 /// The seconds a client is asked to wait with `Retry-After`, as a header schema.
 fn retry_after() -> Value {
@@ -111,7 +110,7 @@ fn common_refusals(call: &Call) -> Vec<(u16, &'static str)> {
     }
     if call.body.is_some() {
         refusals.push((400, "the body could not be read"));
-        refusals.push((413, "the body is over 16 MiB"));
+        refusals.push((413, "the body is over the size limit (16 MiB)"));
         refusals.push((
             422,
             "the body is not JSON, does not fit its schema, or nests too deep",

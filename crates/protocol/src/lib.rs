@@ -65,7 +65,7 @@ pub use assistant::{
 };
 pub use error::ProtocolError;
 pub use in_process::{InProcessAnswer, InProcessCall};
-pub use limits::{MAX_AFTER_SECONDS, MAX_BODY_NESTING};
+pub use limits::{MAX_AFTER_SECONDS, MAX_BODY_BYTES, MAX_BODY_NESTING};
 pub use message::{ContentBlock, JsonObject, Message, MessageContent, MessageKind, ToolCall};
 pub use nullable::Nullable;
 pub use run::{

@@ -12,6 +12,9 @@
 /// run's `kwargs.config` than in the body), so that whatever is accepted is read back.
 pub const MAX_BODY_NESTING: usize = 100;
 
+/// The largest request body errand reads, in bytes (16 MiB); a longer one answers 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 /// The longest delay a run may ask for with `after_seconds`: ten years of 365 days. A longer
 /// one would move the run's `created_at` towards the end of the calendar that timestamps can
 /// be written in.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tower::ServiceBuilder;
 
 /// The largest request body accepted, in bytes.
-pub(crate) const BODY_LIMIT: usize = 16 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = errand_protocol::MAX_BODY_BYTES;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
