@@ -226,9 +226,9 @@ async fn a_path_that_is_not_utf8_answers_422_with_a_detail() {
 }
 
 #[tokio::test]
-async fn a_body_announced_over_the_limit_is_refused_before_it_is_read() {
+async fn a_body_announced_over_the_limit_is_refused_without_being_kept() {
     let api = api().await;
-    // The announced length alone decides: nothing of the body needs to arrive.
+    // The announced length alone decides: what arrives of the body is dropped.
     let announced = (16 * 1024 * 1024 + 1).to_string();
     let answer = api
         .call_with(

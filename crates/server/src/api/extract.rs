@@ -2,6 +2,7 @@
 
 use crate::{ServerError, ServerResult};
 use axum::body::Bytes;
+use futures::StreamExt;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -20,13 +21,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ServerError;
 
     async fn from_request(request: Request, state: &S) -> ServerResult<Self> {
-        // A body announced over the limit is refused before a byte of it is read.
         let announced = request
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|length| length.to_str().ok())
             .and_then(|length| length.parse::<u64>().ok());
         if announced.is_some_and(|length| length > crate::api::BODY_LIMIT as u64) {
+            // Refused for its announced length, but read up to the limit and dropped rather
+            // than kept: a client that is still sending gets to read the answer (clients do
+            // not read one while they send), and the connection is then settled as after any
+            // early answer (`keep_alive`).
+            let mut body = request.into_body().into_data_stream();
+            let mut read = 0;
+            while read < crate::api::BODY_LIMIT {
+                match body.next().await {
+                    Some(Ok(chunk)) => read += chunk.len(),
+                    Some(Err(_)) | None => break,
+                }
+            }
             return Err(ServerError::PayloadTooLarge {
                 limit: crate::api::BODY_LIMIT,
             });
