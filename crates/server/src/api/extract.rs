@@ -2,11 +2,11 @@
 
 use crate::{ServerError, ServerResult};
 use axum::body::Bytes;
-use futures::StreamExt;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use errand_protocol::MAX_BODY_NESTING;
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use uuid::Uuid;
