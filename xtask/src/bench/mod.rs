@@ -607,7 +607,19 @@ fn run_in_release(root: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// `cargo build --release -p errand-cli`; returns the binary.
+/// Benches this `errand` binary instead of building the workspace's: the same bench against
+/// another commit's server, for a side-by-side comparison.
+const BINARY_ENV: &str = "ERRAND_BENCH_BINARY";
+
 fn build_errand(root: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(binary) = std::env::var_os(BINARY_ENV) {
+        let binary = PathBuf::from(binary);
+        if !binary.is_file() {
+            bail!("{BINARY_ENV}={} is not a file", binary.display());
+        }
+        eprintln!("benching {} ({BINARY_ENV})", binary.display());
+        return Ok(binary);
+    }
     eprintln!("building errand (cargo build --release -p errand-cli)...");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
