@@ -71,7 +71,7 @@ pub use nullable::Nullable;
 pub use run::{
     AllNodes, CancelAction, CancelStatusFilter, Command, Durability, IfNotExists, InterruptNodes,
     MultitaskStrategy, OnCompletion, OnDisconnect, Run, RunCancelManyRequest, RunConfig, RunCreate,
-    RunError, RunResult, RunStatus, StreamMode, StreamModes,
+    RunError, RunKwargs, RunResult, RunStatus, StreamMode, StreamModes,
 };
 pub use store::{
     ListNamespacesResponse, SearchItemsResponse, StoreDeleteRequest, StoreItem,

@@ -371,6 +371,26 @@ fn multitask_strategy() -> impl Strategy<Value = MultitaskStrategy> {
 }
 
 prop_compose! {
+    fn run_kwargs()(
+        input in nullable(json_some()),
+        config in nullable(object()),
+        context in nullable(object()),
+        stream_mode in nullable(stream_modes()),
+        interrupt_before in nullable(interrupt_nodes()),
+        webhook in nullable(text()),
+        feedback_keys in nullable(strings()),
+        flags in (nullable(any::<bool>()), nullable(any::<bool>()), nullable(any::<bool>())),
+        extra in extra(),
+    ) -> RunKwargs {
+        let (temporary, subgraphs, resumable) = flags;
+        RunKwargs {
+            input, config, context, stream_mode, interrupt_before, webhook, feedback_keys,
+            temporary, subgraphs, resumable, extra, ..RunKwargs::default()
+        }
+    }
+}
+
+prop_compose! {
     fn run()(
         run_id in uuid(),
         thread_id in uuid(),
@@ -379,7 +399,7 @@ prop_compose! {
         updated_at in timestamp(),
         status in run_status(),
         metadata in object(),
-        kwargs in object(),
+        kwargs in run_kwargs(),
         multitask_strategy in multitask_strategy(),
         extra in extra(),
     ) -> Run {

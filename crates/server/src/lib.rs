@@ -48,7 +48,7 @@ pub mod storage;
 pub use errand_protocol as protocol;
 pub use errand_runtime as runtime;
 pub use error::{ServerError, ServerResult};
-pub use executor::{Executor, ExecutorConfig};
+pub use executor::{AcceptedRun, Executor, ExecutorConfig, RunRequest, RunScope};
 pub use registry::Graphs;
 
 use axum::Router;

@@ -119,7 +119,7 @@ async fn a_body_nested_deeper_than_storage_keeps_is_refused_naming_its_field() {
     );
     let run: Run = serde_json::from_slice(&answer.body).expect("run");
     let run = api.wait_status(&run, RunStatus::Success).await;
-    assert_eq!(run.kwargs["input"], input);
+    assert_eq!(run.kwargs.input.as_option(), Some(&input));
     server_still_answers(&api, &thread).await;
 }
 

@@ -78,7 +78,10 @@ fn run(thread_id: Uuid, created_at: Timestamp, strategy: MultitaskStrategy) -> R
         updated_at: created_at,
         status: RunStatus::Pending,
         metadata: obj(json!({"origin": "test"})),
-        kwargs: obj(json!({"input": {"messages": []}, "stream_mode": ["values"]})),
+        kwargs: serde_json::from_value(
+            json!({"input": {"messages": []}, "stream_mode": ["values"]}),
+        )
+        .expect("kwargs"),
         multitask_strategy: strategy,
         extra: obj(json!({"langsmith_session_name": null})),
     }

@@ -38,10 +38,9 @@ impl Caller {
         }
     }
 
-    /// A copy of `value` for a caller in this process, to add to an answer whose body is
-    /// already encoded ([`with_typed`]); none for another caller, which would not read it.
-    pub(crate) fn copy<T: Clone>(self, value: &T) -> Option<T> {
-        self.in_process.then(|| value.clone())
+    /// True for a caller in this process, which takes answers as values.
+    pub(crate) fn is_in_process(self) -> bool {
+        self.in_process
     }
 }
 

@@ -6,230 +6,42 @@ use super::extract::Path;
 use super::extract::{ApiJson, parse_id, query_flag, query_value};
 use super::stream::{Follow, ModeFilter, event_stream, wait_body};
 use super::threads::existing_thread;
+use crate::executor::{AcceptedRun, RunRequest, RunScope};
 use crate::hub::RunChannel;
-use crate::storage::{NewRun, RunPage};
+use crate::storage::RunPage;
 use crate::{ServerError, ServerResult};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use errand_protocol::{
-    CancelAction, CancelStatusFilter, IfNotExists, JsonObject, MAX_AFTER_SECONDS,
-    MultitaskStrategy, Nullable, OnCompletion, OnDisconnect, Run, RunCancelManyRequest, RunCreate,
-    RunStatus, StreamModes, Timestamp,
+    CancelAction, CancelStatusFilter, OnDisconnect, Run, RunCancelManyRequest, RunCreate,
+    RunStatus, StreamMode, StreamModes,
 };
-use serde_json::{Number, Value, json};
+use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 use uuid::Uuid;
 
 type QueryPairs = Query<Vec<(String, String)>>;
 
-/// Where a run lives: on a thread, or stateless on a temporary one.
-#[derive(Debug, Clone, Copy)]
-enum Scope {
-    Thread(Uuid),
-    Stateless,
-}
-
-/// A run just accepted: what the answers to its create need.
-#[derive(Debug)]
-struct Accepted {
-    thread_id: Uuid,
-    run_id: Uuid,
-    /// The run as wire JSON, as stored.
-    json: String,
-    /// The run itself, for a caller in this process.
-    typed: Option<Run>,
-    channel: Arc<RunChannel>,
-}
-
-/// Validates a run-creation body, turns it into a run, and stores it under its multitask
-/// strategy; runs it replaces are cancelled.
+/// Accepts a run from a client; see [`crate::Executor::create_run`].
 async fn create_run(
     state: &AppState,
     caller: Caller,
-    scope: Scope,
-    mut body: RunCreate,
-) -> ServerResult<Accepted> {
-    if body.webhook.is_some() {
-        return Err(ServerError::Unprocessable(
-            "webhook: this server does not call webhooks yet; join or stream the run instead"
-                .into(),
-        ));
-    }
-    let has_configurable = body
-        .config
-        .as_ref()
-        .and_then(|config| config.configurable.as_ref())
-        .is_some_and(|configurable| !configurable.is_empty());
-    if has_configurable && body.context.is_some() {
-        return Err(ServerError::BadRequest(
-            "Cannot specify both configurable and context. Prefer setting context alone.".into(),
-        ));
-    }
-    let executor = &state.executor;
-    let hosted = executor
-        .graphs()
-        .resolve(&body.assistant_id)?
-        .ok_or_else(|| ServerError::NotFound("Thread or assistant not found.".into()))?;
-    let graph_id = hosted.assistant.graph_id.clone();
-    let assistant_id = hosted.assistant.assistant_id;
-
-    let (thread_id, if_not_exists, temporary) = match scope {
-        Scope::Thread(thread_id) => (
-            thread_id,
-            body.if_not_exists.unwrap_or(IfNotExists::Reject),
-            false,
-        ),
-        Scope::Stateless => (
-            Uuid::now_v7(),
-            IfNotExists::Create,
-            body.on_completion.unwrap_or_default() == OnCompletion::Delete,
-        ),
-    };
-    let run_id = Uuid::now_v7();
-    let now = Timestamp::now();
-    let created_at = start_time(now, body.after_seconds.as_ref())?;
-
-    let mut ids = JsonObject::new();
-    ids.insert("graph_id".into(), Value::from(graph_id.as_str()));
-    ids.insert("assistant_id".into(), Value::from(assistant_id.to_string()));
-    // The body's parts are moved into the run rather than copied.
-    let mut metadata = hosted.assistant.metadata.clone();
-    metadata.extend(body.metadata.take().unwrap_or_default());
-    metadata.extend(ids.clone());
-
-    let mut config = body.config.take().unwrap_or_default();
-    let mut configurable = config.configurable.take().unwrap_or_default();
-    configurable.insert("run_id".into(), Value::from(run_id.to_string()));
-    configurable.insert("thread_id".into(), Value::from(thread_id.to_string()));
-    configurable.extend(ids.clone());
-    let mut config = match serde_json::to_value(config) {
-        Ok(Value::Object(config)) => config,
-        _ => JsonObject::new(),
-    };
-    config.insert("configurable".into(), Value::Object(configurable));
-    config.insert("metadata".into(), Value::Object(metadata.clone()));
-
-    let stream_mode: Vec<Value> = body
-        .stream_modes()
-        .iter()
-        .map(|mode| Value::from(mode.as_str()))
-        .collect();
-    let mut kwargs = JsonObject::new();
-    let input = match std::mem::take(&mut body.input) {
-        Nullable::Present(input) => input,
-        Nullable::Absent | Nullable::Null => Value::Null,
-    };
-    kwargs.insert("input".into(), input);
-    kwargs.insert("command".into(), json!(body.command));
-    kwargs.insert("config".into(), Value::Object(config));
-    kwargs.insert(
-        "context".into(),
-        Value::Object(body.context.take().unwrap_or_default()),
-    );
-    kwargs.insert("stream_mode".into(), Value::Array(stream_mode));
-    kwargs.insert("interrupt_before".into(), json!(body.interrupt_before));
-    kwargs.insert("interrupt_after".into(), json!(body.interrupt_after));
-    kwargs.insert("webhook".into(), Value::Null);
-    kwargs.insert("feedback_keys".into(), json!(body.feedback_keys));
-    kwargs.insert("temporary".into(), Value::Bool(temporary));
-    kwargs.insert(
-        "subgraphs".into(),
-        json!(body.stream_subgraphs.unwrap_or(false)),
-    );
-    kwargs.insert(
-        "resumable".into(),
-        json!(body.stream_resumable.unwrap_or(false)),
-    );
-    kwargs.insert("durability".into(), json!(body.durability));
-    kwargs.insert(
-        "on_disconnect".into(),
-        json!(body.on_disconnect.unwrap_or_default()),
-    );
-    kwargs.extend(std::mem::take(&mut body.extra));
-
-    let strategy = body.multitask_strategy.unwrap_or_default();
-    let run = Run {
-        run_id,
-        thread_id,
-        assistant_id,
-        created_at,
-        updated_at: now,
-        status: RunStatus::Pending,
-        metadata,
-        kwargs,
-        multitask_strategy: strategy,
-        extra: JsonObject::new(),
-    };
-    executor.accepting()?;
-    // A run that may start at once is claimed by the write that accepts it, for a worker
-    // taken now; the worker is given back when the run has to wait.
-    let worker = executor.free_worker();
-    let created = executor
-        .storage()
-        .create_run(NewRun {
-            run,
-            if_not_exists,
-            thread_metadata: ids,
-            start: worker.is_some(),
+    scope: RunScope,
+    body: RunCreate,
+) -> ServerResult<AcceptedRun> {
+    state
+        .executor
+        .create_run(RunRequest {
+            scope,
+            body,
+            typed: caller.is_in_process(),
         })
         .await
-        .map_err(|error| match error {
-            crate::storage::StorageError::ThreadNotFound(_) => {
-                ServerError::NotFound("Thread or assistant not found.".into())
-            }
-            other => other.into(),
-        })?;
-    let run_id = created.run.run_id;
-    let typed = caller.copy(&created.run);
-    let bytes = created.json.len();
-    let channel = executor.submitted(created.run, bytes, created.started.zip(worker));
-    let action = match strategy {
-        MultitaskStrategy::Rollback => CancelAction::Rollback,
-        _ => CancelAction::Interrupt,
-    };
-    for previous in created.to_cancel {
-        executor.stop_run(thread_id, previous, action).await?;
-    }
-    Ok(Accepted {
-        thread_id,
-        run_id,
-        json: created.json,
-        typed,
-        channel,
-    })
 }
 
-/// When a run created `now` may start: `now`, or later by `after_seconds`, which must lie
-/// between 0 and [`MAX_AFTER_SECONDS`] (a time storage can write and read back).
-fn start_time(now: Timestamp, after_seconds: Option<&Number>) -> ServerResult<Timestamp> {
-    let Some(after_seconds) = after_seconds else {
-        return Ok(now);
-    };
-    let out_of_range = || {
-        ServerError::Unprocessable(format!(
-            "after_seconds: {after_seconds} is not a number of seconds from 0 to \
-             {MAX_AFTER_SECONDS} (ten years)"
-        ))
-    };
-    // `as f64` is exact for the limit, which is far below 2^53.
-    #[allow(clippy::cast_precision_loss)]
-    let limit = MAX_AFTER_SECONDS as f64;
-    let delay = after_seconds
-        .as_f64()
-        .filter(|seconds| (0.0..=limit).contains(seconds))
-        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-        .ok_or_else(out_of_range)?;
-    let micros = i64::try_from(delay.as_micros()).map_err(|_| out_of_range())?;
-    now.timestamp_micros()
-        .checked_add(micros)
-        .and_then(Timestamp::from_timestamp_micros)
-        .ok_or_else(out_of_range)
-}
-
-fn run_path(accepted: &Accepted, stateless: bool) -> String {
+fn run_path(accepted: &AcceptedRun, stateless: bool) -> String {
     if stateless {
         format!("/runs/{}", accepted.run_id)
     } else {
@@ -244,18 +56,34 @@ fn with_header(mut response: Response, name: header::HeaderName, value: &str) ->
     response
 }
 
-fn created_response(accepted: Accepted, stateless: bool) -> Response {
+fn created_response(accepted: AcceptedRun, stateless: bool) -> Response {
     let location = run_path(&accepted, stateless);
     let json = [(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     )];
-    let response = with_typed((json, accepted.json).into_response(), accepted.typed);
+    let response = with_typed((json, accepted.json).into_response(), accepted.run);
     with_header(response, header::CONTENT_LOCATION, &location)
 }
 
-fn stream_response(state: AppState, accepted: Accepted, body: &RunCreate) -> Response {
-    let Accepted {
+/// What a streamed create asks of its stream, taken from the body before the run takes it.
+#[derive(Debug)]
+struct StreamAsked {
+    modes: Vec<StreamMode>,
+    cancel_on_disconnect: bool,
+}
+
+impl StreamAsked {
+    fn of(body: &RunCreate) -> Self {
+        Self {
+            modes: body.stream_modes().into_owned(),
+            cancel_on_disconnect: body.on_disconnect == Some(OnDisconnect::Cancel),
+        }
+    }
+}
+
+fn stream_response(state: AppState, accepted: AcceptedRun, asked: StreamAsked) -> Response {
+    let AcceptedRun {
         thread_id,
         run_id,
         channel,
@@ -266,9 +94,9 @@ fn stream_response(state: AppState, accepted: Accepted, body: &RunCreate) -> Res
         run_id,
         channel: Some(channel),
         after: 0,
-        cancel_on_disconnect: body.on_disconnect == Some(OnDisconnect::Cancel),
+        cancel_on_disconnect: asked.cancel_on_disconnect,
     };
-    let filter = ModeFilter::new(body.stream_modes().into_owned());
+    let filter = ModeFilter::new(asked.modes);
     let response = event_stream(state, follow, filter);
     let base = format!("/threads/{thread_id}/runs/{run_id}");
     let response = with_header(response, header::LOCATION, &format!("{base}/stream"));
@@ -290,7 +118,7 @@ fn join_response(
 }
 
 /// Waits for a run just accepted.
-fn accepted_join_response(state: AppState, accepted: Accepted) -> Response {
+fn accepted_join_response(state: AppState, accepted: AcceptedRun) -> Response {
     let ids = (accepted.thread_id, accepted.run_id);
     join_response(state, ids, false, Some(accepted.channel))
 }
@@ -302,7 +130,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let accepted = create_run(&state, caller, Scope::Thread(thread_id), body).await?;
+    let accepted = create_run(&state, caller, RunScope::Thread(thread_id), body).await?;
     Ok(created_response(accepted, false))
 }
 
@@ -312,14 +140,10 @@ pub(crate) async fn create_stream(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let accepted = create_run(
-        &state,
-        Caller::default(),
-        Scope::Thread(thread_id),
-        body.clone(),
-    )
-    .await?;
-    Ok(stream_response(state, accepted, &body))
+    let asked = StreamAsked::of(&body);
+    let scope = RunScope::Thread(thread_id);
+    let accepted = create_run(&state, Caller::default(), scope, body).await?;
+    Ok(stream_response(state, accepted, asked))
 }
 
 pub(crate) async fn create_wait(
@@ -328,7 +152,8 @@ pub(crate) async fn create_wait(
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
     let thread_id = parse_id(&thread_id, "thread")?;
-    let accepted = create_run(&state, Caller::default(), Scope::Thread(thread_id), body).await?;
+    let scope = RunScope::Thread(thread_id);
+    let accepted = create_run(&state, Caller::default(), scope, body).await?;
     Ok(accepted_join_response(state, accepted))
 }
 
@@ -337,7 +162,7 @@ pub(crate) async fn create_stateless(
     caller: Caller,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let accepted = create_run(&state, caller, Scope::Stateless, body).await?;
+    let accepted = create_run(&state, caller, RunScope::Stateless, body).await?;
     Ok(created_response(accepted, true))
 }
 
@@ -345,15 +170,16 @@ pub(crate) async fn create_stateless_stream(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let accepted = create_run(&state, Caller::default(), Scope::Stateless, body.clone()).await?;
-    Ok(stream_response(state, accepted, &body))
+    let asked = StreamAsked::of(&body);
+    let accepted = create_run(&state, Caller::default(), RunScope::Stateless, body).await?;
+    Ok(stream_response(state, accepted, asked))
 }
 
 pub(crate) async fn create_stateless_wait(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RunCreate>,
 ) -> ServerResult<Response> {
-    let accepted = create_run(&state, Caller::default(), Scope::Stateless, body).await?;
+    let accepted = create_run(&state, Caller::default(), RunScope::Stateless, body).await?;
     Ok(accepted_join_response(state, accepted))
 }
 
@@ -559,11 +385,6 @@ fn requested_modes(pairs: &[(String, String)]) -> ServerResult<Option<StreamMode
         .map_err(|error| ServerError::Unprocessable(format!("stream_mode: {error}")))
 }
 
-fn run_modes(run: &Run) -> Vec<errand_protocol::StreamMode> {
-    run.kwargs
-        .get("stream_mode")
-        .and_then(|modes| serde_json::from_value::<StreamModes>(modes.clone()).ok())
-        .unwrap_or_default()
-        .modes()
-        .to_vec()
+fn run_modes(run: &Run) -> Vec<StreamMode> {
+    run.kwargs.stream_modes().modes().to_vec()
 }

@@ -12,8 +12,8 @@
 
 use crate::storage::{CheckpointRecord, StorageError, StorageResult, UNREADABLE};
 use errand_protocol::{
-    Interrupt, JsonObject, MultitaskStrategy, Nullable, Run, RunStatus, StoreItem, Thread,
-    ThreadStatus, Timestamp,
+    Interrupt, JsonObject, MultitaskStrategy, Nullable, Run, RunKwargs, RunStatus, StoreItem,
+    Thread, ThreadStatus, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::de::DeserializeOwned;
@@ -427,7 +427,7 @@ impl RunRow {
             updated_at,
             status,
             metadata: JsonObject::new(),
-            kwargs: JsonObject::new(),
+            kwargs: RunKwargs::default(),
             multitask_strategy: head.multitask_strategy.unwrap_or_default(),
             extra: JsonObject::new(),
         };
