@@ -3,17 +3,11 @@
 use super::AppState;
 use super::extract::Path;
 use super::extract::{ApiJson, parse_id};
+use crate::storage::rules::contains;
 use crate::{ServerError, ServerResult};
 use axum::Json;
 use axum::extract::State;
-use errand_protocol::{Assistant, AssistantSearchRequest, JsonObject};
-
-/// True when every key of `filter` is in `object` with an equal value.
-pub(crate) fn contains(object: &JsonObject, filter: &JsonObject) -> bool {
-    filter
-        .iter()
-        .all(|(key, value)| object.get(key) == Some(value))
-}
+use errand_protocol::{Assistant, AssistantSearchRequest};
 
 pub(crate) async fn search(
     State(state): State<AppState>,
@@ -43,7 +37,7 @@ pub(crate) async fn search(
             search
                 .metadata
                 .as_ref()
-                .is_none_or(|m| contains(&a.metadata, m))
+                .is_none_or(|m| contains(Some(&a.metadata), m))
         })
         .skip(search.offset as usize)
         .take(search.limit as usize)

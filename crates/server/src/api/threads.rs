@@ -2,9 +2,9 @@
 
 use super::AppState;
 use super::answer::{Answer, Caller};
-use super::assistants::contains;
 use super::extract::Path;
 use super::extract::{ApiJson, parse_id};
+use crate::storage::rules::contains;
 use crate::storage::{CheckpointRecord, JsonText, NewCheckpoint, RunPage};
 use crate::{ServerError, ServerResult};
 use axum::Json;
@@ -288,7 +288,7 @@ pub(crate) async fn history(
     Ok(Json(
         records
             .into_iter()
-            .filter(|record| contains(&record.metadata, &metadata_filter))
+            .filter(|record| contains(Some(&record.metadata), &metadata_filter))
             .map(thread_state)
             .collect(),
     ))

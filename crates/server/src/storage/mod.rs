@@ -8,14 +8,15 @@
 //!
 //! [`SqliteStorage`] is the embedded default: a file, or memory for tests.
 
+pub mod rules;
 mod sqlite;
 pub use sqlite::SqliteStorage;
 
 use async_trait::async_trait;
 use errand_protocol::{
-    IfExists, IfNotExists, Interrupt, JsonObject, ListNamespacesResponse, MultitaskStrategy, Run,
-    RunStatus, StoreItem, StoreListNamespacesRequest, StoreSearchRequest, Thread,
-    ThreadSearchRequest, ThreadStatus, Timestamp,
+    IfExists, IfNotExists, Interrupt, JsonObject, ListNamespacesResponse, Run, RunStatus,
+    StoreItem, StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest,
+    ThreadStatus, Timestamp,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -417,12 +418,4 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
         &self,
         request: &StoreListNamespacesRequest,
     ) -> StorageResult<ListNamespacesResponse>;
-}
-
-/// Strategies under which a new run replaces the runs before it.
-pub fn cancels_previous(strategy: MultitaskStrategy) -> bool {
-    matches!(
-        strategy,
-        MultitaskStrategy::Interrupt | MultitaskStrategy::Rollback
-    )
 }

@@ -152,15 +152,6 @@ pub(super) fn decode_nullable(text: Option<&str>, what: &str) -> StorageResult<N
     }
 }
 
-/// True when every key of `filter` is in `object` with an equal value.
-pub(super) fn contains(object: Option<&JsonObject>, filter: &JsonObject) -> bool {
-    filter.iter().all(|(key, expected)| {
-        object
-            .and_then(|object| object.get(key))
-            .is_some_and(|found| found == expected)
-    })
-}
-
 /// A thread's stored metadata, to merge more into; metadata that cannot be read is replaced
 /// (and the loss logged) rather than block every later write to the thread.
 pub(super) fn readable_metadata(text: &str, thread_id: &str) -> JsonObject {
@@ -168,13 +159,6 @@ pub(super) fn readable_metadata(text: &str, thread_id: &str) -> JsonObject {
         tracing::warn!(%thread_id, %error, "a thread's stored metadata cannot be read; it is replaced");
         JsonObject::new()
     })
-}
-
-/// Adds `from` into `into`, key by key.
-pub(super) fn merge(into: &mut JsonObject, from: JsonObject) {
-    for (key, value) in from {
-        into.insert(key, value);
-    }
 }
 
 // ---- threads ----

@@ -1,19 +1,16 @@
 //! Runs, their lifecycle on a thread, and their stream events.
 
 use super::codec::{
-    Db, RUN_COLUMNS, RunRow, attempt, decode_nullable, load_run, merge, readable_metadata, sql_int,
+    Db, RUN_COLUMNS, RunRow, attempt, decode_nullable, load_run, readable_metadata, sql_int,
     timestamp, to_json, uuid,
 };
-use super::threads::{
-    EncodedCheckpoint, Settled, insert_encoded_checkpoint, insert_thread, runs_ended,
-};
+use super::threads::{EncodedCheckpoint, insert_encoded_checkpoint, insert_thread, runs_ended};
+use crate::storage::rules::{Admission, Settled, admit, merge, thread_status};
 use crate::storage::{
     ClaimedRun, EndedRun, FinishedRun, JsonText, NewRun, Recovery, RunPage, Start, StorageError,
     StorageResult, StoredEvent,
 };
-use errand_protocol::{
-    IfNotExists, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus, Timestamp,
-};
+use errand_protocol::{IfNotExists, Run, RunStatus, Thread, ThreadStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -63,12 +60,8 @@ pub(super) fn create_run(conn: &Connection, new: NewRun, doc: &str) -> StorageRe
         Some((metadata, state_values, active)) => {
             idle = active == 0;
             values = state_values;
-            match run.multitask_strategy {
-                MultitaskStrategy::Reject if !idle => return Err(StorageError::ThreadBusy),
-                MultitaskStrategy::Interrupt | MultitaskStrategy::Rollback if !idle => {
-                    to_cancel = active_runs(conn, &thread_id)?;
-                }
-                _ => {}
+            if admit(run.multitask_strategy, !idle)? == Admission::Replace {
+                to_cancel = active_runs(conn, &thread_id)?;
             }
             let mut merged = readable_metadata(&metadata, &thread_id);
             merge(&mut merged, thread_metadata);
@@ -289,7 +282,18 @@ pub(super) fn finish_run(
 ) -> StorageResult<Option<EndedRun>> {
     append_events(conn, finished.run_id, &finished.events)?;
     let run_key = finished.run_id.to_string();
-    let Some((thread_id, before)) = run_state(conn, &run_key)? else {
+    let state: Option<(String, String, i64, String)> = conn
+        .prepare_cached(
+            "SELECT r.thread_id, r.status, t.active_runs, t.status FROM runs AS r \
+             JOIN threads AS t ON t.thread_id = r.thread_id WHERE r.run_id = ?1",
+        )
+        .db()?
+        .query_row([&run_key], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()
+        .db()?;
+    let Some((thread_id, before, active, current)) = state else {
         return Ok(None);
     };
     conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1")
@@ -297,30 +301,30 @@ pub(super) fn finish_run(
         .execute(params![run_key, finished.status.as_str(), finished.at])
         .db()?;
     // A run already ended (cancelled while it ran) is no longer counted.
-    let ended = i64::from(is_active(&before));
-    let left: Option<i64> = conn
-        .prepare_cached(
-            "UPDATE threads SET active_runs = MAX(active_runs - ?7, 0), \
-             status = CASE WHEN active_runs - ?7 > 0 THEN 'busy' ELSE ?2 END, \
-             state_values = COALESCE(?3, state_values), error = ?4, interrupts = ?5, \
-             updated_at = ?6, state_updated_at = ?6 WHERE thread_id = ?1 RETURNING active_runs",
-        )
-        .db()?
-        .query_row(
-            params![
-                thread_id,
-                finished.thread_status.as_str(),
-                finished.values.as_ref().map(JsonText::as_str),
-                finished.error,
-                finished.interrupts,
-                finished.at,
-                ended,
-            ],
-            |row| row.get(0),
-        )
-        .optional()
-        .db()?;
-    let thread_busy = left.is_some_and(|left| left > 0);
+    let left = (active - i64::from(is_active(&before))).max(0);
+    let current = super::codec::thread_status(&current).unwrap_or(ThreadStatus::Busy);
+    let status = thread_status(
+        current,
+        left.unsigned_abs(),
+        Settled::To(finished.thread_status),
+    );
+    conn.prepare_cached(
+        "UPDATE threads SET active_runs = ?7, status = ?2, \
+         state_values = COALESCE(?3, state_values), error = ?4, interrupts = ?5, \
+         updated_at = ?6, state_updated_at = ?6 WHERE thread_id = ?1",
+    )
+    .db()?
+    .execute(params![
+        thread_id,
+        status.as_str(),
+        finished.values.as_ref().map(JsonText::as_str),
+        finished.error,
+        finished.interrupts,
+        finished.at,
+        left,
+    ])
+    .db()?;
+    let thread_busy = left > 0;
     for checkpoint in &finished.checkpoints {
         insert_encoded_checkpoint(conn, &thread_id, checkpoint)?;
     }

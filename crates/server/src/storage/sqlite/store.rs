@@ -1,7 +1,8 @@
 //! The long-term key-value store.
 
-use super::codec::{Db, ITEM_COLUMNS, ItemRow, contains, from_json, to_json};
+use super::codec::{Db, ITEM_COLUMNS, ItemRow, from_json, to_json};
 use crate::storage::StorageResult;
+use crate::storage::rules::contains;
 use errand_protocol::{
     JsonObject, ListNamespacesResponse, StoreItem, StoreListNamespacesRequest, StoreSearchRequest,
     Timestamp,

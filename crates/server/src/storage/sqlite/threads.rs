@@ -1,13 +1,12 @@
 //! Threads and their checkpoints.
 
 use super::codec::{
-    CHECKPOINT_COLUMNS, CheckpointRow, Db, THREAD_COLUMNS, ThreadColumns, ThreadRow, contains,
-    load_thread, merge, readable_metadata, to_json,
+    CHECKPOINT_COLUMNS, CheckpointRow, Db, THREAD_COLUMNS, ThreadColumns, ThreadRow, load_thread,
+    readable_metadata, to_json,
 };
+use crate::storage::rules::{Settled, contains, merge, thread_status};
 use crate::storage::{CheckpointRecord, JsonText, NewCheckpoint, StorageError, StorageResult};
-use errand_protocol::{
-    IfExists, JsonObject, SortOrder, Thread, ThreadSearchRequest, ThreadStatus, Timestamp,
-};
+use errand_protocol::{IfExists, JsonObject, SortOrder, Thread, ThreadSearchRequest, Timestamp};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::Value;
@@ -347,15 +346,6 @@ pub(super) fn list_checkpoints(
     rows.db()?.into_iter().map(CheckpointRow::decode).collect()
 }
 
-/// What a thread's status becomes once it has no active run left.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Settled {
-    /// `busy` becomes `idle`; any other status stays.
-    Idle,
-    /// This status.
-    To(ThreadStatus),
-}
-
 /// After `ended` of the thread's active runs ended or went (0 when none did): the thread stays
 /// `busy` while it has an active run left, else it takes its settled status.
 pub(super) fn runs_ended(
@@ -376,12 +366,7 @@ pub(super) fn runs_ended(
     };
     let current = super::codec::thread_status(&current)?;
     let active = (active - ended).max(0);
-    let status = match settled {
-        _ if active > 0 => ThreadStatus::Busy,
-        Settled::Idle if current == ThreadStatus::Busy => ThreadStatus::Idle,
-        Settled::Idle => current,
-        Settled::To(status) => status,
-    };
+    let status = thread_status(current, active.unsigned_abs(), settled);
     if ended != 0 || status != current {
         conn.prepare_cached(
             "UPDATE threads SET active_runs = ?2, status = ?3, \
