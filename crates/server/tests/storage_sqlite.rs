@@ -2001,7 +2001,7 @@ async fn a_newer_schema_is_refused() {
     drop(conn);
     let error = SqliteStorage::open(dir.db()).unwrap_err();
     assert!(
-        matches!(&error, StorageError::Backend(message) if message.contains("schema version 99")),
+        matches!(&error, StorageError::Backend(failure) if failure.message().contains("schema version 99")),
         "{error}"
     );
 }
@@ -2727,4 +2727,29 @@ proptest! {
             assert!(left.is_empty(), "runs left waiting: {left:?}");
         });
     }
+}
+
+/// A database failure keeps SQLite's own error beneath it, so a caller can tell what kind of
+/// failure it was (a constraint, a busy database, a full disk) without reading its text.
+#[tokio::test]
+async fn a_database_failure_keeps_the_sqlite_error_as_its_source() {
+    let storage = memory();
+    let thread = create(&storage, json!({}), t(0)).await;
+    let run = enqueue(&storage, thread.thread_id, t(1)).await;
+    storage
+        .append_events(run.run_id, &[event(1, "values")])
+        .await
+        .unwrap();
+    let error = storage
+        .append_events(run.run_id, &[event(1, "again")])
+        .await
+        .unwrap_err();
+    let sqlite = std::error::Error::source(&error)
+        .and_then(std::error::Error::source)
+        .and_then(|source| source.downcast_ref::<rusqlite::Error>());
+    assert!(
+        matches!(sqlite, Some(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.code == rusqlite::ErrorCode::ConstraintViolation),
+        "{error:?}"
+    );
 }

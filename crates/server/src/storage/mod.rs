@@ -39,11 +39,62 @@ pub enum StorageError {
     ThreadBusy,
     /// The database failed.
     #[error("storage failed: {0}")]
-    Backend(String),
+    Backend(#[source] BackendError),
     /// The disk, or the database's size limit, is full: nothing more can be written until
     /// space returns. Reads still work.
     #[error("storage is full: {0}")]
     Full(String),
+}
+
+impl StorageError {
+    /// A failure of the database, said in `message`.
+    pub fn backend(message: impl Into<String>) -> Self {
+        Self::Backend(BackendError {
+            message: message.into(),
+            source: None,
+        })
+    }
+
+    /// A failure of the database, said in `message`, caused by `source` (kept, for
+    /// [`std::error::Error::source`] and for telling transient failures from lasting ones).
+    pub fn backend_from(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend(BackendError {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        })
+    }
+}
+
+/// What failed in the database, and the error of the database's own beneath it.
+#[derive(Debug, Clone)]
+pub struct BackendError {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// What failed, in words.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BackendError {
+    // The database's error itself, not the `Arc` it is shared in, so that it downcasts.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// The key, in the `extra` of a thread or run that storage cannot read whole (a row written
@@ -231,7 +282,7 @@ impl JsonText {
     /// The value again.
     pub fn decode(&self) -> StorageResult<Value> {
         serde_json::from_str(&self.0)
-            .map_err(|error| StorageError::Backend(format!("corrupt JSON: {error}")))
+            .map_err(|error| StorageError::backend(format!("corrupt JSON: {error}")))
     }
 }
 

@@ -104,7 +104,7 @@ fn claim(connection: &Connection, path: &Path) -> StorageResult<()> {
     if let Err(rusqlite::Error::SqliteFailure(error, _)) = &read
         && error.code == rusqlite::ErrorCode::DatabaseBusy
     {
-        return Err(StorageError::Backend(format!(
+        return Err(StorageError::backend(format!(
             "the database {} is in use by another process: an errand server keeps its \
              database to itself while it runs, so give each process a file of its own",
             path.display()
@@ -228,11 +228,11 @@ impl SqliteStorage {
             let reader = inner.readers.get(start).map(lock);
             match reader {
                 Some(connection) => work(&connection),
-                None => Err(StorageError::Backend("no reader connection".into())),
+                None => Err(StorageError::backend("no reader connection")),
             }
         })
         .await
-        .map_err(|error| StorageError::Backend(format!("storage task failed: {error}")))?
+        .map_err(|error| StorageError::backend(format!("storage task failed: {error}")))?
     }
 }
 

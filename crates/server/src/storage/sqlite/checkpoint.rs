@@ -54,7 +54,7 @@ impl Checkpointer {
             .name("errand-sqlite-checkpoint".into())
             .spawn(move || run(&connection, &commits, &stopped))
             .map_err(|error| {
-                crate::storage::StorageError::Backend(format!("starting the checkpointer: {error}"))
+                crate::storage::StorageError::backend(format!("starting the checkpointer: {error}"))
             })?;
         Ok(Self { _stop: stop })
     }

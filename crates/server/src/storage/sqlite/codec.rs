@@ -30,20 +30,20 @@ pub(super) trait Db<T> {
 
 impl<T> Db<T> for rusqlite::Result<T> {
     fn db(self) -> StorageResult<T> {
-        self.map_err(|error| storage_error(&error))
+        self.map_err(storage_error)
     }
 }
 
 /// A SQLite error as a storage error: [`StorageError::Full`] when the disk or the size limit
 /// is full (SQLite reports both as `SQLITE_FULL`), a backend failure otherwise.
-pub(super) fn storage_error(error: &rusqlite::Error) -> StorageError {
-    match error {
+pub(super) fn storage_error(error: rusqlite::Error) -> StorageError {
+    match &error {
         rusqlite::Error::SqliteFailure(failure, _)
             if failure.code == rusqlite::ErrorCode::DiskFull =>
         {
             StorageError::Full(format!("sqlite: {error}"))
         }
-        _ => StorageError::Backend(format!("sqlite: {error}")),
+        _ => StorageError::backend_from(format!("sqlite: {error}"), error),
     }
 }
 
@@ -71,25 +71,25 @@ fn note_unreadable(extra: &mut JsonObject, what: &str, id: &str, problems: &[Str
 /// JSON text of a value.
 pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> StorageResult<String> {
     serde_json::to_string(value)
-        .map_err(|error| StorageError::Backend(format!("cannot encode JSON: {error}")))
+        .map_err(|error| StorageError::backend(format!("cannot encode JSON: {error}")))
 }
 
 /// A value from stored JSON text; `what` names the column for the error.
 pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StorageResult<T> {
     serde_json::from_str(text)
-        .map_err(|error| StorageError::Backend(format!("corrupt JSON in {what}: {error}")))
+        .map_err(|error| StorageError::backend(format!("corrupt JSON in {what}: {error}")))
 }
 
 /// A timestamp from stored microseconds.
 pub(super) fn timestamp(micros: i64) -> StorageResult<Timestamp> {
     Timestamp::from_timestamp_micros(micros)
-        .ok_or_else(|| StorageError::Backend(format!("timestamp out of range: {micros}")))
+        .ok_or_else(|| StorageError::backend(format!("timestamp out of range: {micros}")))
 }
 
 /// A uuid from its stored text.
 pub(super) fn uuid(text: &str) -> StorageResult<Uuid> {
     Uuid::parse_str(text)
-        .map_err(|error| StorageError::Backend(format!("corrupt id {text:?}: {error}")))
+        .map_err(|error| StorageError::backend(format!("corrupt id {text:?}: {error}")))
 }
 
 /// A thread status from its stored name.
@@ -99,7 +99,7 @@ pub(super) fn thread_status(text: &str) -> StorageResult<ThreadStatus> {
         "busy" => Ok(ThreadStatus::Busy),
         "interrupted" => Ok(ThreadStatus::Interrupted),
         "error" => Ok(ThreadStatus::Error),
-        other => Err(StorageError::Backend(format!(
+        other => Err(StorageError::backend(format!(
             "unknown thread status {other:?}"
         ))),
     }
@@ -114,7 +114,7 @@ pub(super) fn run_status(text: &str) -> StorageResult<RunStatus> {
         "success" => Ok(RunStatus::Success),
         "timeout" => Ok(RunStatus::Timeout),
         "interrupted" => Ok(RunStatus::Interrupted),
-        other => Err(StorageError::Backend(format!(
+        other => Err(StorageError::backend(format!(
             "unknown run status {other:?}"
         ))),
     }
@@ -122,13 +122,13 @@ pub(super) fn run_status(text: &str) -> StorageResult<RunStatus> {
 
 /// A count or position as SQLite's integer.
 pub(super) fn sql_int(value: u64) -> StorageResult<i64> {
-    i64::try_from(value).map_err(|_| StorageError::Backend(format!("{value} is too large")))
+    i64::try_from(value).map_err(|_| StorageError::backend(format!("{value} is too large")))
 }
 
 /// A stored attempt count.
 pub(super) fn attempt(value: i64) -> StorageResult<u32> {
     u32::try_from(value)
-        .map_err(|_| StorageError::Backend(format!("corrupt attempt count {value}")))
+        .map_err(|_| StorageError::backend(format!("corrupt attempt count {value}")))
 }
 
 /// Encodes a field that may be absent, `null` or set: SQL `NULL` when absent, JSON text

@@ -607,7 +607,7 @@ pub(super) fn events_after(
     rows.into_iter()
         .map(|(seq, event, data)| {
             let seq = u64::try_from(seq)
-                .map_err(|_| StorageError::Backend(format!("corrupt event seq {seq}")))?;
+                .map_err(|_| StorageError::backend(format!("corrupt event seq {seq}")))?;
             Ok(StoredEvent {
                 seq,
                 event,

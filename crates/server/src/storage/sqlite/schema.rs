@@ -164,7 +164,7 @@ pub(super) fn prepare_writer(conn: &mut Connection, file: bool) -> StorageResult
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .db()?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StorageError::Backend(format!(
+            return Err(StorageError::backend(format!(
                 "sqlite: cannot switch the database to WAL (journal mode is {mode})"
             )));
         }
@@ -183,7 +183,7 @@ pub(super) fn prepare_writer(conn: &mut Connection, file: bool) -> StorageResult
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .db()?;
     if version > SCHEMA_VERSION {
-        return Err(StorageError::Backend(format!(
+        return Err(StorageError::backend(format!(
             "the database has schema version {version}, newer than the {SCHEMA_VERSION} this \
              errand understands; open it with a newer errand"
         )));

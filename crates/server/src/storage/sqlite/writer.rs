@@ -111,7 +111,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("errand-sqlite-writer".into())
             .spawn(move || run(&thread_shared, &queue))
-            .map_err(|error| StorageError::Backend(format!("starting the writer: {error}")))?;
+            .map_err(|error| StorageError::backend(format!("starting the writer: {error}")))?;
         Ok(Self { jobs, shared })
     }
 
@@ -142,16 +142,14 @@ impl Writer {
             self.shared.queued.fetch_add(1, Ordering::AcqRel);
             if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                job.abandon(StorageError::Backend(
-                    "the database writer has stopped".into(),
-                ));
+                job.abandon(StorageError::backend("the database writer has stopped"));
             }
         } else if let Ok(result) = answered.try_recv() {
             // Answered in place: no need to go through the scheduler.
             return result;
         }
         answered.await.map_err(|_| {
-            StorageError::Backend("the database writer dropped a request (it panicked)".into())
+            StorageError::backend("the database writer dropped a request (it panicked)")
         })?
     }
 }
@@ -196,7 +194,7 @@ fn commit(connection: &Connection, commits: &Commits) -> StorageResult<()> {
         }
         Err(error) => {
             roll_back(connection);
-            Err(storage_error(&error))
+            Err(storage_error(error))
         }
     }
 }
@@ -232,7 +230,7 @@ fn commit_batch(connection: &Connection, mut batch: Vec<Job>, commits: &Commits)
     let mut deliveries = Vec::with_capacity(batch.len());
     for job in batch {
         if let Err(error) = control(connection, "SAVEPOINT request") {
-            job.abandon(storage_error(&error));
+            job.abandon(storage_error(error));
             continue;
         }
         match catch_unwind(AssertUnwindSafe(|| job.run(connection))) {
@@ -240,7 +238,7 @@ fn commit_batch(connection: &Connection, mut batch: Vec<Job>, commits: &Commits)
                 Ok(()) => deliveries.push(deliver),
                 Err(error) => {
                     undo_request(connection);
-                    deliver(Err(&storage_error(&error)));
+                    deliver(Err(&storage_error(error)));
                 }
             },
             // A failed or panicking request is rolled back alone, to its savepoint.
@@ -286,10 +284,10 @@ mod tests {
         move |connection| {
             connection
                 .execute("INSERT INTO items (name) VALUES (?1)", [name])
-                .map_err(|error| StorageError::Backend(error.to_string()))?;
+                .map_err(|error| StorageError::backend(error.to_string()))?;
             match then {
                 Then::Succeed => Ok(()),
-                Then::Fail => Err(StorageError::Backend(format!("{name} failed"))),
+                Then::Fail => Err(StorageError::backend(format!("{name} failed"))),
                 Then::Panic => panic!("{name} panicked"),
             }
         }
@@ -345,11 +343,11 @@ mod tests {
             .write(|connection| {
                 let mut statement = connection
                     .prepare("SELECT name FROM items ORDER BY rowid")
-                    .map_err(|error| StorageError::Backend(error.to_string()))?;
+                    .map_err(|error| StorageError::backend(error.to_string()))?;
                 statement
                     .query_map([], |row| row.get(0))
                     .and_then(Iterator::collect)
-                    .map_err(|error| StorageError::Backend(error.to_string()))
+                    .map_err(|error| StorageError::backend(error.to_string()))
             })
             .await
             .expect("the rows read");
