@@ -38,6 +38,14 @@ pub(crate) struct ServeArgs {
     /// streamed), in MiB; past it, accepted runs wait in the database until others end.
     #[arg(long, default_value_t = 256)]
     max_in_flight_mib: usize,
+    /// How long this server holds its runs without renewing its lease, in seconds: if it dies,
+    /// its runs go back to the queue (for another replica, or its next start) after this long.
+    /// Renewed three times per period.
+    #[arg(long, default_value_t = 30)]
+    lease_secs: u64,
+    /// How many attempts a run gets in all when servers die while running it.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
     /// Cap the database file at this many MiB: past it, errand behaves as on a full disk
     /// (new runs get 503, runs in flight wait to record their end) until space is freed.
     #[arg(long)]
@@ -78,6 +86,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_concurrent_runs: args.max_concurrent_runs,
             run_timeout: Duration::from_secs(args.run_timeout_secs),
             max_in_flight_bytes: args.max_in_flight_mib.saturating_mul(1024 * 1024),
+            lease: Duration::from_secs(args.lease_secs.max(1)),
+            max_attempts: args.max_attempts.max(1),
             ..ExecutorConfig::default()
         });
     for (name, agent) in agents {

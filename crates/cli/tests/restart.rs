@@ -2,44 +2,18 @@
 //! Started again on the same file, it has every thread and run, and every run ends. While one
 //! server runs, a second one on its file is refused.
 
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use serde_json::json;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A server process, killed when dropped.
-struct Served {
-    child: Child,
-    address: String,
-}
+mod support;
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Served, call};
 
 fn serve(db: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_errand"))
-        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--db"])
-        .arg(db)
-        .env("ERRAND_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("errand starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("a line");
-    let address = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Served { child, address }
+    support::serve([std::ffi::OsStr::new("--db"), db.as_os_str()])
 }
 
 /// A fresh folder named for `name` and this process, and the database path in it.
@@ -48,54 +22,6 @@ fn temp_db(name: &str) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let db = dir.join("errand.db");
     (dir, db)
-}
-
-/// One HTTP/1.1 request on a fresh connection; the status and the JSON body.
-fn call(address: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(address).expect("connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("writes");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("reads");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (
-        status,
-        serde_json::from_str(body.trim()).unwrap_or(Value::Null),
-    )
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
-    out
 }
 
 #[test]

@@ -232,6 +232,25 @@ pub enum CancelAction {
     Rollback,
 }
 
+impl CancelAction {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Interrupt => "interrupt",
+            Self::Rollback => "rollback",
+        }
+    }
+
+    /// The action of a wire name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "interrupt" => Some(Self::Interrupt),
+            "rollback" => Some(Self::Rollback),
+            _ => None,
+        }
+    }
+}
+
 /// Nodes before or after which a graph stops.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]

@@ -45,6 +45,13 @@ impl Timestamp {
         self.0.timestamp_micros()
     }
 
+    /// This time moved `by` later, saturating at the end of chrono's range.
+    pub fn after(&self, by: std::time::Duration) -> Self {
+        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        Self::from_timestamp_micros(self.timestamp_micros().saturating_add(micros))
+            .unwrap_or(Self(DateTime::<Utc>::MAX_UTC))
+    }
+
     /// The time from microseconds since the Unix epoch, if it is in chrono's range.
     pub fn from_timestamp_micros(micros: i64) -> Option<Self> {
         DateTime::from_timestamp_micros(micros).map(Self)

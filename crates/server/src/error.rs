@@ -82,6 +82,8 @@ impl From<StorageError> for ServerError {
                 "{error}: errand refuses new work until space returns, and takes it again by \
                  itself once it has"
             )),
+            // A fenced write is the executor's own, never a request's; a conflict if it were.
+            StorageError::Fenced { .. } => Self::Conflict(error.to_string()),
             StorageError::Backend(_) => Self::Storage(error),
         }
     }

@@ -7,14 +7,18 @@
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// An `errand serve` process, killed when dropped.
 pub(crate) struct Served {
-    child: Child,
+    pub(crate) child: Child,
     /// Where it listens, `http://127.0.0.1:PORT`.
     pub(crate) url: String,
+    /// The same, `127.0.0.1:PORT`.
+    pub(crate) address: String,
 }
 
 impl Drop for Served {
@@ -31,6 +35,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    serve_logging_to(args, Stdio::inherit())
+}
+
+/// [`serve`], its log (`warn` and worse) going to `stderr`.
+pub(crate) fn serve_logging_to<I, S>(args: I, stderr: Stdio) -> Served
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut child = Command::new(env!("CARGO_BIN_EXE_errand"))
         .args(["serve", "--port", "0"])
         .args(args)
@@ -38,7 +51,7 @@ where
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -50,7 +63,78 @@ where
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    Served { child, url }
+    let address = url.trim_start_matches("http://").to_owned();
+    Served {
+        child,
+        url,
+        address,
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection to `address` (`127.0.0.1:PORT`); the status
+/// and the JSON body (`null` when it is not JSON).
+pub(crate) fn call(address: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let (status, body) = call_text(address, method, path, body, &[]);
+    (
+        status,
+        serde_json::from_str(body.trim()).unwrap_or(Value::Null),
+    )
+}
+
+/// [`call`] with extra header lines, answering the body as text.
+pub(crate) fn call_text(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("writes");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("reads");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+/// The body of a chunked answer.
+pub(crate) fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
 }
 
 /// One `chat.completion.chunk` with a delta and a finish reason.

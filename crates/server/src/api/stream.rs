@@ -3,7 +3,7 @@
 use super::AppState;
 use crate::ServerResult;
 use crate::hub::{RunChannel, RunEnd};
-use crate::storage::StoredEvent;
+use crate::storage::{Signal, StoredEvent};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
@@ -14,11 +14,15 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 /// How often a quiet stream sends a heartbeat, and a waiting join a newline.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// How often a stream of a run executing on another replica looks at storage when no signal
+/// came (signals can be lost while a connection is down).
+const REMOTE_POLL: Duration = Duration::from_millis(500);
 
 /// Which stored events a client asked for, and how to show them.
 #[derive(Debug, Clone)]
@@ -177,6 +181,7 @@ async fn pump_events(
         after: mut position,
         ..
     } = follow;
+    let mut last_sent = tokio::time::Instant::now();
     let mut write = |events: &[StoredEvent], position: &mut u64| {
         let mut text = String::new();
         for event in events {
@@ -185,22 +190,91 @@ async fn pump_events(
         }
         text
     };
+    let shared = executor.storage().shared();
     loop {
-        let Some(channel) = live.take().or_else(|| executor.hub().get(run_id)) else {
-            // Not live here: replay what storage has once the run has ended.
+        // The live channel of a run executing here, or that ended here (a stateless run's
+        // events are nowhere else once it ended). On a storage shared by replicas, a run not
+        // executing here may be executing on another one: its events are followed in storage.
+        let here = live
+            .take()
+            .or_else(|| executor.hub().get(run_id))
+            .filter(|channel| !shared || channel.is_closed() || executor.is_executing(run_id));
+        let Some(channel) = here else {
             let storage = executor.storage();
+            if !shared {
+                // Not live here: replay what storage has once the run has ended.
+                let Ok(Some(run)) = storage.get_run(thread_id, run_id).await else {
+                    return Ok(());
+                };
+                if !run.status.is_terminal() {
+                    executor.hub().channel(run_id);
+                    continue;
+                }
+                let events = storage
+                    .events_after(run_id, position)
+                    .await
+                    .unwrap_or_default();
+                return send(sender, write(&events, &mut position)).await;
+            }
+            // Subscribed before reading, so that no signal between the read and the wait is
+            // missed.
+            let mut signals = storage.signals();
+            let local = executor.hub().get(run_id);
+            let mut local_changes = local.as_ref().map(|channel| channel.subscribe());
             let Ok(Some(run)) = storage.get_run(thread_id, run_id).await else {
                 return Ok(());
             };
-            if !run.status.is_terminal() {
-                executor.hub().channel(run_id);
-                continue;
-            }
             let events = storage
                 .events_after(run_id, position)
                 .await
                 .unwrap_or_default();
-            return send(sender, write(&events, &mut position)).await;
+            send(sender, write(&events, &mut position)).await?;
+            if run.status.is_terminal() {
+                // Its status is stored after its last events: a read after it has them all.
+                let events = storage
+                    .events_after(run_id, position)
+                    .await
+                    .unwrap_or_default();
+                return send(sender, write(&events, &mut position)).await;
+            }
+            let woken =
+                async {
+                    match signals.as_mut() {
+                        Some(signals) => loop {
+                            match signals.recv().await {
+                                Ok(
+                                    Signal::Events { run_id: id } | Signal::RunEnded { run_id: id },
+                                ) if id == run_id => return,
+                                Ok(_) => {}
+                                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                                Err(broadcast::error::RecvError::Closed) => {
+                                    std::future::pending::<()>().await;
+                                }
+                            }
+                        },
+                        None => std::future::pending().await,
+                    }
+                };
+            let started_here = async {
+                match local_changes.as_mut() {
+                    Some(changes) => {
+                        let _ = changes.changed().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = executor.stopping() => return Ok(()),
+                () = woken => {}
+                () = started_here => {}
+                // Signals can be lost (a dropped connection): look again anyway.
+                () = tokio::time::sleep(REMOTE_POLL) => {}
+            }
+            if last_sent.elapsed() >= KEEP_ALIVE {
+                send(sender, HEARTBEAT.to_owned()).await?;
+                last_sent = tokio::time::Instant::now();
+            }
+            continue;
         };
         live = Some(Arc::clone(&channel));
         let mut changes = channel.subscribe();
@@ -225,6 +299,7 @@ async fn pump_events(
             }
             () = tokio::time::sleep(KEEP_ALIVE) => {
                 send(sender, HEARTBEAT.to_owned()).await?;
+                last_sent = tokio::time::Instant::now();
                 // A channel made for a run that then ended elsewhere is never closed; look.
                 if let Ok(Some(run)) = executor.storage().get_run(thread_id, run_id).await
                     && run.status.is_terminal()

@@ -121,7 +121,7 @@ impl Executor {
                 run,
                 if_not_exists,
                 thread_metadata: ids,
-                start: worker.is_some(),
+                start: worker.as_ref().map(|_| self.replica()),
             })
             .await
             .map_err(|error| match error {

@@ -62,6 +62,9 @@ impl Inner {
         let command = kwargs.command.into_option();
         let config = kwargs.config.into_option().unwrap_or_default();
         let channel = self.hub.channel(run_id);
+        self.streams
+            .add(run_id, attempt, Arc::clone(&channel))
+            .await;
         let recorder = Arc::new(Recorder::new(Arc::clone(&channel), charge));
         recorder.record(&StreamPart::Metadata(RunMetadata {
             run_id,
@@ -103,20 +106,22 @@ impl Inner {
             }
         };
 
+        let stored = self.streams.remove(run_id).await;
         let now = Timestamp::now();
         let stop = active.reason();
         // The states the run streamed, as streamed; the last is the thread's values unless the
         // graph answers others.
         let mut states = recorder.states();
         let (status, thread_status, error, output_values, interrupts) = match outcome {
-            Outcome::Stopped if stop == Some(Stop::Shutdown) => {
-                // Leave it `running`: the next start puts it back in the queue.
+            Outcome::Stopped if matches!(stop, Some(Stop::Shutdown | Stop::Lost)) => {
+                // Leave it as it is: a shutdown gives it back to the queue; a lost lease means
+                // another attempt has it.
                 return;
             }
             Outcome::Stopped if stop == Some(Stop::Cancel(CancelAction::Rollback)) => {
                 let rolled_back = self
                     .until_written(run_id, "rolling back a run", |_| {
-                        self.storage.rollback_run(run_id, now)
+                        self.storage.rollback_run(run_id, Some(attempt), now)
                     })
                     .await;
                 if rolled_back.is_some() {
@@ -206,14 +211,15 @@ impl Inner {
         };
         let finished = FinishedRun {
             run_id,
+            attempt,
             status,
             values: output_values,
             thread_status,
             error,
             interrupts,
-            // With the final status, in one transaction: whoever reads the final status can
-            // replay every event.
-            events: channel.snapshot(),
+            // The rest of the stream, with the final status, in one transaction: whoever
+            // reads the final status can replay every event.
+            events: channel.read_after(stored).events,
             checkpoints,
             at: now,
         };
@@ -313,6 +319,12 @@ impl Inner {
                 }
                 Err(error) => error,
             };
+            if let StorageError::Fenced { attempt, .. } = error {
+                // Another attempt holds the run now (this one stalled past its lease): what
+                // this one did is dropped, by design.
+                tracing::warn!(%run_id, attempt, "{what} refused: the run's lease was lost");
+                return None;
+            }
             if !matches!(error, StorageError::Full(_)) {
                 other_failures += 1;
                 if other_failures >= GIVE_UP_AFTER {

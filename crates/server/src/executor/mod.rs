@@ -5,17 +5,25 @@
 //! a delayed run (`after_seconds`) wakes it when due. Everything a run streams goes to the
 //! [`RunHub`] for live joiners and, before the run's final status is written, to storage; so
 //! whoever sees the final status can replay every event.
+//!
+//! Runs are held under this server's lease ([`ReplicaId`]): a heartbeat renews it, picks up
+//! cancels stored for its runs by other replicas, and sweeps the runs of replicas whose lease
+//! ran out back into the queue. Every write of a run's attempt is fenced by its attempt
+//! number, so a server that stalled past its lease cannot overwrite the attempt that took its
+//! run over.
 
 mod admission;
 mod execution;
+mod lease;
 mod recorder;
+mod streams;
 
 pub use admission::{AcceptedRun, RunRequest, RunScope};
 use recorder::Charge;
 
 use crate::hub::{RunChannel, RunHub};
 use crate::registry::Graphs;
-use crate::storage::{ClaimedRun, Start, Storage};
+use crate::storage::{ClaimedRun, Leases, ReplicaId, Start, Storage};
 use crate::{ServerError, ServerResult};
 use errand_protocol::{CancelAction, Run, RunStatus, Timestamp};
 use std::collections::HashMap;
@@ -35,8 +43,15 @@ pub struct ExecutorConfig {
     pub run_timeout: Duration,
     /// How many times a run cut off by a server stop is tried in all.
     pub max_attempts: u32,
+    /// How long this server holds its runs without renewing its lease: a server that dies
+    /// leaves its runs for this long before another takes them up. It renews the lease three
+    /// times per period, and sweeps expired leases as often.
+    pub lease: Duration,
     /// How often an idle dispatcher looks for work it was not told about.
     pub idle_poll: Duration,
+    /// How often the events that runs in flight streamed are stored, for readers on other
+    /// replicas (and after a crash); a run's end stores the rest with its status.
+    pub event_flush: Duration,
     /// The most bytes the runs in flight may hold together, counted as the size of each one's
     /// stored record plus the events it has streamed. Past it no more runs are claimed: they
     /// wait in storage (pending), not in memory, until runs end. One run over the budget is
@@ -51,7 +66,9 @@ impl Default for ExecutorConfig {
             // The Python server's default (BG_JOB_TIMEOUT_SECS).
             run_timeout: Duration::from_secs(24 * 60 * 60),
             max_attempts: 3,
+            lease: Duration::from_secs(30),
             idle_poll: Duration::from_secs(1),
+            event_flush: Duration::from_millis(100),
             max_in_flight_bytes: 256 * 1024 * 1024,
         }
     }
@@ -62,6 +79,8 @@ impl Default for ExecutorConfig {
 enum Stop {
     Cancel(CancelAction),
     Shutdown,
+    /// Another attempt holds the run: its lease ran out while this one stalled.
+    Lost,
 }
 
 /// A run executing on this server.
@@ -95,6 +114,8 @@ pub struct Executor {
 #[derive(Debug)]
 struct Inner {
     storage: Arc<dyn Storage>,
+    /// This server, as the holder of the runs it claims.
+    replica: ReplicaId,
     graphs: Graphs,
     hub: RunHub,
     config: ExecutorConfig,
@@ -109,6 +130,8 @@ struct Inner {
     ends_waiting: AtomicUsize,
     /// What the runs in flight hold ([`Charge`]).
     in_flight_bytes: AtomicUsize,
+    /// The runs in flight whose events are stored as they stream.
+    streams: streams::Streams,
 }
 
 /// The dispatcher's knowledge of delayed runs. Kept in memory so that an idle dispatcher
@@ -132,6 +155,7 @@ impl Executor {
         Self {
             inner: Arc::new(Inner {
                 storage,
+                replica: ReplicaId::random(),
                 graphs,
                 hub: RunHub::default(),
                 config,
@@ -142,41 +166,81 @@ impl Executor {
                 shutdown: CancellationToken::new(),
                 ends_waiting: AtomicUsize::new(0),
                 in_flight_bytes: AtomicUsize::new(0),
+                streams: streams::Streams::default(),
             }),
         }
     }
 
-    /// Recovers runs cut off by the last stop, then starts the dispatcher on the current tokio
-    /// runtime.
+    /// Takes this server's lease, takes up runs whose holders' leases ended (on a storage of
+    /// one process, every other holder's: they have stopped), then starts the dispatcher, the
+    /// heartbeat and, where storage carries them, the listener of other replicas' signals on
+    /// the current tokio runtime.
     pub async fn start(&self) -> ServerResult<()> {
-        let recovery = self
-            .inner
+        let inner = &self.inner;
+        let now = Timestamp::now();
+        inner.renew(now).await?;
+        let which = if inner.storage.shared() {
+            Leases::DueBy(now)
+        } else {
+            Leases::AllBut(inner.replica)
+        };
+        let recovery = inner
             .storage
-            .recover(self.inner.config.max_attempts, Timestamp::now())
+            .expire_leases(which, inner.config.max_attempts, now)
             .await?;
-        if !recovery.requeued.is_empty() || !recovery.failed.is_empty() {
-            tracing::warn!(
-                requeued = recovery.requeued.len(),
-                failed = recovery.failed.len(),
-                "recovered runs cut off by the last stop"
-            );
+        inner.recovered(&recovery);
+        let dispatcher = Arc::clone(inner);
+        tokio::spawn(async move { dispatcher.dispatch().await });
+        let heartbeat = Arc::clone(inner);
+        tokio::spawn(async move { heartbeat.heartbeat().await });
+        let streams = Arc::clone(inner);
+        tokio::spawn(async move { streams.store_streams().await });
+        if let Some(signals) = inner.storage.signals() {
+            let listener = Arc::clone(inner);
+            tokio::spawn(async move { listener.listen(signals).await });
         }
-        let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move { inner.dispatch().await });
         Ok(())
     }
 
-    /// Stops taking runs and stops the running ones without recording an end, so the next
-    /// start takes them up again. Waits up to `grace` for them to let go.
+    /// Stops taking runs and stops the running ones without recording an end, waiting up to
+    /// `grace` for them to let go, then gives them back to the queue, for another replica (or
+    /// the next start) to take up at once rather than when the lease would have run out.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.shutdown.cancel();
-        for active in self.inner.active_runs() {
+        let inner = &self.inner;
+        inner.shutdown.cancel();
+        for active in inner.active_runs() {
             active.stop(Stop::Shutdown);
         }
         let deadline = tokio::time::Instant::now() + grace;
-        while !self.inner.active_runs().is_empty() && tokio::time::Instant::now() < deadline {
+        while !inner.active_runs().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        match inner
+            .storage
+            .expire_leases(Leases::Of(inner.replica), u32::MAX, Timestamp::now())
+            .await
+        {
+            Ok(recovery) if !recovery.is_empty() => tracing::info!(
+                requeued = recovery.requeued.len(),
+                cancelled = recovery.cancelled.len(),
+                "gave this server's runs back to the queue"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(
+                %error,
+                "giving this server's runs back failed: they wait for its lease to run out"
+            ),
+        }
+    }
+
+    /// True while the run executes on this server.
+    pub(crate) fn is_executing(&self, run_id: Uuid) -> bool {
+        self.inner.active_run(run_id).is_some()
+    }
+
+    /// This server, as the holder of the runs it claims.
+    pub fn replica(&self) -> ReplicaId {
+        self.inner.replica
     }
 
     /// True once [`Executor::shutdown`] was called.
@@ -305,8 +369,21 @@ impl Executor {
             let now = Timestamp::now();
             let from = match run.status {
                 status if status.is_terminal() => return Ok(()),
-                // Running, but not here: its server stopped, and nothing else will end it.
                 RunStatus::Running if inner.active_run(run_id).is_some() => continue,
+                // Running, but not here: stored for its holder, which stops it when it hears
+                // of it (a signal, or its next heartbeat); if the holder died, the sweeper ends
+                // it as asked once its lease runs out.
+                RunStatus::Running => {
+                    if inner.storage.request_cancel(run_id, action).await? {
+                        if inner.storage.shared() {
+                            return Ok(());
+                        }
+                        // One process: the holder is this one, between its claim and its
+                        // registration; look again.
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    continue;
+                }
                 status => status,
             };
             let ended = match action {
@@ -315,7 +392,7 @@ impl Executor {
                     .transition_run(run_id, &[from], RunStatus::Interrupted, now)
                     .await?
                     .is_some_and(|run| run.status == RunStatus::Interrupted),
-                CancelAction::Rollback => inner.storage.rollback_run(run_id, now).await?,
+                CancelAction::Rollback => inner.storage.rollback_run(run_id, None, now).await?,
             };
             if ended {
                 inner.hub.close(run_id);
@@ -439,7 +516,11 @@ impl Inner {
                 }
                 continue;
             }
-            match self.storage.claim_next_run(Timestamp::now()).await {
+            match self
+                .storage
+                .claim_next_run(Timestamp::now(), self.replica)
+                .await
+            {
                 Ok(Some(claimed)) => self.spawn_run(claimed, slot),
                 Ok(None) => {
                     drop(slot);

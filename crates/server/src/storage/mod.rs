@@ -14,9 +14,9 @@ pub use sqlite::SqliteStorage;
 
 use async_trait::async_trait;
 use errand_protocol::{
-    IfExists, IfNotExists, Interrupt, JsonObject, ListNamespacesResponse, Run, RunStatus,
-    StoreItem, StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest,
-    ThreadStatus, Timestamp,
+    CancelAction, IfExists, IfNotExists, Interrupt, JsonObject, ListNamespacesResponse, Run,
+    RunStatus, StoreItem, StoreListNamespacesRequest, StoreSearchRequest, Thread,
+    ThreadSearchRequest, ThreadStatus, Timestamp,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -44,6 +44,16 @@ pub enum StorageError {
     /// space returns. Reads still work.
     #[error("storage is full: {0}")]
     Full(String),
+    /// A write of one attempt of a run that no longer holds it: its lease expired and the run
+    /// went back to the queue (and maybe to another replica), or it was ended meanwhile. The
+    /// attempt's work is dropped; whatever holds the run now carries on.
+    #[error("run {run_id}: attempt {attempt} no longer holds it")]
+    Fenced {
+        /// The run.
+        run_id: Uuid,
+        /// The attempt that wrote.
+        attempt: u32,
+    },
 }
 
 impl StorageError {
@@ -106,6 +116,82 @@ pub const UNREADABLE: &str = "errand_unreadable";
 /// A result of a storage call.
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// One server process working on a storage: what a claim records as a run's holder. A new id
+/// is drawn at each start, so a process that restarts never mistakes its predecessor's runs
+/// for its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplicaId(Uuid);
+
+impl ReplicaId {
+    /// A fresh id.
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// The id as a UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for ReplicaId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for ReplicaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Whose leases [`Storage::expire_leases`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leases {
+    /// Those of replicas that have not renewed them by this time: the sweeper's.
+    DueBy(Timestamp),
+    /// Every replica's but this one's: a storage only one process can open, at its start
+    /// (whatever held runs before it has stopped).
+    AllBut(ReplicaId),
+    /// This replica's own, given back as it stops cleanly; the runs do not count it as a
+    /// failed attempt.
+    Of(ReplicaId),
+}
+
+/// What replicas sharing a storage tell each other (through the database, e.g. PostgreSQL's
+/// `NOTIFY`), so that none waits for its next poll. A signal may be lost, as a connection may
+/// drop; each is also found by polling, only later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A run became pending, or may start because the run before it on its thread ended.
+    RunQueued,
+    /// A cancel was stored on a running run ([`Storage::request_cancel`]): its holder stops it.
+    CancelRequested {
+        /// The run.
+        run_id: Uuid,
+        /// How to stop it.
+        action: CancelAction,
+    },
+    /// Events of a run were stored: readers following its stream on other replicas read them.
+    Events {
+        /// The run.
+        run_id: Uuid,
+    },
+    /// A run ended (or was deleted): its waiters look at its final status.
+    RunEnded {
+        /// The run.
+        run_id: Uuid,
+    },
+}
+
+/// What the holder of runs learns when it renews its lease ([`Storage::renew_lease`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewal {
+    /// Runs it holds that a cancel was stored on, by any replica, with how to stop them.
+    pub cancels: Vec<(Uuid, CancelAction)>,
+}
+
 /// A run to insert, and how to treat its thread.
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -116,10 +202,10 @@ pub struct NewRun {
     /// Metadata merged into the thread's (`graph_id`, `assistant_id`), and given to a thread
     /// created for the run.
     pub thread_metadata: JsonObject,
-    /// Claim the run in the same transaction when it may start at once (it is due, and its
-    /// thread has no other pending or running run): the caller has a free worker for it. See
-    /// [`CreatedRun::started`].
-    pub start: bool,
+    /// Claim the run for this replica in the same transaction when it may start at once (it
+    /// is due, and its thread has no other pending or running run): the caller has a free
+    /// worker for it. See [`CreatedRun::started`].
+    pub start: Option<ReplicaId>,
 }
 
 /// The answer to [`Storage::create_run`].
@@ -156,7 +242,8 @@ pub enum Start {
 pub struct ClaimedRun {
     /// The run, now `running`, its attempt counted.
     pub run: Run,
-    /// Which attempt this is, from 1.
+    /// Which attempt this is, from 1: the fencing token every later write of the attempt
+    /// carries, refused ([`StorageError::Fenced`]) once another attempt took the run.
     pub attempt: u32,
     /// What it starts from.
     pub start: Start,
@@ -184,6 +271,8 @@ impl ClaimedRun {
 pub struct FinishedRun {
     /// The run.
     pub run_id: Uuid,
+    /// The attempt that ran it: the end is stored only while this attempt holds the run.
+    pub attempt: u32,
     /// Its final status (`success`, `error`, `timeout` or `interrupted`).
     pub status: RunStatus,
     /// The thread's new values, when the run wrote any.
@@ -195,7 +284,8 @@ pub struct FinishedRun {
     pub error: Option<Value>,
     /// Interrupts the graph stopped at, by task id (the thread's `interrupts`).
     pub interrupts: BTreeMap<String, Vec<Interrupt>>,
-    /// The events the run streamed, stored with its end so the two are one write.
+    /// The events the run streamed that are not stored yet, stored with its end so the two are
+    /// one write.
     pub events: Vec<StoredEvent>,
     /// The checkpoints the run wrote, oldest first (one per step; the last holds the new
     /// values).
@@ -210,6 +300,7 @@ impl FinishedRun {
     pub fn bare(&self) -> Self {
         Self {
             run_id: self.run_id,
+            attempt: self.attempt,
             status: RunStatus::Error,
             values: None,
             thread_status: ThreadStatus::Error,
@@ -317,14 +408,33 @@ pub struct StoredEvent {
     pub data: Arc<str>,
 }
 
-/// What [`Storage::recover`] did at start-up with runs that were running when the last server
-/// stopped.
+/// Events of one attempt of a run, for [`Storage::append_event_batches`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    /// The run.
+    pub run_id: Uuid,
+    /// The attempt that streamed them.
+    pub attempt: u32,
+    /// The events, in order.
+    pub events: Vec<StoredEvent>,
+}
+
+/// What [`Storage::expire_leases`] did with runs whose holder's lease ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Put back to `pending` for another attempt.
     pub requeued: Vec<Uuid>,
     /// Out of attempts: ended in `error`.
     pub failed: Vec<Uuid>,
+    /// A cancel was stored on them: ended as it asked (`interrupted`, or rolled back).
+    pub cancelled: Vec<Uuid>,
+}
+
+impl Recovery {
+    /// True when no run was touched.
+    pub fn is_empty(&self) -> bool {
+        self.requeued.is_empty() && self.failed.is_empty() && self.cancelled.is_empty()
+    }
 }
 
 /// Filters for [`Storage::list_runs`].
@@ -339,8 +449,48 @@ pub struct RunPage {
 }
 
 /// The server's durable state. Implementations: [`SqliteStorage`].
+///
+/// Runs are held under leases: a claim records the replica and counts the run's attempt,
+/// which every later write of that attempt carries and storage checks ([`StorageError::Fenced`]).
+/// A replica's lease covers every run it holds and lasts until it renews it
+/// ([`Storage::renew_lease`]); runs of a replica whose lease ran out go back to the queue
+/// ([`Storage::expire_leases`]).
 #[async_trait]
 pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
+    /// True when several server processes may use this storage at once (a database server),
+    /// false when one process holds it (an SQLite file). A storage held by one process ends
+    /// every other replica's lease at start instead of waiting for it to run out.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The signals of other replicas, for a storage that carries them; `None` when it does
+    /// not (one process, or polling only).
+    fn signals(&self) -> Option<tokio::sync::broadcast::Receiver<Signal>> {
+        None
+    }
+
+    // ---- leases ----
+
+    /// Records that `replica` holds its runs until `until`, and answers the cancels stored on
+    /// them since.
+    async fn renew_lease(&self, replica: ReplicaId, until: Timestamp) -> StorageResult<Renewal>;
+
+    /// Ends the leases of `which` replicas: their running runs go back to `pending` (their
+    /// attempt counted), or end in `error` once they have had `max_attempts` (not for a
+    /// replica giving its runs back, [`Leases::Of`]), or end as a cancel stored on them asks.
+    async fn expire_leases(
+        &self,
+        which: Leases,
+        max_attempts: u32,
+        at: Timestamp,
+    ) -> StorageResult<Recovery>;
+
+    /// Stores a cancel on a running run, for its holder to act on (it learns of it through a
+    /// [`Signal::CancelRequested`] or its next [`Storage::renew_lease`]). False when the run is
+    /// not running.
+    async fn request_cancel(&self, run_id: Uuid, action: CancelAction) -> StorageResult<bool>;
+
     // ---- threads ----
 
     /// Inserts a thread, or answers the existing one under [`IfExists::DoNothing`].
@@ -389,9 +539,14 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     /// that may start at once is stored already claimed, saving the claim's own write.
     async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun>;
 
-    /// Claims the oldest pending run that may start now: `created_at` reached, no running run
-    /// on its thread, and no older pending run on its thread. It becomes `running`.
-    async fn claim_next_run(&self, now: Timestamp) -> StorageResult<Option<ClaimedRun>>;
+    /// Claims the oldest pending run that may start now for `replica`: `created_at` reached,
+    /// no running run on its thread, and no older pending run on its thread. It becomes
+    /// `running`, held by `replica`, its attempt counted.
+    async fn claim_next_run(
+        &self,
+        now: Timestamp,
+        replica: ReplicaId,
+    ) -> StorageResult<Option<ClaimedRun>>;
 
     /// The earliest `created_at` later than `after` of a pending run (a run delayed by
     /// `after_seconds`), for the dispatcher to sleep until. Runs already due are left out: they
@@ -403,7 +558,8 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     /// and status (`busy` while another run is pending, else `finished.thread_status`). Answers
     /// whether the thread has runs waiting, or `None` if the run was deleted meanwhile. (Not
     /// the run itself: the executor has no use for it, and decoding it cost a few percent of
-    /// the server's CPU per run.)
+    /// the server's CPU per run.) [`StorageError::Fenced`] when `finished.attempt` no longer
+    /// holds the run.
     async fn finish_run(&self, finished: &FinishedRun) -> StorageResult<Option<EndedRun>>;
 
     /// Sets a run's status to `to` if it is one of `from`, and recomputes its thread's status.
@@ -417,8 +573,14 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     ) -> StorageResult<Option<Run>>;
 
     /// Deletes a run that is being rolled back, with its events and checkpoints, and restores
-    /// its thread's values to the latest checkpoint left (or `null`).
-    async fn rollback_run(&self, run_id: Uuid, at: Timestamp) -> StorageResult<bool>;
+    /// its thread's values to the latest checkpoint left (or `null`). With `attempt`, only
+    /// while that attempt holds the run ([`StorageError::Fenced`] otherwise).
+    async fn rollback_run(
+        &self,
+        run_id: Uuid,
+        attempt: Option<u32>,
+        at: Timestamp,
+    ) -> StorageResult<bool>;
 
     /// A run of a thread.
     async fn get_run(&self, thread_id: Uuid, run_id: Uuid) -> StorageResult<Option<Run>>;
@@ -432,14 +594,35 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     /// Deletes a run and its events; false if it did not exist.
     async fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> StorageResult<bool>;
 
-    /// At start-up: runs still `running` go back to `pending` with their attempt kept, or end
-    /// in `error` once they have had `max_attempts`.
-    async fn recover(&self, max_attempts: u32, at: Timestamp) -> StorageResult<Recovery>;
-
     // ---- stream events ----
 
-    /// Appends events to a run's stream. Their `seq` continue the run's sequence.
-    async fn append_events(&self, run_id: Uuid, events: &[StoredEvent]) -> StorageResult<()>;
+    /// Appends events of `attempt` to a run's stream while that attempt holds the run
+    /// ([`StorageError::Fenced`] otherwise). Their `seq` continue the run's sequence. A run
+    /// deleted meanwhile keeps none, without an error.
+    async fn append_events(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        events: &[StoredEvent],
+    ) -> StorageResult<()>;
+
+    /// Appends the events of several runs at once (one commit where the storage can), as
+    /// [`Storage::append_events`] does for each. Answers the runs whose attempt no longer
+    /// holds them, whose events were not stored; any other failure fails the whole call.
+    async fn append_event_batches(&self, batches: &[EventBatch]) -> StorageResult<Vec<Uuid>> {
+        let mut fenced = Vec::new();
+        for batch in batches {
+            match self
+                .append_events(batch.run_id, batch.attempt, &batch.events)
+                .await
+            {
+                Ok(()) => {}
+                Err(StorageError::Fenced { run_id, .. }) => fenced.push(run_id),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(fenced)
+    }
 
     /// A run's events with `seq > after`, in order.
     async fn events_after(&self, run_id: Uuid, after: u64) -> StorageResult<Vec<StoredEvent>>;

@@ -40,14 +40,15 @@ mod threads;
 mod writer;
 
 use super::{
-    CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, FinishedRun, NewCheckpoint, NewRun,
-    Recovery, RunPage, Storage, StorageError, StorageResult, StoredEvent,
+    CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, EventBatch, FinishedRun, Leases,
+    NewCheckpoint, NewRun, Recovery, Renewal, ReplicaId, RunPage, Storage, StorageError,
+    StorageResult, StoredEvent,
 };
 use async_trait::async_trait;
 use checkpoint::{Checkpointer, Commits};
 use codec::Db;
 use errand_protocol::{
-    IfExists, JsonObject, ListNamespacesResponse, Run, RunStatus, StoreItem,
+    CancelAction, IfExists, JsonObject, ListNamespacesResponse, Run, RunStatus, StoreItem,
     StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest, Timestamp,
 };
 use rusqlite::{Connection, OpenFlags};
@@ -238,6 +239,26 @@ impl SqliteStorage {
 
 #[async_trait]
 impl Storage for SqliteStorage {
+    async fn renew_lease(&self, replica: ReplicaId, until: Timestamp) -> StorageResult<Renewal> {
+        self.write(move |conn| runs::renew_lease(conn, replica, until))
+            .await
+    }
+
+    async fn expire_leases(
+        &self,
+        which: Leases,
+        max_attempts: u32,
+        at: Timestamp,
+    ) -> StorageResult<Recovery> {
+        self.write(move |conn| runs::expire_leases(conn, which, max_attempts, at))
+            .await
+    }
+
+    async fn request_cancel(&self, run_id: Uuid, action: CancelAction) -> StorageResult<bool> {
+        self.write(move |conn| runs::request_cancel(conn, run_id, action))
+            .await
+    }
+
     async fn create_thread(&self, thread: Thread, if_exists: IfExists) -> StorageResult<Thread> {
         self.write(move |conn| threads::create_thread(conn, thread, if_exists))
             .await
@@ -307,8 +328,12 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn claim_next_run(&self, now: Timestamp) -> StorageResult<Option<ClaimedRun>> {
-        self.write(move |conn| runs::claim_next_run(conn, now))
+    async fn claim_next_run(
+        &self,
+        now: Timestamp,
+        replica: ReplicaId,
+    ) -> StorageResult<Option<ClaimedRun>> {
+        self.write(move |conn| runs::claim_next_run(conn, now, replica))
             .await
     }
 
@@ -337,8 +362,13 @@ impl Storage for SqliteStorage {
             .await
     }
 
-    async fn rollback_run(&self, run_id: Uuid, at: Timestamp) -> StorageResult<bool> {
-        self.write(move |conn| runs::rollback_run(conn, run_id, at))
+    async fn rollback_run(
+        &self,
+        run_id: Uuid,
+        attempt: Option<u32>,
+        at: Timestamp,
+    ) -> StorageResult<bool> {
+        self.write(move |conn| runs::rollback_run(conn, run_id, attempt, at))
             .await
     }
 
@@ -364,18 +394,34 @@ impl Storage for SqliteStorage {
             .await
     }
 
-    async fn recover(&self, max_attempts: u32, at: Timestamp) -> StorageResult<Recovery> {
-        self.write(move |conn| runs::recover(conn, max_attempts, at))
-            .await
-    }
-
-    async fn append_events(&self, run_id: Uuid, events: &[StoredEvent]) -> StorageResult<()> {
+    async fn append_events(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        events: &[StoredEvent],
+    ) -> StorageResult<()> {
         if events.is_empty() {
             return Ok(());
         }
         let events = events.to_vec();
-        self.write(move |conn| runs::append_events(conn, run_id, &events))
+        self.write(move |conn| runs::append_events(conn, run_id, attempt, &events))
             .await
+    }
+
+    async fn append_event_batches(&self, batches: &[EventBatch]) -> StorageResult<Vec<Uuid>> {
+        let batches = batches.to_vec();
+        self.write(move |conn| {
+            let mut fenced = Vec::new();
+            for batch in &batches {
+                match runs::append_events(conn, batch.run_id, batch.attempt, &batch.events) {
+                    Ok(()) => {}
+                    Err(StorageError::Fenced { run_id, .. }) => fenced.push(run_id),
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(fenced)
+        })
+        .await
     }
 
     async fn events_after(&self, run_id: Uuid, after: u64) -> StorageResult<Vec<StoredEvent>> {

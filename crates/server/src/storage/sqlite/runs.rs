@@ -7,10 +7,10 @@ use super::codec::{
 use super::threads::{EncodedCheckpoint, insert_encoded_checkpoint, insert_thread, runs_ended};
 use crate::storage::rules::{Admission, Settled, admit, merge, thread_status};
 use crate::storage::{
-    ClaimedRun, EndedRun, FinishedRun, JsonText, NewRun, Recovery, RunPage, Start, StorageError,
-    StorageResult, StoredEvent,
+    ClaimedRun, EndedRun, FinishedRun, JsonText, Leases, NewRun, Recovery, Renewal, ReplicaId,
+    RunPage, Start, StorageError, StorageResult, StoredEvent,
 };
-use errand_protocol::{IfNotExists, Run, RunStatus, Thread, ThreadStatus, Timestamp};
+use errand_protocol::{CancelAction, IfNotExists, Run, RunStatus, Thread, ThreadStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -85,15 +85,15 @@ pub(super) fn create_run(conn: &Connection, new: NewRun, doc: &str) -> StorageRe
     // it after the last attempt, as for any claimed run. Only the separate claim write (and the
     // dispatcher's queue scan) is saved; `start` is set only by a caller holding a free worker
     // slot, so the run executes at once.
-    let start = start && due && idle;
-    let (status, attempt) = if start {
+    let holder = start.filter(|_| due && idle);
+    let (status, attempt) = if holder.is_some() {
         ("running", 1)
     } else {
         ("pending", 0)
     };
     conn.prepare_cached(
-        "INSERT INTO runs (run_id, thread_id, status, created_at, updated_at, attempt, doc) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO runs (run_id, thread_id, status, created_at, updated_at, attempt, doc, \
+         lease_owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .db()?
     .execute(params![
@@ -104,12 +104,13 @@ pub(super) fn create_run(conn: &Connection, new: NewRun, doc: &str) -> StorageRe
         run.updated_at.timestamp_micros(),
         attempt,
         doc,
+        holder.map(|replica| replica.to_string()),
     ])
     .db()?;
     Ok(StoredRun {
         run,
         to_cancel,
-        started: start.then_some(values),
+        started: holder.map(|_| values),
     })
 }
 
@@ -146,10 +147,12 @@ fn is_active(status: &str) -> bool {
     matches!(status, "pending" | "running")
 }
 
-/// The running runs, oldest first, for recovery at start: found through the threads that have
-/// active runs (a walk of `threads`, no index kept for it), then among those threads' runs.
-/// `CROSS JOIN` keeps that order: SQLite would otherwise rather walk `runs`, the whole history.
-pub(super) const RUNNING_RUNS: &str = "SELECT r.run_id, r.thread_id, r.attempt \
+/// The running runs, oldest first, with their holder, for ending leases: found through the
+/// threads that have active runs (a walk of `threads`, no index kept for it), then among those
+/// threads' runs. `CROSS JOIN` keeps that order: SQLite would otherwise rather walk `runs`, the
+/// whole history.
+pub(super) const RUNNING_RUNS: &str = "SELECT r.run_id, r.thread_id, r.attempt, \
+    r.lease_owner, r.cancel_action \
     FROM threads AS t CROSS JOIN runs AS r ON r.thread_id = t.thread_id \
     WHERE t.active_runs > 0 AND r.status = 'running' ORDER BY r.created_at, r.rowid";
 
@@ -164,8 +167,8 @@ pub(super) const NEXT_PENDING: &str =
 /// its active runs (`threads.active_runs`) are all pending (counted on `runs_waiting`).
 pub(super) fn claim_sql() -> String {
     format!(
-        "UPDATE runs SET status = 'running', updated_at = ?1, attempt = attempt + 1 \
-         WHERE rowid = ( \
+        "UPDATE runs SET status = 'running', updated_at = ?1, attempt = attempt + 1, \
+         lease_owner = ?2, cancel_action = NULL WHERE rowid = ( \
              SELECT r.rowid FROM runs AS r \
              WHERE r.status = 'pending' AND r.created_at <= ?1 \
              AND NOT EXISTS (SELECT 1 FROM runs AS o WHERE o.thread_id = r.thread_id \
@@ -193,19 +196,23 @@ fn active_runs(conn: &Connection, thread_id: &str) -> StorageResult<Vec<Uuid>> {
 pub(super) fn claim_next_run(
     conn: &Connection,
     now: Timestamp,
+    replica: ReplicaId,
 ) -> StorageResult<Option<ClaimedRun>> {
     let sql = claim_sql();
     let claimed = conn
         .prepare_cached(&sql)
         .db()?
-        .query_row([now.timestamp_micros()], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-                RunRow::read_at(row, 3)?,
-            ))
-        })
+        .query_row(
+            params![now.timestamp_micros(), replica.to_string()],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    RunRow::read_at(row, 3)?,
+                ))
+            },
+        )
         .optional()
         .db()?;
     let Some((count, thread_id, bytes, row)) = claimed else {
@@ -243,6 +250,7 @@ pub(super) fn next_pending_after(
 #[derive(Debug)]
 pub(super) struct EncodedFinish {
     run_id: Uuid,
+    attempt: u32,
     status: RunStatus,
     values: Option<JsonText>,
     thread_status: ThreadStatus,
@@ -257,6 +265,7 @@ impl EncodedFinish {
     pub(super) fn new(finished: &FinishedRun) -> StorageResult<Self> {
         Ok(Self {
             run_id: finished.run_id,
+            attempt: finished.attempt,
             status: finished.status,
             values: finished.values.clone(),
             thread_status: finished.thread_status,
@@ -280,28 +289,34 @@ pub(super) fn finish_run(
     conn: &Connection,
     finished: &EncodedFinish,
 ) -> StorageResult<Option<EndedRun>> {
-    append_events(conn, finished.run_id, &finished.events)?;
     let run_key = finished.run_id.to_string();
-    let state: Option<(String, String, i64, String)> = conn
+    let state: Option<(String, String, i64, i64, String)> = conn
         .prepare_cached(
-            "SELECT r.thread_id, r.status, t.active_runs, t.status FROM runs AS r \
+            "SELECT r.thread_id, r.status, r.attempt, t.active_runs, t.status FROM runs AS r \
              JOIN threads AS t ON t.thread_id = r.thread_id WHERE r.run_id = ?1",
         )
         .db()?
         .query_row([&run_key], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
         })
         .optional()
         .db()?;
-    let Some((thread_id, before, active, current)) = state else {
+    let Some((thread_id, before, held, active, current)) = state else {
         return Ok(None);
     };
+    fence(finished.run_id, finished.attempt, &before, held)?;
+    insert_events(conn, &run_key, &finished.events)?;
     conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1")
         .db()?
         .execute(params![run_key, finished.status.as_str(), finished.at])
         .db()?;
-    // A run already ended (cancelled while it ran) is no longer counted.
-    let left = (active - i64::from(is_active(&before))).max(0);
+    let left = (active - 1).max(0);
     let current = super::codec::thread_status(&current).unwrap_or(ThreadStatus::Busy);
     let status = thread_status(
         current,
@@ -331,13 +346,23 @@ pub(super) fn finish_run(
     Ok(Some(EndedRun { thread_busy }))
 }
 
-/// The run's thread id and status.
-fn run_state(conn: &Connection, run_id: &str) -> StorageResult<Option<(String, String)>> {
-    conn.prepare_cached("SELECT thread_id, status FROM runs WHERE run_id = ?1")
+/// The run's thread id, status and attempt.
+fn run_state(conn: &Connection, run_id: &str) -> StorageResult<Option<(String, String, i64)>> {
+    conn.prepare_cached("SELECT thread_id, status, attempt FROM runs WHERE run_id = ?1")
         .db()?
-        .query_row([run_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([run_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()
         .db()
+}
+
+/// Refuses a write of `attempt` unless that attempt holds the run: it is `running` (not put
+/// back to the queue by an expired lease, nor ended) and no later attempt claimed it.
+fn fence(run_id: Uuid, attempt: u32, status: &str, held: i64) -> StorageResult<()> {
+    if status == "running" && held == i64::from(attempt) {
+        Ok(())
+    } else {
+        Err(StorageError::Fenced { run_id, attempt })
+    }
 }
 
 pub(super) fn transition_run(
@@ -348,7 +373,7 @@ pub(super) fn transition_run(
     at: Timestamp,
 ) -> StorageResult<Option<Run>> {
     let key = run_id.to_string();
-    let Some((thread_id, status)) = run_state(conn, &key)? else {
+    let Some((thread_id, status, _)) = run_state(conn, &key)? else {
         return Ok(None);
     };
     let before = super::codec::run_status(&status)?;
@@ -363,25 +388,46 @@ pub(super) fn transition_run(
     load_run(conn, run_id)
 }
 
-pub(super) fn rollback_run(conn: &Connection, run_id: Uuid, at: Timestamp) -> StorageResult<bool> {
+pub(super) fn rollback_run(
+    conn: &Connection,
+    run_id: Uuid,
+    attempt: Option<u32>,
+    at: Timestamp,
+) -> StorageResult<bool> {
     let key = run_id.to_string();
-    let Some((thread_id, status)) = run_state(conn, &key)? else {
+    let Some((thread_id, status, held)) = run_state(conn, &key)? else {
         return Ok(false);
     };
+    if let Some(attempt) = attempt {
+        fence(run_id, attempt, &status, held)?;
+    }
+    remove_rolled_back(conn, &key, &thread_id, &status, at)?;
+    Ok(true)
+}
+
+/// Deletes a run being rolled back and puts its thread's values back to the latest
+/// checkpoint left.
+fn remove_rolled_back(
+    conn: &Connection,
+    key: &str,
+    thread_id: &str,
+    status: &str,
+    at: Timestamp,
+) -> StorageResult<()> {
     conn.prepare_cached("DELETE FROM checkpoints WHERE run_id = ?1 AND thread_id = ?2")
         .db()?
-        .execute([&key, &thread_id])
+        .execute([key, thread_id])
         .db()?;
     conn.prepare_cached("DELETE FROM runs WHERE run_id = ?1")
         .db()?
-        .execute([&key])
+        .execute([key])
         .db()?;
     let latest: Option<String> = conn
         .prepare_cached(
             "SELECT state_values FROM checkpoints WHERE thread_id = ?1 ORDER BY seq DESC LIMIT 1",
         )
         .db()?
-        .query_row([&thread_id], |row| row.get(0))
+        .query_row([thread_id], |row| row.get(0))
         .optional()
         .db()?;
     conn.prepare_cached(
@@ -397,12 +443,11 @@ pub(super) fn rollback_run(conn: &Connection, run_id: Uuid, at: Timestamp) -> St
     .db()?;
     runs_ended(
         conn,
-        &thread_id,
-        i64::from(is_active(&status)),
+        thread_id,
+        i64::from(is_active(status)),
         Settled::Idle,
         at,
-    )?;
-    Ok(true)
+    )
 }
 
 pub(super) fn get_run(
@@ -502,11 +547,69 @@ pub(super) fn delete_run(
     Ok(true)
 }
 
-pub(super) fn recover(
+/// The replicas whose leases `which` ends, besides runs held by nobody (left `running` by a
+/// server older than leases), which every end of other replicas' leases takes up.
+enum Ending {
+    Replicas(Vec<String>),
+    AllBut(String),
+}
+
+impl Ending {
+    fn covers(&self, holder: Option<&str>) -> bool {
+        match (self, holder) {
+            (Self::Replicas(ended), Some(holder)) => ended.iter().any(|id| id == holder),
+            (Self::Replicas(_), None) => false,
+            (Self::AllBut(kept), holder) => holder != Some(kept.as_str()),
+        }
+    }
+}
+
+pub(super) fn expire_leases(
     conn: &Connection,
+    which: Leases,
     max_attempts: u32,
     at: Timestamp,
 ) -> StorageResult<Recovery> {
+    let micros = at.timestamp_micros();
+    let (ending, giving_back) = match which {
+        Leases::DueBy(due) => {
+            let expired = {
+                let mut statement = conn
+                    .prepare_cached("SELECT replica_id FROM replicas WHERE lease_until < ?1")
+                    .db()?;
+                statement
+                    .query_map([due.timestamp_micros()], |row| row.get::<_, String>(0))
+                    .db()?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .db()?
+            };
+            // The sweeper's common case, on every heartbeat: nothing to walk.
+            if expired.is_empty() {
+                return Ok(Recovery::default());
+            }
+            conn.prepare_cached("DELETE FROM replicas WHERE lease_until < ?1")
+                .db()?
+                .execute([due.timestamp_micros()])
+                .db()?;
+            (Ending::Replicas(expired), false)
+        }
+        Leases::AllBut(kept) => {
+            let kept = kept.to_string();
+            conn.prepare_cached("DELETE FROM replicas WHERE replica_id <> ?1")
+                .db()?
+                .execute([&kept])
+                .db()?;
+            (Ending::AllBut(kept), false)
+        }
+        Leases::Of(replica) => {
+            let replica = replica.to_string();
+            conn.prepare_cached("DELETE FROM replicas WHERE replica_id = ?1")
+                .db()?
+                .execute([&replica])
+                .db()?;
+            (Ending::Replicas(vec![replica]), true)
+        }
+    };
     let running = {
         let mut statement = conn.prepare_cached(RUNNING_RUNS).db()?;
         statement
@@ -515,64 +618,145 @@ pub(super) fn recover(
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
                     row.get::<_, i64>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, Option<String>>(4)?,
                 ))
             })
             .db()?
             .collect::<rusqlite::Result<Vec<_>>>()
             .db()?
     };
-    let micros = at.timestamp_micros();
     let mut recovery = Recovery::default();
-    let mut failed_threads = Vec::new();
-    for (run_id, thread_id, count) in running {
+    for (run_id, thread_id, count, holder, cancel) in running {
+        if !ending.covers(holder.as_deref()) {
+            continue;
+        }
         let attempts = attempt(count)?;
-        let status = if attempts < max_attempts {
-            recovery.requeued.push(uuid(&run_id)?);
-            RunStatus::Pending
-        } else {
-            recovery.failed.push(uuid(&run_id)?);
-            failed_threads.push((thread_id, attempts));
-            RunStatus::Error
-        };
-        conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1")
-            .db()?
-            .execute(params![run_id, status.as_str(), micros])
-            .db()?;
-    }
-    // A thread runs one run at a time, so each failed run is its thread's one running run.
-    for (thread_id, attempts) in failed_threads {
-        let error = json!({
-            "error": "WorkerLost",
-            "message": format!(
-                "the server stopped while the run was running, and it has had {attempts} attempts"
-            ),
-        });
-        conn.prepare_cached("UPDATE threads SET error = ?2, updated_at = ?3 WHERE thread_id = ?1")
-            .db()?
-            .execute(params![thread_id, to_json(&error)?, micros])
-            .db()?;
-        runs_ended(conn, &thread_id, 1, Settled::To(ThreadStatus::Error), at)?;
+        match cancel.as_deref().and_then(CancelAction::from_name) {
+            Some(CancelAction::Interrupt) => {
+                recovery.cancelled.push(uuid(&run_id)?);
+                set_status(conn, &run_id, RunStatus::Interrupted, micros)?;
+                runs_ended(conn, &thread_id, 1, Settled::Idle, at)?;
+            }
+            Some(CancelAction::Rollback) => {
+                recovery.cancelled.push(uuid(&run_id)?);
+                remove_rolled_back(conn, &run_id, &thread_id, "running", at)?;
+            }
+            None if giving_back || attempts < max_attempts => {
+                recovery.requeued.push(uuid(&run_id)?);
+                set_status(conn, &run_id, RunStatus::Pending, micros)?;
+            }
+            None => {
+                recovery.failed.push(uuid(&run_id)?);
+                set_status(conn, &run_id, RunStatus::Error, micros)?;
+                // A thread runs one run at a time, so this is its thread's one running run.
+                let error = json!({
+                    "error": "WorkerLost",
+                    "message": format!(
+                        "the server running the run stopped, and it has had {attempts} attempts"
+                    ),
+                });
+                conn.prepare_cached(
+                    "UPDATE threads SET error = ?2, updated_at = ?3 WHERE thread_id = ?1",
+                )
+                .db()?
+                .execute(params![thread_id, to_json(&error)?, micros])
+                .db()?;
+                runs_ended(conn, &thread_id, 1, Settled::To(ThreadStatus::Error), at)?;
+            }
+        }
     }
     Ok(recovery)
+}
+
+/// Sets a run's status, letting go of its holder.
+fn set_status(conn: &Connection, run_id: &str, status: RunStatus, at: i64) -> StorageResult<()> {
+    conn.prepare_cached(
+        "UPDATE runs SET status = ?2, updated_at = ?3, lease_owner = NULL WHERE run_id = ?1",
+    )
+    .db()?
+    .execute(params![run_id, status.as_str(), at])
+    .db()?;
+    Ok(())
+}
+
+pub(super) fn renew_lease(
+    conn: &Connection,
+    replica: ReplicaId,
+    until: Timestamp,
+) -> StorageResult<Renewal> {
+    let replica = replica.to_string();
+    conn.prepare_cached(
+        "INSERT INTO replicas (replica_id, lease_until) VALUES (?1, ?2) \
+         ON CONFLICT (replica_id) DO UPDATE SET lease_until = excluded.lease_until",
+    )
+    .db()?
+    .execute(params![replica, until.timestamp_micros()])
+    .db()?;
+    let rows = {
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT run_id, cancel_action FROM runs WHERE lease_owner = ?1 \
+                 AND cancel_action IS NOT NULL AND status = 'running'",
+            )
+            .db()?;
+        statement
+            .query_map([&replica], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .db()?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db()?
+    };
+    let mut renewal = Renewal::default();
+    for (run_id, action) in rows {
+        if let Some(action) = CancelAction::from_name(&action) {
+            renewal.cancels.push((uuid(&run_id)?, action));
+        }
+    }
+    Ok(renewal)
+}
+
+pub(super) fn request_cancel(
+    conn: &Connection,
+    run_id: Uuid,
+    action: CancelAction,
+) -> StorageResult<bool> {
+    // The first cancel stored is the one that counts.
+    let changed = conn
+        .prepare_cached(
+            "UPDATE runs SET cancel_action = COALESCE(cancel_action, ?2) \
+             WHERE run_id = ?1 AND status = 'running'",
+        )
+        .db()?
+        .execute(params![run_id.to_string(), action.as_str()])
+        .db()?;
+    Ok(changed > 0)
 }
 
 pub(super) fn append_events(
     conn: &Connection,
     run_id: Uuid,
+    attempt: u32,
     events: &[StoredEvent],
 ) -> StorageResult<()> {
     let key = run_id.to_string();
-    let exists: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = ?1)")
-        .db()?
-        .query_row([&key], |row| row.get(0))
-        .db()?;
     // A run deleted while it streamed (rolled back, or its thread deleted) keeps no events.
-    if !exists {
+    let Some((_, status, held)) = run_state(conn, &key)? else {
         return Ok(());
-    }
+    };
+    fence(run_id, attempt, &status, held)?;
+    insert_events(conn, &key, events)
+}
+
+fn insert_events(conn: &Connection, key: &str, events: &[StoredEvent]) -> StorageResult<()> {
     let mut statement = conn
-        .prepare_cached("INSERT INTO run_events (run_id, seq, event, data) VALUES (?1, ?2, ?3, ?4)")
+        // An append tried again after a failure whose commit was not seen must not fail on
+        // the events it did store.
+        .prepare_cached(
+            "INSERT INTO run_events (run_id, seq, event, data) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT DO NOTHING",
+        )
         .db()?;
     for event in events {
         statement

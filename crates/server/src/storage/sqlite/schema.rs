@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::time::Duration;
 
 /// The schema version this code writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,7 +74,9 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     attempt INTEGER NOT NULL DEFAULT 0,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    lease_owner TEXT,
+    cancel_action TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_thread ON runs (thread_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_pending ON runs (created_at) WHERE status = 'pending';
@@ -101,6 +103,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS checkpoints_thread ON checkpoints (thread_id, seq);
+
+CREATE TABLE IF NOT EXISTS replicas (
+    replica_id TEXT PRIMARY KEY NOT NULL,
+    lease_until INTEGER NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS store_items (
     namespace TEXT NOT NULL,
@@ -143,6 +150,20 @@ DROP INDEX IF EXISTS runs_active;
 ALTER TABLE threads ADD COLUMN active_runs INTEGER NOT NULL DEFAULT 0;
 UPDATE threads SET active_runs = (SELECT COUNT(*) FROM runs
     WHERE runs.thread_id = threads.thread_id AND runs.status IN ('pending', 'running'));
+"#;
+
+/// From version 3 (or older) to 4, after [`SCHEMA`]: runs record their holder and a cancel
+/// stored for it. Runs left `running` by an older server have no holder; the start of the
+/// next server ends their lease as any other.
+const MIGRATE_TO_4: &str = r#"
+ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE runs ADD COLUMN cancel_action TEXT;
+"#;
+
+/// Indexes on columns that a migration may have just added, so made after it.
+const LATE_INDEXES: &str = r#"
+CREATE INDEX IF NOT EXISTS runs_cancelling ON runs (lease_owner)
+    WHERE cancel_action IS NOT NULL AND status = 'running';
 "#;
 
 /// Settings of every connection.
@@ -198,6 +219,10 @@ pub(super) fn prepare_writer(conn: &mut Connection, file: bool) -> StorageResult
     if (1..3).contains(&version) {
         tx.execute_batch(MIGRATE_TO_3).db()?;
     }
+    if (1..4).contains(&version) {
+        tx.execute_batch(MIGRATE_TO_4).db()?;
+    }
+    tx.execute_batch(LATE_INDEXES).db()?;
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .db()?;
