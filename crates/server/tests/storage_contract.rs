@@ -4,8 +4,8 @@
 //!
 //! The PostgreSQL part is built with `--features postgres` and runs when
 //! `ERRAND_TEST_DATABASE_URL` names a database; each test then works in a schema of its own,
-//! which is left behind (the test database is throwaway). Otherwise it is skipped, and the run
-//! says so once on stderr.
+//! dropped once it passed (best effort; a failed test's is kept to be looked at). Otherwise it
+//! is skipped, and the run says so once on stderr.
 //!
 //! What only SQLite has (migrations, files, WAL, size limits, raw-SQL salvage) is tested in
 //! `storage_sqlite.rs`.
@@ -33,10 +33,46 @@ mod harness {
         Postgres,
     }
 
-    /// What a test's storage needs kept until the test ends: a file's directory.
+    /// What a test's storage leaves behind: a file's directory, removed when this drops; a
+    /// PostgreSQL schema, dropped by [`Guard::release`].
     #[derive(Debug)]
-    pub(crate) struct Guard {
-        _dir: Option<TempDir>,
+    pub(crate) enum Guard {
+        Nothing,
+        Dir {
+            _dir: TempDir,
+        },
+        #[cfg(feature = "postgres")]
+        Schema {
+            url: String,
+            schema: String,
+        },
+    }
+
+    impl Guard {
+        /// Removes what the test left, once it passed: a failed test's schema is kept, to be
+        /// looked at (the test database is throwaway).
+        async fn release(self) {
+            #[cfg(feature = "postgres")]
+            if let Self::Schema { url, schema } = &self {
+                drop_schema(url, schema).await;
+            }
+            drop(self);
+        }
+    }
+
+    /// Drops a test's schema, best effort: a schema left behind harms no other test.
+    #[cfg(feature = "postgres")]
+    async fn drop_schema(url: &str, schema: &str) {
+        let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await
+        else {
+            return;
+        };
+        let connection = tokio::spawn(connection);
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await;
+        drop(client);
+        let _ = connection.await;
     }
 
     /// Says once per test process why the PostgreSQL part does not run, where every test
@@ -68,24 +104,25 @@ mod harness {
         match backend {
             Backend::SqliteMemory => {
                 let storage = SqliteStorage::in_memory().expect("an in-memory SQLite storage");
-                Some((Arc::new(storage), Guard { _dir: None }))
+                Some((Arc::new(storage), Guard::Nothing))
             }
             Backend::SqliteFile => {
                 let dir = TempDir::new();
                 let storage = SqliteStorage::open(dir.db()).expect("a SQLite file storage");
-                Some((Arc::new(storage), Guard { _dir: Some(dir) }))
+                Some((Arc::new(storage), Guard::Dir { _dir: dir }))
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres => {
                 use errand_server::storage::{PostgresConfig, PostgresStorage};
                 let url = std::env::var(DATABASE_URL).ok()?;
-                let mut config = PostgresConfig::new(url);
                 // A schema per test: tests run in parallel and each expects an empty storage.
-                config.schema = Some(format!("errand_t_{}", uuid::Uuid::new_v4().simple()));
+                let schema = format!("errand_t_{}", uuid::Uuid::new_v4().simple());
+                let mut config = PostgresConfig::new(url.clone());
+                config.schema = Some(schema.clone());
                 let storage = PostgresStorage::connect(config)
                     .await
                     .expect("a PostgreSQL storage at ERRAND_TEST_DATABASE_URL");
-                Some((Arc::new(storage), Guard { _dir: None }))
+                Some((Arc::new(storage), Guard::Schema { url, schema }))
             }
         }
     }
@@ -99,9 +136,9 @@ mod harness {
         let Some((storage, guard)) = open(backend).await else {
             return;
         };
+        // The test owns the storage and drops it as it ends, before what it leaves is removed.
         test(storage).await;
-        // The file outlives the storage that has it open.
-        drop(guard);
+        guard.release().await;
     }
 
     /// [`on`], from a test that is not async (a property's case): on a runtime of its own.
@@ -198,15 +235,23 @@ macro_rules! contract_proptest {
     };
 }
 
+// `cfg(test)`, as a test's own code is, for the lints that tell test code from the rest
+// (clippy's `allow-unwrap-in-tests`).
+#[cfg(test)]
 #[path = "contract/events.rs"]
 mod events;
+#[cfg(test)]
 #[path = "contract/leases.rs"]
 mod leases;
+#[cfg(test)]
 #[path = "contract/properties.rs"]
 mod properties;
+#[cfg(test)]
 #[path = "contract/runs.rs"]
 mod runs;
+#[cfg(test)]
 #[path = "contract/store.rs"]
 mod store;
+#[cfg(test)]
 #[path = "contract/threads.rs"]
 mod threads;
