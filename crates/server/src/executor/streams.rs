@@ -74,7 +74,7 @@ impl Inner {
             .iter()
             .filter_map(|(run_id, streaming)| {
                 let events = streaming.channel.read_after(streaming.stored).events;
-                (!events.is_empty()).then(|| EventBatch {
+                (!events.is_empty()).then_some(EventBatch {
                     run_id: *run_id,
                     attempt: streaming.attempt,
                     events,
