@@ -46,6 +46,11 @@ pub(crate) struct ServeArgs {
     /// How many attempts a run gets in all when servers die while running it.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
+    /// Delete threads that have not changed for this many minutes and have no pending or
+    /// running run, with their runs and checkpoints (as the Python server's thread TTL with
+    /// the `delete` strategy). Unset: threads are kept until deleted.
+    #[arg(long, value_name = "MINUTES")]
+    thread_ttl: Option<u64>,
     /// Cap the database file at this many MiB: past it, errand behaves as on a full disk
     /// (new runs get 503, runs in flight wait to record their end) until space is freed.
     #[arg(long)]
@@ -88,6 +93,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_in_flight_bytes: args.max_in_flight_mib.saturating_mul(1024 * 1024),
             lease: Duration::from_secs(args.lease_secs.max(1)),
             max_attempts: args.max_attempts.max(1),
+            thread_ttl: args
+                .thread_ttl
+                .map(|minutes| Duration::from_secs(minutes.saturating_mul(60).max(1))),
             ..ExecutorConfig::default()
         });
     for (name, agent) in agents {

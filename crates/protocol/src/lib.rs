@@ -80,7 +80,7 @@ pub use store::{
 pub use stream::{MessageChunk, RunMetadata, StreamEvent, StreamPart};
 pub use thread::{
     Checkpoint, HistoryRequest, IfExists, Interrupt, SortOrder, Thread, ThreadCreate, ThreadPatch,
-    ThreadSearchRequest, ThreadState, ThreadStateUpdate, ThreadStateUpdateResponse, ThreadStatus,
-    ThreadTask, ThreadTtl, TtlStrategy,
+    ThreadPruneRequest, ThreadPruneResponse, ThreadSearchRequest, ThreadState, ThreadStateUpdate,
+    ThreadStateUpdateResponse, ThreadStatus, ThreadTask, ThreadTtl, TtlStrategy,
 };
 pub use time::Timestamp;

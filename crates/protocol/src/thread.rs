@@ -254,6 +254,32 @@ pub struct ThreadPatch {
     pub extra: JsonObject,
 }
 
+/// The body of `POST /threads/prune`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ThreadPruneRequest {
+    /// The threads to prune.
+    pub thread_ids: Vec<Uuid>,
+    /// `delete` (the default) removes each thread with its runs and checkpoints;
+    /// `keep_latest` keeps the thread, its values and its latest checkpoint and run.
+    #[serde(default = "prune_deletes")]
+    pub strategy: TtlStrategy,
+    /// Other keys, kept as given.
+    #[serde(flatten)]
+    pub extra: JsonObject,
+}
+
+fn prune_deletes() -> TtlStrategy {
+    TtlStrategy::Delete
+}
+
+/// The answer to `POST /threads/prune`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ThreadPruneResponse {
+    /// How many of the threads were pruned (missing threads, and threads with a pending or
+    /// running run, are not).
+    pub pruned_count: u64,
+}
+
 /// Ascending or descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -763,3 +763,78 @@ async fn a_caller_in_this_process_gets_the_value_its_answer_encodes() {
     let (answer, _) = typed::<Run>(&api, false, Method::GET, &path, None).await;
     assert_eq!(answer, None);
 }
+
+#[tokio::test]
+async fn threads_are_pruned_by_request_and_by_time_to_live() {
+    let api = api_with(
+        ExecutorConfig {
+            thread_ttl: Some(Duration::from_secs(1)),
+            ..ExecutorConfig::default()
+        },
+        None,
+    )
+    .await;
+    let wait = |thread: &Thread| format!("/threads/{}/runs/wait", thread.thread_id);
+    let body =
+        json!({"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "hi"}]}});
+    let kept = api.thread().await;
+    let pruned = api.thread().await;
+    for thread in [&kept, &pruned] {
+        let answer = api
+            .call(Method::POST, &wait(thread), Some(body.clone()))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    // A thread running a run is left alone.
+    let busy = api.thread().await;
+    let running = api.start(&busy, "sleep=30 busy", json!({})).await;
+    assert_eq!(running.status, StatusCode::OK);
+    let answer = api
+        .call(
+            Method::POST,
+            "/threads/prune",
+            Some(json!({"thread_ids": [pruned.thread_id, busy.thread_id, uuid::Uuid::now_v7()]})),
+        )
+        .await;
+    assert_eq!(answer.json(), json!({"pruned_count": 1}));
+    let gone = api
+        .call(Method::GET, &format!("/threads/{}", pruned.thread_id), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let answer = api
+        .call(
+            Method::POST,
+            "/threads/prune",
+            Some(json!({"thread_ids": [kept.thread_id], "strategy": "keep_latest"})),
+        )
+        .await;
+    assert_eq!(answer.json(), json!({"pruned_count": 1}));
+    let bad = api
+        .call(
+            Method::POST,
+            "/threads/prune",
+            Some(json!({"thread_ids": [kept.thread_id], "strategy": "shred"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Past its time-to-live an idle thread is deleted by the server itself; the busy one stays.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let read = api
+            .call(Method::GET, &format!("/threads/{}", kept.thread_id), None)
+            .await;
+        if read.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle thread outlived its ttl"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let read = api
+        .call(Method::GET, &format!("/threads/{}", busy.thread_id), None)
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+}

@@ -77,7 +77,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const USAGE: &str =
-    "usage: cargo xtask bench server [--quick] [--no-peer | --only errand|python] [--json FILE]
+    "usage: cargo xtask bench server [--quick] [--no-peer | --only errand|python] [--storage sqlite|postgres] [--json FILE]
        cargo xtask bench client [--storage both|memory|file] [--json FILE]";
 /// Set in the environment of the release build of xtask that [`run_in_release`] starts.
 const RELEASE_MARK: &str = "ERRAND_BENCH_RELEASE_CLIENT";
@@ -90,6 +90,7 @@ struct Options {
     quick: bool,
     errand: bool,
     python: bool,
+    storage: server::Storage,
     json: Option<PathBuf>,
 }
 
@@ -103,6 +104,7 @@ fn parse_args(args: &[&str]) -> anyhow::Result<Option<Options>> {
         quick: false,
         errand: true,
         python: true,
+        storage: server::Storage::Sqlite,
         json: None,
     };
     let mut rest = rest.iter();
@@ -114,6 +116,11 @@ fn parse_args(args: &[&str]) -> anyhow::Result<Option<Options>> {
                 Some(&"errand") => options.python = false,
                 Some(&"python") => options.errand = false,
                 other => bail!("--only takes `errand` or `python`, not {other:?}\n{USAGE}"),
+            },
+            "--storage" => match rest.next() {
+                Some(&"sqlite") => options.storage = server::Storage::Sqlite,
+                Some(&"postgres") => options.storage = server::Storage::postgres_from_env(),
+                other => bail!("--storage takes `sqlite` or `postgres`, not {other:?}\n{USAGE}"),
             },
             "--json" => {
                 let file = rest.next().context("--json needs a file")?;
@@ -454,8 +461,8 @@ fn thousands(n: usize) -> String {
 /// How to start one implementation.
 #[derive(Debug)]
 enum Launch {
-    /// The `errand` binary.
-    Errand(PathBuf),
+    /// The `errand` binary, on this storage.
+    Errand(PathBuf, server::Storage),
     /// The peer's virtualenv.
     Python(PathBuf),
 }
@@ -463,7 +470,7 @@ enum Launch {
 impl Launch {
     fn side(&self) -> Side {
         match self {
-            Launch::Errand(_) => Side::Errand,
+            Launch::Errand(..) => Side::Errand,
             Launch::Python(_) => Side::Python,
         }
     }
@@ -471,9 +478,9 @@ impl Launch {
     /// Starts a server; `in_flight` picks the settings of phase 6.
     fn start(&self, plan: &Plan, in_flight: bool) -> anyhow::Result<Server> {
         match self {
-            Launch::Errand(binary) => {
+            Launch::Errand(binary, storage) => {
                 let max = in_flight.then_some(plan.errand_max_runs_in_flight);
-                Server::start_errand(binary, max)
+                Server::start_errand(binary, storage, max)
             }
             Launch::Python(venv) => {
                 let jobs = if in_flight {
@@ -535,7 +542,7 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     let mut launches = Vec::new();
     let mut skipped = Vec::new();
     if options.errand {
-        launches.push(Launch::Errand(build_errand(root)?));
+        launches.push(Launch::Errand(build_errand(root)?, options.storage.clone()));
     } else {
         skipped.push((Side::Errand, "not asked for (--only python)".to_owned()));
     }

@@ -23,6 +23,26 @@ pub(crate) const PEER_PROJECT: &str = "/work/shared/peers/langgraph";
 /// The files of [`PEER_PROJECT`] the server needs.
 const PEER_FILES: [&str; 2] = ["echo_graph.py", "langgraph.json"];
 
+/// Where a benched `errand serve` keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// A fresh SQLite file in the server's temporary folder (the default).
+    Sqlite,
+    /// PostgreSQL at this URL, in a fresh schema per server start.
+    Postgres(String),
+}
+
+impl Storage {
+    /// PostgreSQL at `ERRAND_BENCH_DATABASE_URL`, else `ERRAND_TEST_DATABASE_URL`, else the
+    /// local server's `test` database.
+    pub(crate) fn postgres_from_env() -> Self {
+        let url = std::env::var("ERRAND_BENCH_DATABASE_URL")
+            .or_else(|_| std::env::var("ERRAND_TEST_DATABASE_URL"))
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        Self::Postgres(url)
+    }
+}
+
 /// Which implementation a server is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -72,6 +92,7 @@ impl Server {
     /// (`--max-concurrent-runs` left at its default when `None`).
     pub(crate) fn start_errand(
         binary: &Path,
+        storage: &Storage,
         max_concurrent_runs: Option<usize>,
     ) -> anyhow::Result<Self> {
         let dir = temp_dir("errand")?;
@@ -80,10 +101,18 @@ impl Server {
         command
             .arg("serve")
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--db")
-            .arg(dir.join("bench.db"))
             .env("ERRAND_LOG", "warn")
             .current_dir(&dir);
+        match storage {
+            Storage::Sqlite => {
+                command.arg("--db").arg(dir.join("bench.db"));
+            }
+            Storage::Postgres(url) => {
+                // A schema per start, as a file per start: each server begins empty.
+                let schema = format!("errand_bench_{}", uuid::Uuid::new_v4().simple());
+                command.args(["--database-url", url, "--database-schema", &schema]);
+            }
+        }
         if let Some(max) = max_concurrent_runs {
             command.args(["--max-concurrent-runs", &max.to_string()]);
         }

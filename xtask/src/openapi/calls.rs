@@ -230,6 +230,14 @@ pub(super) const CALLS: &[Call] = &[
         JsonList(THREAD),
         &[],
     ),
+    write(
+        "post",
+        "/threads/prune",
+        "Prune threads that have no pending or running run: delete them, or keep only their latest state",
+        Some(wire::<protocol::ThreadPruneRequest>()),
+        Json(wire::<protocol::ThreadPruneResponse>()),
+        &[],
+    ),
     call(
         "get",
         "/threads/{thread_id}",

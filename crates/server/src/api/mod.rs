@@ -42,6 +42,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/assistants/{assistant_id}", get(assistants::get))
         .route("/threads", post(threads::create))
         .route("/threads/search", post(threads::search))
+        .route("/threads/prune", post(threads::prune))
         .route(
             "/threads/{thread_id}",
             get(threads::get)

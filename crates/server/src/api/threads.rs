@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use errand_protocol::{
     CancelAction, Checkpoint, HistoryRequest, IfExists, JsonObject, Nullable, RunStatus, Thread,
-    ThreadCreate, ThreadPatch, ThreadSearchRequest, ThreadState, ThreadStateUpdate, Timestamp,
+    ThreadCreate, ThreadPatch, ThreadPruneRequest, ThreadPruneResponse, ThreadSearchRequest,
+    ThreadState, ThreadStateUpdate, Timestamp,
 };
 use errand_runtime::{add_messages, messages_from_value};
 use serde_json::{Value, json};
@@ -119,6 +120,20 @@ pub(crate) async fn search(
     Ok(Json(
         state.executor.storage().search_threads(&search).await?,
     ))
+}
+
+/// `POST /threads/prune`: threads with a pending or running run are left alone, so nothing
+/// accepted is lost (unlike `DELETE /threads/{id}`, which stops them first).
+pub(crate) async fn prune(
+    State(state): State<AppState>,
+    ApiJson(prune): ApiJson<ThreadPruneRequest>,
+) -> ServerResult<Json<ThreadPruneResponse>> {
+    let pruned_count = state
+        .executor
+        .storage()
+        .prune_threads(&prune.thread_ids, prune.strategy)
+        .await?;
+    Ok(Json(ThreadPruneResponse { pruned_count }))
 }
 
 fn checkpoint_ref(thread_id: Uuid, checkpoint_id: &str) -> Checkpoint {

@@ -16,6 +16,7 @@ mod admission;
 mod execution;
 mod lease;
 mod recorder;
+mod retention;
 mod streams;
 
 pub use admission::{AcceptedRun, RunRequest, RunScope};
@@ -49,6 +50,9 @@ pub struct ExecutorConfig {
     pub lease: Duration,
     /// How often an idle dispatcher looks for work it was not told about.
     pub idle_poll: Duration,
+    /// Threads that have not changed for this long, and have no pending or running run, are
+    /// deleted with their runs and checkpoints; `None` keeps them for ever.
+    pub thread_ttl: Option<Duration>,
     /// How often the events that runs in flight streamed are stored, for readers on other
     /// replicas (and after a crash); a run's end stores the rest with its status.
     pub event_flush: Duration,
@@ -69,6 +73,7 @@ impl Default for ExecutorConfig {
             lease: Duration::from_secs(30),
             idle_poll: Duration::from_secs(1),
             event_flush: Duration::from_millis(100),
+            thread_ttl: None,
             max_in_flight_bytes: 256 * 1024 * 1024,
         }
     }
@@ -195,6 +200,10 @@ impl Executor {
         tokio::spawn(async move { heartbeat.heartbeat().await });
         let streams = Arc::clone(inner);
         tokio::spawn(async move { streams.store_streams().await });
+        if let Some(ttl) = inner.config.thread_ttl {
+            let retention = Arc::clone(inner);
+            tokio::spawn(async move { retention.retain(ttl).await });
+        }
         if let Some(signals) = inner.storage.signals() {
             let listener = Arc::clone(inner);
             tokio::spawn(async move { listener.listen(signals).await });

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use errand_protocol::{
     CancelAction, IfExists, IfNotExists, Interrupt, JsonObject, ListNamespacesResponse, Run,
     RunStatus, StoreItem, StoreListNamespacesRequest, StoreSearchRequest, Thread,
-    ThreadSearchRequest, ThreadStatus, Timestamp,
+    ThreadSearchRequest, ThreadStatus, Timestamp, TtlStrategy,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -513,6 +513,14 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     /// Threads matching the search (metadata and values by containment, status, ids), in the
     /// requested order (default: newest `created_at` first).
     async fn search_threads(&self, search: &ThreadSearchRequest) -> StorageResult<Vec<Thread>>;
+
+    /// Prunes threads that have no pending or running run (the others, and missing ones, are
+    /// left as they are): [`TtlStrategy::Delete`] deletes each as [`Storage::delete_thread`]
+    /// does; [`TtlStrategy::KeepLatest`] keeps the thread, its values, its latest checkpoint
+    /// (now without a parent) and its latest run, and deletes its other checkpoints and runs
+    /// with their events. Answers how many threads were pruned.
+    async fn prune_threads(&self, thread_ids: &[Uuid], strategy: TtlStrategy)
+    -> StorageResult<u64>;
 
     /// Writes values to a thread by hand (`POST /threads/{id}/state`), with a checkpoint.
     async fn update_thread_state(

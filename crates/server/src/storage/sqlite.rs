@@ -50,6 +50,7 @@ use codec::Db;
 use errand_protocol::{
     CancelAction, IfExists, JsonObject, ListNamespacesResponse, Run, RunStatus, StoreItem,
     StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest, Timestamp,
+    TtlStrategy,
 };
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
@@ -281,6 +282,16 @@ impl Storage for SqliteStorage {
 
     async fn delete_thread(&self, thread_id: Uuid) -> StorageResult<bool> {
         self.write(move |conn| threads::delete_thread(conn, thread_id))
+            .await
+    }
+
+    async fn prune_threads(
+        &self,
+        thread_ids: &[Uuid],
+        strategy: TtlStrategy,
+    ) -> StorageResult<u64> {
+        let thread_ids = thread_ids.to_vec();
+        self.write(move |conn| threads::prune_threads(conn, &thread_ids, strategy))
             .await
     }
 

@@ -6,7 +6,7 @@ use crate::common::{
 };
 use errand_protocol::{
     IfExists, Interrupt, JsonObject, Nullable, RunStatus, SortOrder, Thread, ThreadSearchRequest,
-    ThreadStatus,
+    ThreadStatus, TtlStrategy,
 };
 use errand_server::storage::StorageError;
 use serde_json::{Value, json};
@@ -529,5 +529,89 @@ contract_test! {
                 .unwrap()
                 .is_empty()
         );
+    }
+}
+
+contract_test! {
+    async fn prune_deletes_idle_threads_and_leaves_busy_and_missing_ones(storage) {
+        let idle = create(storage, json!({}), t(0)).await;
+        let busy = create(storage, json!({}), t(0)).await;
+        let ran = create(storage, json!({}), t(0)).await;
+        enqueue(storage, ran.thread_id, t(1)).await;
+        let claimed = claim(storage, t(2)).await;
+        storage
+            .finish_run(&crate::common::success(
+                claimed.run.run_id,
+                claimed.attempt,
+                Some(json!({"n": 1})),
+                t(3),
+            ))
+            .await
+            .unwrap();
+        enqueue(storage, busy.thread_id, t(4)).await;
+        let pruned = storage
+            .prune_threads(
+                &[idle.thread_id, busy.thread_id, ran.thread_id, Uuid::now_v7()],
+                TtlStrategy::Delete,
+            )
+            .await
+            .unwrap();
+        assert_eq!(pruned, 2);
+        assert!(storage.get_thread(idle.thread_id).await.unwrap().is_none());
+        assert!(storage.get_thread(ran.thread_id).await.unwrap().is_none());
+        assert!(
+            storage
+                .get_run(ran.thread_id, claimed.run.run_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(storage.list_checkpoints(ran.thread_id, 10, None).await.unwrap().is_empty());
+        // A thread with a pending run keeps it: nothing accepted is lost.
+        assert_eq!(thread_of(storage, busy.thread_id).await.status, ThreadStatus::Busy);
+    }
+}
+
+contract_test! {
+    async fn prune_keep_latest_keeps_the_values_the_last_checkpoint_and_the_last_run(storage) {
+        let thread = create(storage, json!({}), t(0)).await;
+        let mut runs = Vec::new();
+        for n in 1..=3_i64 {
+            enqueue(storage, thread.thread_id, t(n * 10)).await;
+            let claimed = claim(storage, t(n * 10 + 1)).await;
+            storage
+                .finish_run(&crate::common::success(
+                    claimed.run.run_id,
+                    claimed.attempt,
+                    Some(json!({"n": n})),
+                    t(n * 10 + 2),
+                ))
+                .await
+                .unwrap();
+            runs.push(claimed.run.run_id);
+        }
+        assert_eq!(
+            storage.list_checkpoints(thread.thread_id, 10, None).await.unwrap().len(),
+            3
+        );
+        let pruned = storage
+            .prune_threads(&[thread.thread_id], TtlStrategy::KeepLatest)
+            .await
+            .unwrap();
+        assert_eq!(pruned, 1);
+        let kept = thread_of(storage, thread.thread_id).await;
+        assert_eq!(kept.values, Nullable::Present(json!({"n": 3})));
+        let checkpoints = storage.list_checkpoints(thread.thread_id, 10, None).await.unwrap();
+        assert_eq!(checkpoints.len(), 1);
+        assert_eq!(checkpoints[0].values, json!({"n": 3}));
+        assert_eq!(checkpoints[0].parent_checkpoint_id, None);
+        let left: Vec<Uuid> = storage
+            .list_runs(thread.thread_id, crate::common::page(10))
+            .await
+            .unwrap()
+            .iter()
+            .map(|run| run.run_id)
+            .collect();
+        assert_eq!(left, vec![runs[2]]);
     }
 }

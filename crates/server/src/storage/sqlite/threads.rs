@@ -6,7 +6,9 @@ use super::codec::{
 };
 use crate::storage::rules::{Settled, contains, merge, thread_status};
 use crate::storage::{CheckpointRecord, JsonText, NewCheckpoint, StorageError, StorageResult};
-use errand_protocol::{IfExists, JsonObject, SortOrder, Thread, ThreadSearchRequest, Timestamp};
+use errand_protocol::{
+    IfExists, JsonObject, SortOrder, Thread, ThreadSearchRequest, Timestamp, TtlStrategy,
+};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::Value;
@@ -100,6 +102,58 @@ pub(super) fn delete_thread(conn: &Connection, thread_id: Uuid) -> StorageResult
         .execute([thread_id.to_string()])
         .db()?;
     Ok(deleted > 0)
+}
+
+pub(super) fn prune_threads(
+    conn: &Connection,
+    thread_ids: &[Uuid],
+    strategy: TtlStrategy,
+) -> StorageResult<u64> {
+    let mut pruned = 0;
+    for thread_id in thread_ids {
+        let key = thread_id.to_string();
+        let changed = match strategy {
+            TtlStrategy::Delete => conn
+                .prepare_cached("DELETE FROM threads WHERE thread_id = ?1 AND active_runs = 0")
+                .db()?
+                .execute([&key])
+                .db()?,
+            TtlStrategy::KeepLatest => {
+                let idle: Option<bool> = conn
+                    .prepare_cached("SELECT active_runs = 0 FROM threads WHERE thread_id = ?1")
+                    .db()?
+                    .query_row([&key], |row| row.get(0))
+                    .optional()
+                    .db()?;
+                if idle != Some(true) {
+                    continue;
+                }
+                conn.prepare_cached(
+                    "DELETE FROM checkpoints WHERE thread_id = ?1 AND seq < \
+                     (SELECT MAX(seq) FROM checkpoints WHERE thread_id = ?1)",
+                )
+                .db()?
+                .execute([&key])
+                .db()?;
+                conn.prepare_cached(
+                    "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ?1",
+                )
+                .db()?
+                .execute([&key])
+                .db()?;
+                conn.prepare_cached(
+                    "DELETE FROM runs WHERE thread_id = ?1 AND rowid <> (SELECT rowid FROM runs \
+                     WHERE thread_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1)",
+                )
+                .db()?
+                .execute([&key])
+                .db()?;
+                1
+            }
+        };
+        pruned += u64::from(changed > 0);
+    }
+    Ok(pruned)
 }
 
 /// A key that can go into a quoted SQLite JSON path label as it is.
