@@ -6,10 +6,16 @@
 //! running run per thread, the multitask strategies, a thread's status following its runs) are
 //! kept inside the storage, where no two servers can race on them.
 //!
-//! [`SqliteStorage`] is the embedded default: a file, or memory for tests.
+//! [`SqliteStorage`] is the embedded default: a file, or memory for tests. `PostgresStorage`
+//! (feature `postgres`) keeps the same contract on a PostgreSQL database that several servers
+//! share.
 
+#[cfg(feature = "postgres")]
+mod postgres;
 pub mod rules;
 mod sqlite;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresStorage};
 pub use sqlite::SqliteStorage;
 
 use async_trait::async_trait;

@@ -1,0 +1,613 @@
+//! [`PostgresStorage`]: the [`Storage`] contract on a PostgreSQL database, which several server
+//! processes (replicas) may share.
+//!
+//! The tables follow SQLite's (`postgres/schema.rs` says where they differ). How the rules that
+//! span rows hold when several replicas write at once:
+//!
+//! - **One transaction per call**, at READ COMMITTED, with explicit row locks. Every write that
+//!   changes which runs of a thread are active (pending or running) locks the thread's row
+//!   first, so the thread's `active_runs` count and its runs' statuses move together, and any
+//!   statement issued after that lock sees them as they are.
+//! - **Claims do not queue behind each other.** A claim takes candidate runs with
+//!   `FOR UPDATE SKIP LOCKED` (so two replicas never take the same run), then locks the run's
+//!   thread with `SKIP LOCKED` as well (a thread locked by another writer is tried again later)
+//!   and checks, in a fresh statement, that the run is still its thread's oldest pending run and
+//!   that no run of the thread is running. A claim never waits for a lock, so it takes part in
+//!   no deadlock.
+//! - **Fencing.** Each write of an attempt checks `status = 'running' AND attempt = n` under the
+//!   run's row lock, which a lease's expiry also takes.
+//! - **Retries.** A transaction that fails on a dropped connection, a serialization failure or a
+//!   deadlock is run again from the start, a few times, unless its `COMMIT` was sent and not
+//!   answered (it may have committed).
+//! - **Signals** go out with `pg_notify` inside the writing transaction, delivered at commit;
+//!   one connection per storage `LISTEN`s (`postgres/signals.rs`).
+//! - **Few round trips.** A statement of a transaction is sent without waiting for the one
+//!   before when it does not need its answer (tokio-postgres pipelines requests issued together
+//!   on one connection), `BEGIN` goes with the first statement and `COMMIT` with the last
+//!   writes. Creating a run (claimed at once) and finishing it are two round trips each.
+
+mod codec;
+mod runs;
+mod schema;
+mod signals;
+mod store;
+mod threads;
+mod tls;
+
+use super::{
+    CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, FinishedRun, Leases, NewCheckpoint, NewRun,
+    Recovery, Renewal, ReplicaId, RunPage, Signal, Storage, StorageError, StorageResult,
+    StoredEvent,
+};
+use async_trait::async_trait;
+use codec::{Pg, storage_error, transient};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use errand_protocol::{
+    CancelAction, IfExists, JsonObject, ListNamespacesResponse, Run, RunStatus, StoreItem,
+    StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest, Timestamp,
+};
+use signals::Channel;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_postgres::Statement;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+/// Sends each payload of `$2` on channel `$1`.
+pub(super) const NOTIFY: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
+
+/// How many times a transaction that failed transiently is tried again.
+const RETRIES: u32 = 3;
+
+/// How a [`PostgresStorage`] connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// The database, as a libpq URL or key=value string (`postgres://user@host:5432/db`);
+    /// `sslmode` may be `disable`, `prefer` (the default), `require`, `verify-ca` or
+    /// `verify-full`.
+    pub url: String,
+    /// The schema errand's tables live in, made if missing; `None` for the connection's
+    /// default search path (usually `public`). Letters, digits and `_` only.
+    pub schema: Option<String>,
+    /// The most connections the storage opens, besides the one that listens for signals.
+    pub pool_size: usize,
+}
+
+impl PostgresConfig {
+    /// The database at `url`, its default schema, and 16 connections.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: None,
+            pool_size: 16,
+        }
+    }
+}
+
+/// The [`Storage`] on PostgreSQL. Cloning it shares the connections.
+#[derive(Debug, Clone)]
+pub struct PostgresStorage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    channel: Channel,
+    signals: broadcast::Sender<Signal>,
+    /// The task that keeps the `LISTEN` connection; stopped when the storage goes.
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// An identifier, quoted for SQL.
+pub(super) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Refuses a schema name that could not go into a connection's startup options as it is.
+fn check_schema(schema: &str) -> StorageResult<()> {
+    let plain = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        Ok(())
+    } else {
+        Err(StorageError::backend(format!(
+            "postgres: the schema name {schema:?} must be 1 to 63 ASCII letters, digits or `_`"
+        )))
+    }
+}
+
+impl PostgresStorage {
+    /// Connects to the database, creates the schema if it is missing, brings its tables up to
+    /// date, and starts listening for other replicas' signals.
+    ///
+    /// Fails when the database was migrated by a newer errand (a higher schema version).
+    pub async fn connect(config: PostgresConfig) -> StorageResult<Self> {
+        if let Some(schema) = &config.schema {
+            check_schema(schema)?;
+        }
+        let (url, verify) = tls::checked_mode(&config.url);
+        let mut pg = tokio_postgres::Config::from_str(&url)
+            .map_err(|error| StorageError::backend_from("postgres: invalid database URL", error))?;
+        if let Some(schema) = &config.schema {
+            // A startup option rather than a `SET` on each connection: it costs no round trip.
+            let path = format!("-c search_path={}", quote_ident(schema));
+            let options = match pg.get_options() {
+                Some(given) if !given.is_empty() => format!("{given} {path}"),
+                _ => path,
+            };
+            pg.options(options);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("errand");
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(Duration::from_secs(10));
+        }
+        let tls = tls::connector(verify)?;
+        let manager = Manager::from_config(
+            pg.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .build()
+            .map_err(|error| StorageError::backend_from("postgres: building the pool", error))?;
+        {
+            let client = pool.get().await.map_err(pool_error)?;
+            schema::migrate(&client, config.schema.as_deref()).await?;
+        }
+        let channel = Channel::new(config.schema.as_deref());
+        let (signals, _) = broadcast::channel(1024);
+        let listener = signals::listen(pg, tls, channel.clone(), signals.clone()).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                channel,
+                signals,
+                listener,
+            }),
+        })
+    }
+
+    /// A connection from the pool, for one transaction; a failure to connect is tried again.
+    async fn session(&self) -> StorageResult<Tx<'_>> {
+        let mut tries = 0;
+        loop {
+            match self.inner.pool.get().await {
+                Ok(client) => {
+                    return Ok(Tx {
+                        client: Some(client),
+                        channel: &self.inner.channel,
+                        begun: AtomicBool::new(false),
+                        ended: AtomicBool::new(false),
+                        doubtful: AtomicBool::new(false),
+                    });
+                }
+                Err(error) => {
+                    let error = pool_error(error);
+                    if tries >= RETRIES || !transient(&error) {
+                        return Err(error);
+                    }
+                    tries += 1;
+                    tokio::time::sleep(backoff(tries)).await;
+                }
+            }
+        }
+    }
+}
+
+/// A pool's failure as a storage error.
+fn pool_error(error: deadpool_postgres::PoolError) -> StorageError {
+    StorageError::backend_from(format!("postgres: no connection: {error}"), error)
+}
+
+/// How long to wait before try `n` (from 1) of a transaction.
+fn backoff(n: u32) -> Duration {
+    Duration::from_millis(5 * u64::from(n * n))
+}
+
+/// One transaction on a pooled connection. `BEGIN` is sent with its first statement
+/// ([`Tx::begin_with`]); a transaction that never began is a lone statement, committed by
+/// itself. A transaction dropped half-way (its caller went away) takes its connection out of
+/// the pool and closes it, which rolls it back.
+pub(super) struct Tx<'a> {
+    client: Option<Object>,
+    channel: &'a Channel,
+    /// `BEGIN` was sent.
+    begun: AtomicBool,
+    /// `COMMIT` (or `ROLLBACK`) was sent.
+    ended: AtomicBool,
+    /// `COMMIT` was sent and its answer lost: it may have committed, so it is not tried again.
+    doubtful: AtomicBool,
+}
+
+impl Tx<'_> {
+    /// The connection.
+    fn client(&self) -> StorageResult<&tokio_postgres::Client> {
+        self.client
+            .as_deref()
+            .map(|wrapper| &**wrapper)
+            .ok_or_else(|| StorageError::backend("postgres: the connection is gone"))
+    }
+
+    /// `sql`, prepared once per connection.
+    pub(super) async fn prepare(&self, sql: &str) -> StorageResult<Statement> {
+        match &self.client {
+            Some(client) => client.prepare_cached(sql).await.pg(),
+            None => Err(StorageError::backend("postgres: the connection is gone")),
+        }
+    }
+
+    /// Where this storage's signals go.
+    pub(super) fn channel(&self) -> &Channel {
+        self.channel
+    }
+
+    /// A query on the connection. Its request is sent when the future is first polled, so
+    /// queries joined together ([`futures::join!`]) are sent together; `params` are copied, so
+    /// a temporary list of them need not outlive the future.
+    pub(super) fn query<'a>(
+        &'a self,
+        statement: &'a Statement,
+        params: &[&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = StorageResult<Vec<tokio_postgres::Row>>> + Send + 'a {
+        let params = params.to_vec();
+        let client = self.client();
+        async move { client?.query(statement, &params).await.pg() }
+    }
+
+    /// A statement's row count; sent as [`Tx::query`] is.
+    pub(super) fn execute<'a>(
+        &'a self,
+        statement: &'a Statement,
+        params: &[&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = StorageResult<u64>> + Send + 'a {
+        let params = params.to_vec();
+        let client = self.client();
+        async move { client?.execute(statement, &params).await.pg() }
+    }
+
+    /// Begins the transaction with `first` as its first statement, sent with `BEGIN`.
+    /// `first` must send its request when first polled (a query on a prepared statement).
+    pub(super) async fn begin_with<T>(
+        &self,
+        first: impl Future<Output = StorageResult<T>>,
+    ) -> StorageResult<T> {
+        let client = self.client()?;
+        self.begun.store(true, Ordering::Relaxed);
+        let (begun, result) = futures::join!(client.batch_execute("BEGIN"), first);
+        begun.pg()?;
+        result
+    }
+
+    /// Ends the transaction with `last`, sent with `COMMIT`: if `last` fails, the commit rolls
+    /// back instead. `last` must send all its requests when first polled.
+    pub(super) async fn commit_with<T>(
+        &self,
+        last: impl Future<Output = StorageResult<T>>,
+    ) -> StorageResult<T> {
+        let client = self.client()?;
+        if !self.begun.load(Ordering::Relaxed) {
+            return last.await;
+        }
+        self.ended.store(true, Ordering::Relaxed);
+        let (result, committed) = futures::join!(last, client.batch_execute("COMMIT"));
+        let value = result?;
+        if let Err(error) = committed {
+            self.doubtful.store(true, Ordering::Relaxed);
+            return Err(storage_error(error));
+        }
+        Ok(value)
+    }
+
+    /// Runs `work` as a whole transaction in one round trip: `BEGIN`, its statements, and
+    /// `COMMIT` (a rollback if any of them failed) are sent together. `work` must send all its
+    /// requests when first polled.
+    pub(super) async fn atomically<T>(
+        &self,
+        work: impl Future<Output = StorageResult<T>>,
+    ) -> StorageResult<T> {
+        let client = self.client()?;
+        self.begun.store(true, Ordering::Relaxed);
+        self.ended.store(true, Ordering::Relaxed);
+        let (begun, result, committed) = futures::join!(
+            client.batch_execute("BEGIN"),
+            work,
+            client.batch_execute("COMMIT")
+        );
+        begun.pg()?;
+        let value = result?;
+        if let Err(error) = committed {
+            self.doubtful.store(true, Ordering::Relaxed);
+            return Err(storage_error(error));
+        }
+        Ok(value)
+    }
+
+    /// Sends `payloads` on this storage's channel, at the transaction's commit.
+    pub(super) async fn notify(
+        &self,
+        statement: &Statement,
+        payloads: &[String],
+    ) -> StorageResult<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let channel = &self.channel.name;
+        self.client()?
+            .execute(statement, &[channel, &payloads])
+            .await
+            .pg()
+            .map(drop)
+    }
+
+    /// Commits what is left open after `result`, or rolls it back on an error.
+    async fn finish<T>(&mut self, result: StorageResult<T>) -> StorageResult<T> {
+        if !self.begun.load(Ordering::Relaxed) || self.ended.load(Ordering::Relaxed) {
+            return result;
+        }
+        self.ended.store(true, Ordering::Relaxed);
+        let client = self.client()?;
+        match result {
+            Ok(value) => match client.batch_execute("COMMIT").await {
+                Ok(()) => Ok(value),
+                Err(error) => {
+                    self.doubtful.store(true, Ordering::Relaxed);
+                    Err(storage_error(error))
+                }
+            },
+            Err(error) => {
+                if client.batch_execute("ROLLBACK").await.is_err() {
+                    self.discard();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// True when the transaction may run again after a transient failure.
+    fn may_retry(&self) -> bool {
+        !self.doubtful.load(Ordering::Relaxed)
+    }
+
+    /// Closes the connection instead of giving it back to the pool.
+    fn discard(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        let open = self.begun.load(Ordering::Relaxed) && !self.ended.load(Ordering::Relaxed);
+        let broken = self
+            .client
+            .as_ref()
+            .is_some_and(|client| client.is_closed());
+        if open || broken {
+            self.discard();
+        }
+    }
+}
+
+/// Runs `$body` (an expression using the transaction `$tx`) in a transaction of `$storage`,
+/// again from the start after a transient failure.
+macro_rules! transact {
+    ($storage:expr, |$tx:ident| $body:expr) => {{
+        let mut tries = 0;
+        loop {
+            let mut $tx = $storage.session().await?;
+            let result = $body.await;
+            let result = $tx.finish(result).await;
+            match result {
+                Err(error) if tries < RETRIES && $tx.may_retry() && transient(&error) => {
+                    tries += 1;
+                    tracing::debug!(%error, tries, "postgres: trying the transaction again");
+                    drop($tx);
+                    tokio::time::sleep(backoff(tries)).await;
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn signals(&self) -> Option<broadcast::Receiver<Signal>> {
+        Some(self.inner.signals.subscribe())
+    }
+
+    async fn renew_lease(&self, replica: ReplicaId, until: Timestamp) -> StorageResult<Renewal> {
+        transact!(self, |tx| runs::renew_lease(&tx, replica, until))
+    }
+
+    async fn expire_leases(
+        &self,
+        which: Leases,
+        max_attempts: u32,
+        at: Timestamp,
+    ) -> StorageResult<Recovery> {
+        transact!(self, |tx| runs::expire_leases(&tx, which, max_attempts, at))
+    }
+
+    async fn request_cancel(&self, run_id: Uuid, action: CancelAction) -> StorageResult<bool> {
+        transact!(self, |tx| runs::request_cancel(&tx, run_id, action))
+    }
+
+    async fn create_thread(&self, thread: Thread, if_exists: IfExists) -> StorageResult<Thread> {
+        transact!(self, |tx| threads::create_thread(&tx, &thread, if_exists))
+    }
+
+    async fn get_thread(&self, thread_id: Uuid) -> StorageResult<Option<Thread>> {
+        transact!(self, |tx| threads::get_thread(&tx, thread_id))
+    }
+
+    async fn patch_thread(
+        &self,
+        thread_id: Uuid,
+        metadata: JsonObject,
+        at: Timestamp,
+    ) -> StorageResult<Thread> {
+        transact!(self, |tx| threads::patch_thread(
+            &tx, thread_id, &metadata, at
+        ))
+    }
+
+    async fn delete_thread(&self, thread_id: Uuid) -> StorageResult<bool> {
+        transact!(self, |tx| threads::delete_thread(&tx, thread_id))
+    }
+
+    async fn search_threads(&self, search: &ThreadSearchRequest) -> StorageResult<Vec<Thread>> {
+        transact!(self, |tx| threads::search_threads(&tx, search))
+    }
+
+    async fn update_thread_state(
+        &self,
+        thread_id: Uuid,
+        checkpoint: NewCheckpoint,
+    ) -> StorageResult<CheckpointRecord> {
+        transact!(self, |tx| threads::update_thread_state(
+            &tx,
+            thread_id,
+            &checkpoint
+        ))
+    }
+
+    async fn list_checkpoints(
+        &self,
+        thread_id: Uuid,
+        limit: u32,
+        before: Option<&str>,
+    ) -> StorageResult<Vec<CheckpointRecord>> {
+        transact!(self, |tx| threads::list_checkpoints(
+            &tx, thread_id, limit, before
+        ))
+    }
+
+    async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun> {
+        let mut new = new;
+        let doc = runs::encode_new_run(&mut new)?;
+        transact!(self, |tx| runs::create_run(&tx, &new, &doc))
+    }
+
+    async fn claim_next_run(
+        &self,
+        now: Timestamp,
+        replica: ReplicaId,
+    ) -> StorageResult<Option<ClaimedRun>> {
+        transact!(self, |tx| runs::claim_next_run(&tx, now, replica))
+    }
+
+    async fn next_pending_after(&self, after: Timestamp) -> StorageResult<Option<Timestamp>> {
+        transact!(self, |tx| runs::next_pending_after(&tx, after))
+    }
+
+    async fn finish_run(&self, finished: &FinishedRun) -> StorageResult<Option<EndedRun>> {
+        let encoded = runs::EncodedFinish::new(finished)?;
+        transact!(self, |tx| runs::finish_run(&tx, &encoded))
+    }
+
+    async fn transition_run(
+        &self,
+        run_id: Uuid,
+        from: &[RunStatus],
+        to: RunStatus,
+        at: Timestamp,
+    ) -> StorageResult<Option<Run>> {
+        transact!(self, |tx| runs::transition_run(&tx, run_id, from, to, at))
+    }
+
+    async fn rollback_run(
+        &self,
+        run_id: Uuid,
+        attempt: Option<u32>,
+        at: Timestamp,
+    ) -> StorageResult<bool> {
+        transact!(self, |tx| runs::rollback_run(&tx, run_id, attempt, at))
+    }
+
+    async fn get_run(&self, thread_id: Uuid, run_id: Uuid) -> StorageResult<Option<Run>> {
+        transact!(self, |tx| runs::get_run(&tx, thread_id, run_id))
+    }
+
+    async fn list_runs(&self, thread_id: Uuid, page: RunPage) -> StorageResult<Vec<Run>> {
+        transact!(self, |tx| runs::list_runs(&tx, thread_id, page))
+    }
+
+    async fn runs_with_status(&self, statuses: &[RunStatus]) -> StorageResult<Vec<Run>> {
+        transact!(self, |tx| runs::runs_with_status(&tx, statuses))
+    }
+
+    async fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> StorageResult<bool> {
+        let at = Timestamp::now();
+        transact!(self, |tx| runs::delete_run(&tx, thread_id, run_id, at))
+    }
+
+    async fn append_events(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        events: &[StoredEvent],
+    ) -> StorageResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        transact!(self, |tx| runs::append_events(&tx, run_id, attempt, events))
+    }
+
+    async fn events_after(&self, run_id: Uuid, after: u64) -> StorageResult<Vec<StoredEvent>> {
+        transact!(self, |tx| runs::events_after(&tx, run_id, after))
+    }
+
+    async fn put_item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        value: JsonObject,
+        at: Timestamp,
+    ) -> StorageResult<()> {
+        transact!(self, |tx| store::put_item(&tx, namespace, key, &value, at))
+    }
+
+    async fn get_item(&self, namespace: &[String], key: &str) -> StorageResult<Option<StoreItem>> {
+        transact!(self, |tx| store::get_item(&tx, namespace, key))
+    }
+
+    async fn delete_item(&self, namespace: &[String], key: &str) -> StorageResult<bool> {
+        transact!(self, |tx| store::delete_item(&tx, namespace, key))
+    }
+
+    async fn search_items(&self, search: &StoreSearchRequest) -> StorageResult<Vec<StoreItem>> {
+        transact!(self, |tx| store::search_items(&tx, search))
+    }
+
+    async fn list_namespaces(
+        &self,
+        request: &StoreListNamespacesRequest,
+    ) -> StorageResult<ListNamespacesResponse> {
+        transact!(self, |tx| store::list_namespaces(&tx, request))
+    }
+}
