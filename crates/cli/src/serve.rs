@@ -1,9 +1,10 @@
-//! `errand serve`: the server on a SQLite file, stopped cleanly by SIGINT or SIGTERM.
+//! `errand serve`: the server on a SQLite file, or on PostgreSQL with `--database-url`, stopped
+//! cleanly by SIGINT or SIGTERM.
 
 use crate::agents;
 use crate::config::Config;
 use anyhow::Context;
-use errand::server::storage::SqliteStorage;
+use errand::server::storage::{PostgresConfig, PostgresStorage, SqliteStorage, Storage};
 use errand::server::{ExecutorConfig, Server, graphs::Echo};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,9 +20,14 @@ pub(crate) struct ServeArgs {
     /// The port to listen on; 0 picks a free one.
     #[arg(long, default_value_t = 2024)]
     port: u16,
-    /// The SQLite database file (made if missing).
+    /// The SQLite database file (made if missing); unused with `--database-url`.
     #[arg(long, default_value = "errand.db")]
     db: PathBuf,
+    /// Keep everything in this PostgreSQL database instead of the SQLite file
+    /// (`postgres://user@host:5432/db`, `sslmode` as libpq reads it); several servers may share
+    /// it.
+    #[arg(long, env = "ERRAND_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// The config file whose `[agents.NAME]` tables declare the agents to host, beside `echo`.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -53,7 +59,8 @@ pub(crate) struct ServeArgs {
     thread_ttl: Option<u64>,
     /// Cap the database file at this many MiB: past it, errand behaves as on a full disk
     /// (new runs get 503, runs in flight wait to record their end) until space is freed.
-    #[arg(long)]
+    /// SQLite only.
+    #[arg(long, conflicts_with = "database_url")]
     db_max_mib: Option<u64>,
 }
 
@@ -75,18 +82,29 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
-    let storage = SqliteStorage::open(&args.db)
-        .with_context(|| format!("opening the database {}", args.db.display()))?;
-    if let Some(mib) = args.db_max_mib {
-        let cap = storage
-            .limit_size(Some(mib.saturating_mul(1024 * 1024)))
-            .await
-            .context("capping the database")?;
-        tracing::info!(cap_mib = cap / (1024 * 1024), "the database is capped");
-    }
+    let (storage, database): (Arc<dyn Storage>, String) = match &args.database_url {
+        Some(url) => {
+            let storage = PostgresStorage::connect(PostgresConfig::new(url.clone()))
+                .await
+                .context("connecting to the PostgreSQL database")?;
+            (Arc::new(storage), "PostgreSQL".to_owned())
+        }
+        None => {
+            let storage = SqliteStorage::open(&args.db)
+                .with_context(|| format!("opening the database {}", args.db.display()))?;
+            if let Some(mib) = args.db_max_mib {
+                let cap = storage
+                    .limit_size(Some(mib.saturating_mul(1024 * 1024)))
+                    .await
+                    .context("capping the database")?;
+                tracing::info!(cap_mib = cap / (1024 * 1024), "the database is capped");
+            }
+            (Arc::new(storage), args.db.display().to_string())
+        }
+    };
     let mut builder = Server::builder()
         .graph("echo", Echo)
-        .storage(Arc::new(storage))
+        .storage(storage)
         .executor_config(ExecutorConfig {
             max_concurrent_runs: args.max_concurrent_runs,
             run_timeout: Duration::from_secs(args.run_timeout_secs),
@@ -112,9 +130,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {address}"))?;
     let local = listener.local_addr()?;
     tracing::info!(
-        "errand {} serving on http://{local} (database {})",
+        "errand {} serving on http://{local} (database {database})",
         env!("CARGO_PKG_VERSION"),
-        args.db.display()
     );
     // Printed plainly too, so scripts can read the port when it was 0.
     println!("listening on http://{local}");

@@ -398,3 +398,81 @@ async fn an_attempt_whose_lease_ended_is_fenced_off_on_every_replica() {
     assert_eq!(stored.status, RunStatus::Success);
     db.drop_schema().await;
 }
+
+/// Not a check but a measure: 32 tasks (`ERRAND_BENCH_TASKS`) create a run (claimed at once,
+/// on a new thread) and finish it (three events, one checkpoint), for 5 seconds against one
+/// storage of 16 connections (`ERRAND_BENCH_POOL`). Run with
+/// `cargo test --release -p errand-server --features postgres --test storage_postgres
+/// -- --ignored --nocapture throughput`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measure, not a check"]
+async fn throughput_of_create_and_finish() {
+    let Some(db) = Db::new() else { return };
+    let mut config = db.config();
+    let knob = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    config.pool_size = knob("ERRAND_BENCH_POOL", 16);
+    let tasks_wanted = knob("ERRAND_BENCH_TASKS", 32);
+    let storage = PostgresStorage::connect(config).await.expect("a storage");
+    let replica = ReplicaId::random();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut tasks = Vec::new();
+    for _ in 0..tasks_wanted {
+        let storage = storage.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut creates = Vec::new();
+            while std::time::Instant::now() < deadline {
+                let now = Timestamp::now();
+                let run = run(Uuid::now_v7(), now);
+                let run_id = run.run_id;
+                let started = std::time::Instant::now();
+                let created = storage
+                    .create_run(new_run(run, Some(replica)))
+                    .await
+                    .expect("a create");
+                creates.push(started.elapsed());
+                assert!(created.started.is_some());
+                let mut end = finished(run_id, 1, Timestamp::now());
+                end.events = (1..=3)
+                    .map(|seq| StoredEvent {
+                        seq,
+                        event: "values".into(),
+                        data: r#"{"messages":[{"type":"ai","content":"hello"}]}"#.into(),
+                    })
+                    .collect();
+                end.values = Some(errand_server::storage::JsonText::of(&json!({"n": 1})));
+                end.checkpoints = vec![errand_server::storage::NewCheckpoint {
+                    checkpoint_id: Uuid::now_v7().to_string(),
+                    run_id: Some(run_id),
+                    values: errand_server::storage::JsonText::of(&json!({"n": 1})),
+                    metadata: obj(json!({"source": "loop", "step": 1})),
+                    next: Vec::new(),
+                    interrupts: Vec::new(),
+                    created_at: Timestamp::now(),
+                }];
+                storage.finish_run(&end).await.expect("a finish");
+            }
+            creates
+        }));
+    }
+    let mut creates = Vec::new();
+    for task in tasks {
+        creates.extend(task.await.expect("a task"));
+    }
+    creates.sort();
+    let p = |q: f64| creates[((creates.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "throughput: {tasks_wanted} tasks, pool {}: {} runs in 5 s = {:.0} runs/s; \
+         create p50 {:?}, p99 {:?}",
+        knob("ERRAND_BENCH_POOL", 16),
+        creates.len(),
+        creates.len() as f64 / 5.0,
+        p(0.5),
+        p(0.99)
+    );
+    db.drop_schema().await;
+}

@@ -686,11 +686,10 @@ pub(super) async fn runs_with_status(
     // rather than by a walk of the whole history.
     let active_only = statuses.iter().all(|status| is_active(*status));
     let sql = if active_only {
-        format!(
-            "SELECT r.status, r.updated_at, r.doc, r.run_id, r.thread_id, r.created_at \
-             FROM threads AS t JOIN runs AS r ON r.thread_id = t.thread_id \
-             WHERE t.active_runs > 0 AND r.status = ANY($1) ORDER BY r.created_at, r.seq"
-        )
+        "SELECT r.status, r.updated_at, r.doc, r.run_id, r.thread_id, r.created_at \
+         FROM threads AS t JOIN runs AS r ON r.thread_id = t.thread_id \
+         WHERE t.active_runs > 0 AND r.status = ANY($1) ORDER BY r.created_at, r.seq"
+            .to_owned()
     } else {
         format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = ANY($1) ORDER BY created_at, seq")
     };
