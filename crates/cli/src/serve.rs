@@ -28,6 +28,15 @@ pub(crate) struct ServeArgs {
     /// it.
     #[arg(long, env = "ERRAND_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// The PostgreSQL schema errand's tables live in (made if missing), so that several
+    /// deployments can share one database; letters, digits and `_`. Default: the
+    /// connection's search path (usually `public`).
+    #[arg(long, env = "ERRAND_DATABASE_SCHEMA", requires = "database_url")]
+    database_schema: Option<String>,
+    /// The most connections to PostgreSQL this server opens (besides one that listens for
+    /// other replicas' signals).
+    #[arg(long, default_value_t = 16, requires = "database_url")]
+    database_pool: usize,
     /// The config file whose `[agents.NAME]` tables declare the agents to host, beside `echo`.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -84,7 +93,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (storage, database): (Arc<dyn Storage>, String) = match &args.database_url {
         Some(url) => {
-            let storage = PostgresStorage::connect(PostgresConfig::new(url.clone()))
+            let mut config = PostgresConfig::new(url.clone());
+            config.schema = args.database_schema.clone();
+            config.pool_size = args.database_pool.max(1);
+            let storage = PostgresStorage::connect(config)
                 .await
                 .context("connecting to the PostgreSQL database")?;
             (Arc::new(storage), "PostgreSQL".to_owned())

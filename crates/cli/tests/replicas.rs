@@ -92,7 +92,8 @@ fn wait_for(address: &str, thread_id: &str, run_id: &str, wanted: &[&str], withi
 
 /// The `(id, event, data)` frames of an SSE body.
 fn frames(body: &str) -> Vec<(u64, String, Value)> {
-    body.split("\n\n")
+    body.replace("\r\n", "\n")
+        .split("\n\n")
         .filter_map(|frame| {
             let mut id = None;
             let mut event = None;
@@ -148,12 +149,12 @@ fn read_some_frames(address: &str, path: &str, count: usize) -> Vec<(u64, String
         }
         // Chunk sizes are lines of their own; frames span whole lines.
         text.push_str(&line);
-        let read = frames(&text.replace("\r\n", "\n"));
+        let read = frames(&text);
         if read.len() >= count || Instant::now() > deadline {
             return read;
         }
     }
-    frames(&text.replace("\r\n", "\n"))
+    frames(&text)
 }
 
 fn log_of(path: &Path) -> String {
@@ -230,11 +231,18 @@ fn replicas_on_one_database_share_runs_cancels_streams_and_survive_kills() {
         None,
         &[],
     );
-    let metadata = frames(&events)
-        .into_iter()
-        .find(|(_, event, _)| event == "metadata")
-        .expect("a metadata event");
-    assert_eq!(metadata.2["attempt"], 2, "{events}");
+    // Its stream shows both attempts, numbered on from one to the other.
+    let replayed = frames(&events);
+    let attempts: Vec<&Value> = replayed
+        .iter()
+        .filter(|(_, event, _)| event == "metadata")
+        .map(|(_, _, data)| &data["attempt"])
+        .collect();
+    assert_eq!(attempts.last(), Some(&&json!(2)), "{events}");
+    assert!(
+        replayed.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "ids rise across attempts: {events}"
+    );
 
     // Replica B stalls (SIGSTOP, as a long pause or a frozen VM would) while its runs run:
     // its lease runs out, C and D take its runs up, and when B wakes up what its stale
@@ -328,8 +336,10 @@ fn replicas_on_one_database_share_runs_cancels_streams_and_survive_kills() {
         &[("Last-Event-ID", &last_id.to_string())],
     );
     let rest = frames(&rest);
+    // Together the two parts are the whole stream as stored, read again once the run ended.
     let ids: Vec<u64> = first.iter().chain(&rest).map(|frame| frame.0).collect();
-    let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+    let (_, whole) = call_text(&b.address, "GET", &path, None, &[]);
+    let expected: Vec<u64> = frames(&whole).iter().map(|frame| frame.0).collect();
     assert_eq!(ids, expected, "ids across the two replicas");
     assert!(
         rest.iter().any(|(_, event, data)| event == "values"

@@ -21,6 +21,9 @@ pub(crate) struct RunChannel {
 
 #[derive(Debug, Default)]
 struct ChannelState {
+    /// The last `seq` of the run's stream before this channel's first event: what earlier
+    /// attempts stored, found in storage only.
+    base: u64,
     events: Vec<StoredEvent>,
     closed: bool,
     end: Option<Arc<RunEnd>>,
@@ -60,6 +63,16 @@ impl RunChannel {
     pub(crate) fn publish(&self, event: StoredEvent) {
         self.lock().events.push(event);
         self.changed.send_replace(());
+    }
+
+    /// Says that this channel's events follow `base`, stored by earlier attempts of the run.
+    pub(crate) fn set_base(&self, base: u64) {
+        self.lock().base = base;
+    }
+
+    /// The last `seq` before this channel's events ([`RunChannel::set_base`]).
+    pub(crate) fn base(&self) -> u64 {
+        self.lock().base
     }
 
     /// Marks the run ended and wakes the readers.

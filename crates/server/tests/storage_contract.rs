@@ -9,9 +9,6 @@
 //!
 //! What only SQLite has (migrations, files, WAL, size limits, raw-SQL salvage) is tested in
 //! `storage_sqlite.rs`.
-// The `postgres` feature is declared by the PostgreSQL backend's own change to Cargo.toml;
-// until it lands, this suite only names it.
-#![allow(unexpected_cfgs)]
 
 #[path = "support/storage.rs"]
 mod common;

@@ -278,6 +278,20 @@ async fn pump_events(
         };
         live = Some(Arc::clone(&channel));
         let mut changes = channel.subscribe();
+        let base = channel.base();
+        if position < base {
+            // Earlier attempts' events are in storage only.
+            let earlier: Vec<StoredEvent> = executor
+                .storage()
+                .events_after(run_id, position)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .take_while(|event| event.seq <= base)
+                .collect();
+            send(sender, write(&earlier, &mut position)).await?;
+            position = position.max(base);
+        }
         let batch = channel.read_after(position);
         send(sender, write(&batch.events, &mut position)).await?;
         if batch.closed {

@@ -46,6 +46,7 @@ impl Inner {
             run,
             attempt,
             start,
+            events_stored,
             ..
         } = claimed;
         // Keep what the end of the run needs; the rest of the run (its kwargs) goes to the
@@ -63,9 +64,9 @@ impl Inner {
         let config = kwargs.config.into_option().unwrap_or_default();
         let channel = self.hub.channel(run_id);
         self.streams
-            .add(run_id, attempt, Arc::clone(&channel))
+            .add(run_id, attempt, Arc::clone(&channel), events_stored)
             .await;
-        let recorder = Arc::new(Recorder::new(Arc::clone(&channel), charge));
+        let recorder = Arc::new(Recorder::new(Arc::clone(&channel), charge, events_stored));
         recorder.record(&StreamPart::Metadata(RunMetadata {
             run_id,
             attempt,
@@ -106,7 +107,7 @@ impl Inner {
             }
         };
 
-        let stored = self.streams.remove(run_id).await;
+        let stored = self.streams.remove(run_id).await.unwrap_or(events_stored);
         let now = Timestamp::now();
         let stop = active.reason();
         // The states the run streamed, as streamed; the last is the thread's values unless the

@@ -49,10 +49,12 @@ pub(super) struct Recorder {
 }
 
 impl Recorder {
-    pub(super) fn new(channel: Arc<RunChannel>, charge: Charge) -> Self {
+    /// A recorder whose first event follows `after` (what earlier attempts of the run stored).
+    pub(super) fn new(channel: Arc<RunChannel>, charge: Charge, after: u64) -> Self {
+        channel.set_base(after);
         Self {
             channel,
-            seq: AtomicU64::new(0),
+            seq: AtomicU64::new(after),
             charge,
         }
     }

@@ -31,26 +31,34 @@ struct Streaming {
 }
 
 impl Streams {
-    /// Starts storing the events of a run's attempt as it streams them on `channel`.
-    pub(super) async fn add(&self, run_id: Uuid, attempt: u32, channel: Arc<RunChannel>) {
+    /// Starts storing the events of a run's attempt as it streams them on `channel`, after
+    /// the `stored` ones of earlier attempts.
+    pub(super) async fn add(
+        &self,
+        run_id: Uuid,
+        attempt: u32,
+        channel: Arc<RunChannel>,
+        stored: u64,
+    ) {
         self.runs.lock().await.insert(
             run_id,
             Streaming {
                 attempt,
                 channel,
-                stored: 0,
+                stored,
             },
         );
     }
 
     /// Stops storing a run's events, answering the last `seq` stored: the events after it are
-    /// the run's end's to store.
-    pub(super) async fn remove(&self, run_id: Uuid) -> u64 {
+    /// the run's end's to store. `None` when they are not this server's to store (its
+    /// attempt lost the run).
+    pub(super) async fn remove(&self, run_id: Uuid) -> Option<u64> {
         self.runs
             .lock()
             .await
             .remove(&run_id)
-            .map_or(0, |streaming| streaming.stored)
+            .map(|streaming| streaming.stored)
     }
 }
 

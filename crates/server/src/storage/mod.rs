@@ -255,6 +255,10 @@ pub struct ClaimedRun {
     pub start: Start,
     /// The size of its stored record in bytes: what the executor counts it as holding.
     pub bytes: usize,
+    /// The last `seq` of the run's stream that earlier attempts stored (0 for none): this
+    /// attempt's events follow it, so a reader's `Last-Event-ID` stays meaningful across
+    /// attempts.
+    pub events_stored: u64,
 }
 
 impl ClaimedRun {
@@ -268,6 +272,7 @@ impl ClaimedRun {
             attempt: 1,
             start,
             bytes,
+            events_stored: 0,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! end once out of attempts or as a cancel stored on them asks.
 
 use crate::common::{
-    checkpoint, claim_for, create, done, enqueue, event, me, status_of, success, t, thread_of,
+    checkpoint, claim, claim_for, create, done, enqueue, event, me, status_of, success, t,
+    thread_of,
 };
 use errand_protocol::{CancelAction, Nullable, RunStatus, ThreadStatus};
 use errand_server::storage::{Leases, Recovery, ReplicaId, StorageError};
@@ -591,5 +592,26 @@ contract_test! {
             RunStatus::Interrupted
         );
         assert!(storage.claim_next_run(t(3), me()).await.unwrap().is_none());
+    }
+}
+
+contract_test! {
+    async fn a_run_taken_up_again_continues_the_stream_its_earlier_attempt_stored(storage) {
+        let thread = create(storage, json!({}), t(0)).await;
+        let run = enqueue(storage, thread.thread_id, t(1)).await;
+        let stale = ReplicaId::random();
+        storage.renew_lease(stale, t(10)).await.unwrap();
+        let first = claim_for(storage, t(2), stale).await;
+        assert_eq!(first.events_stored, 0);
+        storage
+            .append_events(run.run_id, first.attempt, &[event(1, "metadata"), event(2, "values")])
+            .await
+            .unwrap();
+        storage
+            .expire_leases(Leases::DueBy(t(11)), 3, t(11))
+            .await
+            .unwrap();
+        let second = claim(storage, t(12)).await;
+        assert_eq!((second.attempt, second.events_stored), (2, 2));
     }
 }

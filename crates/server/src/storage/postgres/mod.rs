@@ -35,9 +35,9 @@ mod threads;
 mod tls;
 
 use super::{
-    CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, FinishedRun, Leases, NewCheckpoint, NewRun,
-    Recovery, Renewal, ReplicaId, RunPage, Signal, Storage, StorageError, StorageResult,
-    StoredEvent,
+    CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, EventBatch, FinishedRun, Leases,
+    NewCheckpoint, NewRun, Recovery, Renewal, ReplicaId, RunPage, Signal, Storage, StorageError,
+    StorageResult, StoredEvent,
 };
 use async_trait::async_trait;
 use codec::{Pg, storage_error, transient};
@@ -45,6 +45,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use errand_protocol::{
     CancelAction, IfExists, JsonObject, ListNamespacesResponse, Run, RunStatus, StoreItem,
     StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest, Timestamp,
+    TtlStrategy,
 };
 use signals::Channel;
 use std::future::Future;
@@ -484,6 +485,14 @@ impl Storage for PostgresStorage {
         transact!(self, |tx| threads::search_threads(&tx, search))
     }
 
+    async fn prune_threads(
+        &self,
+        thread_ids: &[Uuid],
+        strategy: TtlStrategy,
+    ) -> StorageResult<u64> {
+        transact!(self, |tx| threads::prune_threads(&tx, thread_ids, strategy))
+    }
+
     async fn update_thread_state(
         &self,
         thread_id: Uuid,
@@ -576,6 +585,13 @@ impl Storage for PostgresStorage {
             return Ok(());
         }
         transact!(self, |tx| runs::append_events(&tx, run_id, attempt, events))
+    }
+
+    async fn append_event_batches(&self, batches: &[EventBatch]) -> StorageResult<Vec<Uuid>> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        transact!(self, |tx| runs::append_event_batches(&tx, batches))
     }
 
     async fn events_after(&self, run_id: Uuid, after: u64) -> StorageResult<Vec<StoredEvent>> {

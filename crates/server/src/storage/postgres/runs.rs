@@ -10,8 +10,8 @@ use super::threads::{
 use super::{NOTIFY, Tx};
 use crate::storage::rules::{Admission, Settled, admit};
 use crate::storage::{
-    ClaimedRun, CreatedRun, EndedRun, FinishedRun, Leases, NewRun, Recovery, Renewal, ReplicaId,
-    RunPage, Signal, Start, StorageError, StorageResult, StoredEvent,
+    ClaimedRun, CreatedRun, EndedRun, EventBatch, FinishedRun, Leases, NewRun, Recovery, Renewal,
+    ReplicaId, RunPage, Signal, Start, StorageError, StorageResult, StoredEvent,
 };
 use errand_protocol::{CancelAction, IfNotExists, Run, RunStatus, Thread, ThreadStatus, Timestamp};
 use serde_json::{Value, json};
@@ -206,7 +206,9 @@ fn claim_sql() -> String {
     format!(
         "UPDATE runs SET status = 'running', updated_at = $2, attempt = attempt + 1, \
          lease_owner = $3, cancel_action = NULL WHERE run_id = $1 \
-         RETURNING attempt, octet_length(doc), {RUN_COLUMNS}"
+         RETURNING attempt, octet_length(doc), \
+         (SELECT COALESCE(max(e.seq), 0) FROM run_events AS e WHERE e.run_id = runs.run_id), \
+         {RUN_COLUMNS}"
     )
 }
 
@@ -245,12 +247,14 @@ pub(super) async fn claim_next_run(
         };
         let count: i32 = get(row, 0)?;
         let bytes: i32 = get(row, 1)?;
-        let (run, unreadable) = decode_run(row, 2)?;
+        let stored: i64 = get(row, 2)?;
+        let (run, unreadable) = decode_run(row, 3)?;
         return Ok(Some(ClaimedRun {
             run,
             attempt: attempt(count)?,
             start: start_from(values.as_deref(), unreadable),
             bytes: usize::try_from(bytes).unwrap_or(0),
+            events_stored: u64::try_from(stored).unwrap_or(0),
         }));
     }
     Ok(None)
@@ -1007,6 +1011,73 @@ pub(super) async fn append_events(
         Ok(())
     })
     .await
+}
+
+/// Locks the runs of `$1` that are still held by the attempts `$2` (in the same order) and
+/// answers every run of `$1` that exists, with whether it is held.
+const HELD_RUNS: &str = "SELECT r.run_id, r.status = 'running' AND r.attempt = i.attempt \
+    FROM runs AS r JOIN unnest($1::uuid[], $2::int[]) AS i(run_id, attempt) \
+    ON i.run_id = r.run_id ORDER BY r.run_id FOR SHARE OF r";
+
+/// The events of several runs: `$1` their runs, then as [`INSERT_EVENTS`].
+const INSERT_RUN_EVENTS: &str = "INSERT INTO run_events (run_id, seq, event, data) \
+    SELECT e.run_id, e.seq, e.event, e.data \
+    FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[]) AS e(run_id, seq, event, data) \
+    ON CONFLICT DO NOTHING";
+
+pub(super) async fn append_event_batches(
+    tx: &Tx<'_>,
+    batches: &[EventBatch],
+) -> StorageResult<Vec<Uuid>> {
+    let lock = tx.prepare(HELD_RUNS).await?;
+    let insert = tx.prepare(INSERT_RUN_EVENTS).await?;
+    let notify = tx.prepare(NOTIFY).await?;
+    let run_ids: Vec<Uuid> = batches.iter().map(|batch| batch.run_id).collect();
+    let attempts = batches
+        .iter()
+        .map(|batch| {
+            i32::try_from(batch.attempt).map_err(|_| {
+                StorageError::backend(format!("attempt {} is too large", batch.attempt))
+            })
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+    let rows = tx
+        .begin_with(tx.query(&lock, &[&run_ids, &attempts]))
+        .await?;
+    let mut held = std::collections::HashSet::new();
+    let mut fenced = Vec::new();
+    for row in &rows {
+        let (run_id, holds): (Uuid, bool) = (get(row, 0)?, get(row, 1)?);
+        if holds {
+            held.insert(run_id);
+        } else {
+            fenced.push(run_id);
+        }
+    }
+    // Runs deleted meanwhile are in neither: they keep no events, as with one run.
+    let (mut ids, mut seqs, mut names, mut data) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut payloads = Vec::new();
+    for batch in batches.iter().filter(|batch| held.contains(&batch.run_id)) {
+        payloads.push(tx.channel().payload(Signal::Events {
+            run_id: batch.run_id,
+        }));
+        for event in &batch.events {
+            ids.push(batch.run_id);
+            seqs.push(sql_int(event.seq)?);
+            names.push(event.event.as_str());
+            data.push(&*event.data);
+        }
+    }
+    tx.commit_with(async {
+        let (inserted, notified) = futures::join!(
+            tx.execute(&insert, &[&ids, &seqs, &names, &data]),
+            tx.notify(&notify, &payloads),
+        );
+        in_order!(inserted, notified);
+        Ok(())
+    })
+    .await?;
+    Ok(fenced)
 }
 
 pub(super) async fn events_after(

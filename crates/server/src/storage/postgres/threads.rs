@@ -10,10 +10,69 @@ use crate::storage::{
     CheckpointRecord, JsonText, NewCheckpoint, Signal, StorageError, StorageResult,
 };
 use errand_protocol::Timestamp;
-use errand_protocol::{IfExists, JsonObject, SortOrder, Thread, ThreadSearchRequest, ThreadStatus};
+use errand_protocol::{
+    IfExists, JsonObject, SortOrder, Thread, ThreadSearchRequest, ThreadStatus, TtlStrategy,
+};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
+
+pub(super) async fn prune_threads(
+    tx: &Tx<'_>,
+    thread_ids: &[Uuid],
+    strategy: TtlStrategy,
+) -> StorageResult<u64> {
+    let ids = thread_ids.to_vec();
+    match strategy {
+        // One statement, its own transaction; the cascade takes runs, events and checkpoints.
+        TtlStrategy::Delete => {
+            let delete = tx
+                .prepare("DELETE FROM threads WHERE thread_id = ANY($1) AND active_runs = 0")
+                .await?;
+            tx.execute(&delete, &[&ids]).await
+        }
+        TtlStrategy::KeepLatest => {
+            // The idle threads are locked, so no run starts on them while they are pruned.
+            let lock = tx
+                .prepare(
+                    "SELECT thread_id FROM threads WHERE thread_id = ANY($1) \
+                     AND active_runs = 0 ORDER BY thread_id FOR UPDATE",
+                )
+                .await?;
+            let rows = tx.begin_with(tx.query(&lock, &[&ids])).await?;
+            let idle = rows
+                .iter()
+                .map(|row| get::<Uuid>(row, 0))
+                .collect::<StorageResult<Vec<_>>>()?;
+            if idle.is_empty() {
+                return Ok(0);
+            }
+            let older_checkpoints = tx
+                .prepare(
+                    "DELETE FROM checkpoints AS c WHERE c.thread_id = ANY($1) AND c.seq < \
+                     (SELECT max(l.seq) FROM checkpoints AS l WHERE l.thread_id = c.thread_id)",
+                )
+                .await?;
+            tx.execute(&older_checkpoints, &[&idle]).await?;
+            let orphans = tx
+                .prepare(
+                    "UPDATE checkpoints SET parent_checkpoint_id = NULL \
+                     WHERE thread_id = ANY($1) AND parent_checkpoint_id IS NOT NULL",
+                )
+                .await?;
+            tx.execute(&orphans, &[&idle]).await?;
+            let older_runs = tx
+                .prepare(
+                    "DELETE FROM runs AS r WHERE r.thread_id = ANY($1) AND r.run_id <> \
+                     (SELECT l.run_id FROM runs AS l WHERE l.thread_id = r.thread_id \
+                     ORDER BY l.created_at DESC, l.seq DESC LIMIT 1)",
+                )
+                .await?;
+            tx.execute(&older_runs, &[&idle]).await?;
+            Ok(u64::try_from(idle.len()).unwrap_or(u64::MAX))
+        }
+    }
+}
 
 /// Inserts a thread (`$12` its count of active runs) unless its id is taken.
 pub(super) const INSERT_THREAD: &str = "INSERT INTO threads (thread_id, status, created_at, \

@@ -226,11 +226,22 @@ pub(super) fn claim_next_run(
         .db()?
         .flatten();
     let (run, unreadable) = row.decode_or_salvage()?;
+    let attempt = attempt(count)?;
+    // A first attempt has no stream yet; a later one continues what earlier ones stored.
+    let stored: i64 = if attempt > 1 {
+        conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = ?1")
+            .db()?
+            .query_row([run.run_id.to_string()], |row| row.get(0))
+            .db()?
+    } else {
+        0
+    };
     Ok(Some(ClaimedRun {
         run,
-        attempt: attempt(count)?,
+        attempt,
         start: start_from(values.as_deref(), unreadable),
         bytes: usize::try_from(bytes).unwrap_or(0),
+        events_stored: u64::try_from(stored).unwrap_or(0),
     }))
 }
 
