@@ -23,7 +23,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask interop [--url URL | --python] [-- PYTEST_ARGS...]";
+const USAGE: &str =
+    "usage: cargo xtask interop [--url URL | --python | --postgres] [-- PYTEST_ARGS...]";
 /// How long a server may take to answer `GET /ok`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped server may take to exit after SIGTERM before it gets SIGKILL.
@@ -48,6 +49,9 @@ enum Target {
     Python,
     /// `errand serve`, built and started here.
     Errand,
+    /// `errand serve` on PostgreSQL (`ERRAND_TEST_DATABASE_URL`, else the local server's
+    /// `test` database), in a schema of its own.
+    ErrandPostgres,
 }
 
 /// The parsed command line.
@@ -68,6 +72,15 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
         Target::Url(url) => Server::external(url),
         Target::Python => Server::start_python(root)?,
         Target::Errand => Server::start_errand(root, &[])?,
+        Target::ErrandPostgres => {
+            let url = std::env::var("ERRAND_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let schema = format!("errand_interop_{}", uuid::Uuid::new_v4().simple());
+            Server::start_errand(
+                root,
+                &["--database-url", &url, "--database-schema", &schema],
+            )?
+        }
     };
     let outcome = server
         .wait_ready()
@@ -75,7 +88,7 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
         .and_then(|()| match options.target {
             // The Rust client against the real Python server, too.
             Target::Python => run_rust_client_peer_test(root, &server.url),
-            Target::Url(_) | Target::Errand => Ok(()),
+            Target::Url(_) | Target::Errand | Target::ErrandPostgres => Ok(()),
         });
     server.stop(outcome.is_ok());
     outcome
@@ -106,6 +119,7 @@ fn parse_args(args: &[&str]) -> anyhow::Result<Option<Options>> {
     let target = match ours {
         [] => Target::Errand,
         ["--python"] => Target::Python,
+        ["--postgres"] => Target::ErrandPostgres,
         ["--url", url] => Target::Url(url.trim_end_matches('/').to_owned()),
         ["help" | "--help" | "-h"] => return Ok(None),
         other => bail!("unknown arguments {other:?}\n{USAGE}"),
@@ -456,6 +470,10 @@ mod tests {
         };
         assert_eq!(parse(&[]).unwrap(), (Target::Errand, vec![]));
         assert_eq!(parse(&["--python"]).unwrap(), (Target::Python, vec![]));
+        assert_eq!(
+            parse(&["--postgres"]).unwrap(),
+            (Target::ErrandPostgres, vec![])
+        );
         assert_eq!(
             parse(&["--url", "http://h:1/", "--", "-k", "cancel"]).unwrap(),
             (
