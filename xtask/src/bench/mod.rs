@@ -393,6 +393,15 @@ fn catalog(plan: &Plan) -> Vec<FigureDef> {
             false,
         ),
         def(
+            "throughput_3_replicas",
+            format!(
+                "4b. completed runs/s, {} workers over 3 replicas (PostgreSQL)",
+                plan.workers
+            ),
+            "runs/s",
+            true,
+        ),
+        def(
             "cancel_p50",
             "5. cancel→interrupted, p50".into(),
             "ms",
@@ -758,6 +767,11 @@ async fn latency_session(launch: &Launch, plan: &Plan, out: &mut Measured) -> an
     step(side, "4. throughput");
     let result = phases::throughput(&server, plan, out).await;
     out.check("4. throughput", result);
+    if let Launch::Errand(binary, storage @ server::Storage::Postgres(_)) = launch {
+        step(side, "4b. throughput over 3 replicas on one database");
+        let result = three_replicas(&server, binary, storage, plan, out).await;
+        out.check("4b. throughput over 3 replicas", result);
+    }
     step(side, "5. cancel latency");
     let result = phases::cancel_latency(addr, plan, out).await;
     out.check("5. cancel", result);
@@ -775,6 +789,33 @@ async fn latency_session(launch: &Launch, plan: &Plan, out: &mut Measured) -> an
     let how = out.stop(&mut server);
     out.detail("stop_after_phases_1_5", json!(how));
     Ok(())
+}
+
+/// Figure 4b: two more replicas on `server`'s database, and phase 4's loop spread over the
+/// three.
+async fn three_replicas(
+    server: &Server,
+    binary: &Path,
+    storage: &server::Storage,
+    plan: &Plan,
+    out: &mut Measured,
+) -> anyhow::Result<()> {
+    let schema = server
+        .database_schema()
+        .context("the first replica has no schema")?;
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut replica = Server::start_errand_in(binary, storage, schema)?;
+        replica.wait_ready(READY_TIMEOUT).await?;
+        others.push(replica);
+    }
+    let servers: Vec<&Server> = std::iter::once(server).chain(others.iter()).collect();
+    let result = phases::throughput_over(&servers, plan, out, "throughput_3_replicas").await;
+    for mut replica in others {
+        let how = out.stop(&mut replica);
+        out.detail("stop_replicas", json!(how));
+    }
+    result
 }
 
 /// One level of phase 6, on a fresh server.

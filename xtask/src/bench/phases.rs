@@ -303,12 +303,30 @@ pub(crate) async fn throughput(
     plan: &Plan,
     out: &mut Measured,
 ) -> anyhow::Result<()> {
-    let addr = server.addr();
+    throughput_over(&[server], plan, out, "throughput").await
+}
+
+/// Phase 4's loop with its workers spread round-robin over `servers` (replicas of one
+/// database), recorded as figure `id` (its CPU per run as `{id}_cpu`, its details as
+/// `4_{id}`).
+pub(crate) async fn throughput_over(
+    servers: &[&Server],
+    plan: &Plan,
+    out: &mut Measured,
+    id: &str,
+) -> anyhow::Result<()> {
+    let addr = servers.first().context("no server")?.addr();
     let mut conns = Vec::new();
-    for _ in 0..plan.workers {
-        conns.push(Conn::open(addr).await?);
+    for worker in 0..plan.workers {
+        conns.push(Conn::open(servers[worker % servers.len()].addr()).await?);
     }
-    let cpu0 = server.stats()?.cpu_s;
+    let server_cpu = || -> anyhow::Result<f64> {
+        servers
+            .iter()
+            .map(|server| server.stats().map(|stats| stats.cpu_s))
+            .sum()
+    };
+    let cpu0 = server_cpu()?;
     let client0 = cpu_seconds(std::process::id())?;
     let start = Instant::now();
     let deadline = start + plan.window;
@@ -348,7 +366,7 @@ pub(crate) async fn throughput(
     }
     let window_s = plan.window.as_secs_f64();
     tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
-    let cpu1 = server.stats()?.cpu_s;
+    let cpu1 = server_cpu()?;
     let mut tallies = Vec::new();
     while let Some(tally) = set.join_next().await {
         tallies.push(tally?);
@@ -364,22 +382,23 @@ pub(crate) async fn throughput(
     for run in tallies.iter().filter_map(|t| t.last.as_ref()) {
         count(&mut last_statuses, &run_status(&mut conn, run).await?);
     }
-    out.figure("throughput", completed as f64 / window_s, completed);
+    out.figure(id, completed as f64 / window_s, completed);
     if completed > 0 {
         out.figure(
-            "throughput_cpu",
+            &format!("{id}_cpu"),
             cpu_window * 1e3 / completed as f64,
             completed,
         );
     }
     if errors > 0 {
         out.error(format!(
-            "4. throughput: {errors} failed iterations; first: {}",
+            "4. {id}: {errors} failed iterations; first: {}",
             first_error.as_deref().unwrap_or("?")
         ));
     }
     let details = json!({
         "workers": plan.workers,
+        "servers": servers.len(),
         "window_s": window_s,
         "completed_in_window": completed,
         "failed_iterations": errors,
@@ -389,7 +408,7 @@ pub(crate) async fn throughput(
         "client_cpu_s": round(client_cpu),
         "last_run_of_each_worker_status": last_statuses,
     });
-    out.detail("4_throughput", details);
+    out.detail(&format!("4_{id}"), details);
     Ok(())
 }
 

@@ -72,6 +72,8 @@ pub(crate) struct Server {
     dir: PathBuf,
     log: PathBuf,
     stopped: Option<String>,
+    /// The PostgreSQL schema of an errand on PostgreSQL.
+    schema: Option<String>,
 }
 
 /// Memory and CPU of a process, from `/proc/PID/status` and `/proc/PID/stat`.
@@ -95,6 +97,30 @@ impl Server {
         storage: &Storage,
         max_concurrent_runs: Option<usize>,
     ) -> anyhow::Result<Self> {
+        // A schema per start, as a file per start: each server begins empty.
+        let schema = format!("errand_bench_{}", uuid::Uuid::new_v4().simple());
+        Self::start_errand_with(binary, storage, &schema, max_concurrent_runs)
+    }
+
+    /// Starts another replica of an errand on PostgreSQL, on its `schema`.
+    pub(crate) fn start_errand_in(
+        binary: &Path,
+        storage: &Storage,
+        schema: &str,
+    ) -> anyhow::Result<Self> {
+        if *storage == Storage::Sqlite {
+            bail!("only an errand on PostgreSQL has replicas");
+        }
+        Self::start_errand_with(binary, storage, schema, None)
+    }
+
+    /// `errand serve` on `storage` (in `schema` on PostgreSQL).
+    fn start_errand_with(
+        binary: &Path,
+        storage: &Storage,
+        schema: &str,
+        max_concurrent_runs: Option<usize>,
+    ) -> anyhow::Result<Self> {
         let dir = temp_dir("errand")?;
         let port = free_port()?;
         let mut command = Command::new(binary);
@@ -103,20 +129,27 @@ impl Server {
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .env("ERRAND_LOG", "warn")
             .current_dir(&dir);
-        match storage {
+        let schema = match storage {
             Storage::Sqlite => {
                 command.arg("--db").arg(dir.join("bench.db"));
+                None
             }
             Storage::Postgres(url) => {
-                // A schema per start, as a file per start: each server begins empty.
-                let schema = format!("errand_bench_{}", uuid::Uuid::new_v4().simple());
-                command.args(["--database-url", url, "--database-schema", &schema]);
+                command.args(["--database-url", url, "--database-schema", schema]);
+                Some(schema.to_owned())
             }
-        }
+        };
         if let Some(max) = max_concurrent_runs {
             command.args(["--max-concurrent-runs", &max.to_string()]);
         }
-        Self::spawn(Side::Errand, command, dir, port)
+        let mut server = Self::spawn(Side::Errand, command, dir, port)?;
+        server.schema = schema;
+        Ok(server)
+    }
+
+    /// The PostgreSQL schema of an errand on PostgreSQL.
+    pub(crate) fn database_schema(&self) -> Option<&str> {
+        self.schema.as_deref()
     }
 
     /// Starts `langgraph dev` (offline, as the peer's README does) on a free port, from a fresh
@@ -167,6 +200,7 @@ impl Server {
             dir,
             log,
             stopped: None,
+            schema: None,
         })
     }
 
