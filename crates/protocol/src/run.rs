@@ -149,6 +149,19 @@ impl RunStatus {
         }
     }
 
+    /// The status of a wire name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "pending" => Some(Self::Pending),
+            "running" => Some(Self::Running),
+            "error" => Some(Self::Error),
+            "success" => Some(Self::Success),
+            "timeout" => Some(Self::Timeout),
+            "interrupted" => Some(Self::Interrupted),
+            _ => None,
+        }
+    }
+
     /// True once the run can no longer change.
     pub fn is_terminal(self) -> bool {
         !matches!(self, Self::Pending | Self::Running)

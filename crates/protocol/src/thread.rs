@@ -92,6 +92,17 @@ impl ThreadStatus {
             Self::Error => "error",
         }
     }
+
+    /// The status of a wire name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "idle" => Some(Self::Idle),
+            "busy" => Some(Self::Busy),
+            "interrupted" => Some(Self::Interrupted),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
 }
 
 /// A pause in a graph that waits for a human or another system.

@@ -10,6 +10,7 @@
 //! (feature `postgres`) keeps the same contract on a PostgreSQL database that several servers
 //! share.
 
+mod encoding;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub mod rules;

@@ -1,10 +1,17 @@
 //! The rules every storage backend keeps the same way, as plain functions: what a new run's
 //! multitask strategy makes of a busy thread, the status a thread takes as its runs end, and
-//! how metadata is matched and merged. A backend applies them inside its own transaction; they
+//! how metadata is matched and merged, which writes an attempt may make, what becomes of a run
+//! whose holder's lease ended, and how store namespaces are listed. A backend applies them inside its own transaction; they
 //! hold no state and do no I/O, so they are tested here once for all backends.
 
 use super::{StorageError, StorageResult};
-use errand_protocol::{JsonObject, MultitaskStrategy, ThreadStatus};
+use errand_protocol::{
+    CancelAction, JsonObject, ListNamespacesResponse, MultitaskStrategy,
+    StoreListNamespacesRequest, ThreadStatus,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use uuid::Uuid;
 
 /// What a new run may do on its thread, by its multitask strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +73,109 @@ pub fn contains(object: Option<&JsonObject>, filter: &JsonObject) -> bool {
 pub fn merge(into: &mut JsonObject, from: JsonObject) {
     for (key, value) in from {
         into.insert(key, value);
+    }
+}
+
+/// Refuses a write of `attempt` unless that attempt holds the run ([`StorageError::Fenced`]):
+/// it is `running` (`status` as stored: not put back to the queue by an expired lease, nor
+/// ended) and no later attempt claimed it (`held`, the attempts it counted).
+pub fn fence(run_id: Uuid, attempt: u32, status: &str, held: i64) -> StorageResult<()> {
+    if status == "running" && held == i64::from(attempt) {
+        Ok(())
+    } else {
+        Err(StorageError::Fenced { run_id, attempt })
+    }
+}
+
+/// Whose running runs an end of leases takes up, by the replica ids `Id` as a backend stores
+/// them: those of the ended replicas, or every replica's but one's (runs held by nobody, left
+/// `running` by a server older than leases, included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeasesEnded<Id> {
+    /// The runs these replicas hold.
+    Replicas(Vec<Id>),
+    /// The runs any other replica, or none, holds.
+    AllBut(Id),
+}
+
+impl<Id> LeasesEnded<Id> {
+    /// True when a run held by `holder` (or by nobody) is taken up.
+    pub fn covers<H: ?Sized>(&self, holder: Option<&H>) -> bool
+    where
+        Id: PartialEq<H>,
+    {
+        match (self, holder) {
+            (Self::Replicas(ended), Some(holder)) => ended.iter().any(|id| id == holder),
+            (Self::Replicas(_), None) => false,
+            (Self::AllBut(kept), holder) => holder.is_none_or(|holder| kept != holder),
+        }
+    }
+}
+
+/// What becomes of a running run whose holder's lease ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostRun {
+    /// A cancel stored for it ends it `interrupted`.
+    Interrupt,
+    /// A cancel stored for it rolls it back.
+    Rollback,
+    /// It waits as `pending` for another attempt.
+    Requeue,
+    /// It ends in `error`, and its thread too ([`worker_lost_error`]).
+    Fail,
+}
+
+/// The end of a run that had `attempts` attempts when its holder's lease ended: as the cancel
+/// stored for it asks, else queued again while attempts are left (always when its holder gave
+/// it back, `giving_back`), else failed.
+pub fn lost_run(
+    cancel: Option<CancelAction>,
+    giving_back: bool,
+    attempts: u32,
+    max_attempts: u32,
+) -> LostRun {
+    match cancel {
+        Some(CancelAction::Interrupt) => LostRun::Interrupt,
+        Some(CancelAction::Rollback) => LostRun::Rollback,
+        None if giving_back || attempts < max_attempts => LostRun::Requeue,
+        None => LostRun::Fail,
+    }
+}
+
+/// The error a thread keeps when its run failed for having had `attempts` attempts, each
+/// lost with the server running it.
+pub fn worker_lost_error(attempts: u32) -> Value {
+    json!({
+        "error": "WorkerLost",
+        "message": format!(
+            "the server running the run stopped, and it has had {attempts} attempts"
+        ),
+    })
+}
+
+/// One page of the distinct namespaces among `stored` that end with the request's suffix,
+/// each cut to its `max_depth`, in order.
+pub fn namespace_page(
+    request: &StoreListNamespacesRequest,
+    stored: impl IntoIterator<Item = Vec<String>>,
+) -> ListNamespacesResponse {
+    let suffix = request.suffix.as_deref().unwrap_or(&[]);
+    let mut namespaces = BTreeSet::new();
+    for mut namespace in stored {
+        if !namespace.ends_with(suffix) {
+            continue;
+        }
+        if let Some(depth) = request.max_depth {
+            namespace.truncate(depth as usize);
+        }
+        namespaces.insert(namespace);
+    }
+    ListNamespacesResponse {
+        namespaces: namespaces
+            .into_iter()
+            .skip(request.offset as usize)
+            .take(request.limit as usize)
+            .collect(),
     }
 }
 
@@ -138,5 +248,53 @@ mod tests {
         let mut into = object(json!({"a": 1, "b": {"deep": true}}));
         merge(&mut into, object(json!({"b": 2, "c": 3})));
         assert_eq!(into, object(json!({"a": 1, "b": 2, "c": 3})));
+    }
+
+    #[test]
+    fn a_lost_run_ends_as_its_cancel_asks_else_is_queued_again_until_its_attempts_run_out() {
+        use CancelAction::{Interrupt, Rollback};
+        assert_eq!(lost_run(Some(Interrupt), false, 9, 3), LostRun::Interrupt);
+        assert_eq!(lost_run(Some(Rollback), true, 1, 3), LostRun::Rollback);
+        assert_eq!(lost_run(None, false, 2, 3), LostRun::Requeue);
+        assert_eq!(lost_run(None, false, 3, 3), LostRun::Fail);
+        // A run given back by its own replica was not lost by a crash: it never fails here.
+        assert_eq!(lost_run(None, true, 3, 3), LostRun::Requeue);
+    }
+
+    #[test]
+    fn ended_leases_cover_their_replicas_runs_and_all_but_one_covers_unheld_runs_too() {
+        let ended = LeasesEnded::Replicas(vec!["a".to_owned()]);
+        assert!(ended.covers(Some("a")));
+        assert!(!ended.covers(Some("b")));
+        assert!(!ended.covers::<str>(None));
+        let all_but = LeasesEnded::AllBut("a".to_owned());
+        assert!(!all_but.covers(Some("a")));
+        assert!(all_but.covers(Some("b")));
+        assert!(all_but.covers::<str>(None));
+    }
+
+    #[test]
+    fn a_stale_attempt_is_fenced_off() {
+        let run_id = Uuid::nil();
+        assert!(fence(run_id, 2, "running", 2).is_ok());
+        assert!(matches!(
+            fence(run_id, 1, "running", 2),
+            Err(StorageError::Fenced { attempt: 1, .. })
+        ));
+        assert!(fence(run_id, 2, "pending", 2).is_err());
+    }
+
+    #[test]
+    fn namespaces_are_listed_distinct_cut_to_depth_and_paged() {
+        let request: StoreListNamespacesRequest = match serde_json::from_value(json!({
+            "suffix": ["x"], "max_depth": 1, "limit": 1, "offset": 1
+        })) {
+            Ok(request) => request,
+            Err(error) => panic!("a valid request: {error}"),
+        };
+        let stored = [["b", "x"], ["a", "x"], ["a", "x"], ["c", "y"]]
+            .map(|labels| labels.map(str::to_owned).to_vec());
+        let page = namespace_page(&request, stored);
+        assert_eq!(page.namespaces, vec![vec!["b".to_owned()]]);
     }
 }

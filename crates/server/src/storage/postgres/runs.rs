@@ -1,20 +1,23 @@
 //! Runs, their lifecycle on a thread, leases, and their stream events.
 
 use super::codec::{
-    RUN_COLUMNS, attempt, decode_nullable, decode_run, get, run_status, sql_int, timestamp, to_json,
+    RUN_COLUMNS, attempt, decode_nullable, decode_run, event_seq, get, run_status, sql_int,
+    timestamp, to_json,
 };
 use super::threads::{
     EncodedCheckpoint, INSERT_CHECKPOINTS, LOCK_THREAD, LOCK_THREAD_OF_RUN, Locked, SETTLE,
     insert_thread,
 };
 use super::{NOTIFY, Tx};
-use crate::storage::rules::{Admission, Settled, admit};
+use crate::storage::rules::{
+    Admission, LeasesEnded, LostRun, Settled, admit, fence, lost_run, worker_lost_error,
+};
 use crate::storage::{
     ClaimedRun, CreatedRun, EndedRun, EventBatch, FinishedRun, Leases, NewRun, Recovery, Renewal,
     ReplicaId, RunPage, Signal, Start, StorageError, StorageResult, StoredEvent,
 };
 use errand_protocol::{CancelAction, IfNotExists, Run, RunStatus, Thread, ThreadStatus, Timestamp};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::future::Future;
 use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
@@ -39,15 +42,6 @@ fn start_from(values: Option<&str>, unreadable: Option<String>) -> Start {
 /// Whether a run with this status is counted in its thread's `active_runs`.
 fn is_active(status: RunStatus) -> bool {
     matches!(status, RunStatus::Pending | RunStatus::Running)
-}
-
-/// Refuses a write of `attempt` unless that attempt holds the run.
-fn fence(run_id: Uuid, attempt: u32, status: &str, held: i32) -> StorageResult<()> {
-    if status == "running" && i64::from(held) == i64::from(attempt) {
-        Ok(())
-    } else {
-        Err(StorageError::Fenced { run_id, attempt })
-    }
 }
 
 /// The first error of pipelined results, in the order they were sent: the later ones are
@@ -383,7 +377,7 @@ pub(super) async fn finish_run(
     let thread_id: Uuid = get(thread, 0)?;
     let locked = Locked::read(thread, 1)?;
     let (status, held): (&str, i32) = (get(run, 0)?, get(run, 1)?);
-    fence(run_id, finished.attempt, status, held)?;
+    fence(run_id, finished.attempt, status, held.into())?;
     let (left, thread_status, _) = locked.settle(1, Settled::To(finished.thread_status));
     let mut parent: Option<String> = match latest.first() {
         Some(row) => get(row, 0)?,
@@ -626,7 +620,7 @@ pub(super) async fn rollback_run(
     let locked = Locked::read(thread, 1)?;
     let (status, held): (&str, i32) = (get(run, 0)?, get(run, 1)?);
     if let Some(attempt) = attempt {
-        fence(run_id, attempt, status, held)?;
+        fence(run_id, attempt, status, held.into())?;
     }
     let active = matches!(status, "pending" | "running");
     let left = rollback
@@ -752,23 +746,6 @@ pub(super) async fn delete_run(
     Ok(true)
 }
 
-/// Whose runs an end of leases takes up: those of the ended replicas, or every replica's but
-/// one (runs held by nobody included).
-enum Ending {
-    Replicas(Vec<Uuid>),
-    AllBut(Uuid),
-}
-
-impl Ending {
-    fn covers(&self, holder: Option<Uuid>) -> bool {
-        match (self, holder) {
-            (Self::Replicas(ended), Some(holder)) => ended.contains(&holder),
-            (Self::Replicas(_), None) => false,
-            (Self::AllBut(kept), holder) => holder != Some(*kept),
-        }
-    }
-}
-
 /// The running runs, oldest first, found through the threads that have active runs.
 const RUNNING_RUNS: &str = "SELECT r.run_id, r.thread_id FROM threads AS t \
     JOIN runs AS r ON r.thread_id = t.thread_id \
@@ -797,7 +774,7 @@ pub(super) async fn expire_leases(
                 .iter()
                 .map(|row| get::<Uuid>(row, 0))
                 .collect::<StorageResult<Vec<_>>>()?;
-            (Ending::Replicas(ids), false)
+            (LeasesEnded::Replicas(ids), false)
         }
         Leases::AllBut(kept) => {
             let statement = tx
@@ -805,7 +782,7 @@ pub(super) async fn expire_leases(
                 .await?;
             tx.begin_with(tx.execute(&statement, &[&kept.as_uuid()]))
                 .await?;
-            (Ending::AllBut(kept.as_uuid()), false)
+            (LeasesEnded::AllBut(kept.as_uuid()), false)
         }
         Leases::Of(replica) => {
             let statement = tx
@@ -813,7 +790,7 @@ pub(super) async fn expire_leases(
                 .await?;
             tx.begin_with(tx.execute(&statement, &[&replica.as_uuid()]))
                 .await?;
-            (Ending::Replicas(vec![replica.as_uuid()]), true)
+            (LeasesEnded::Replicas(vec![replica.as_uuid()]), true)
         }
     };
     let running = tx.prepare(RUNNING_RUNS).await?;
@@ -858,13 +835,18 @@ pub(super) async fn expire_leases(
         let holder: Option<Uuid> = get(run, 2)?;
         let cancel: Option<&str> = get(run, 3)?;
         // Looked at again under the locks: another sweeper may have taken it up meanwhile.
-        if status != "running" || !ending.covers(holder) {
+        if status != "running" || !ending.covers(holder.as_ref()) {
             continue;
         }
         let attempts = attempt(count)?;
         let ended_to = |status: RunStatus| status.as_str();
-        match cancel.and_then(CancelAction::from_name) {
-            Some(CancelAction::Interrupt) => {
+        match lost_run(
+            cancel.and_then(CancelAction::from_name),
+            giving_back,
+            attempts,
+            max_attempts,
+        ) {
+            LostRun::Interrupt => {
                 recovery.cancelled.push(run_id);
                 let (left, thread_status, _) = locked.settle(1, Settled::Idle);
                 let (name, thread_name) =
@@ -876,27 +858,22 @@ pub(super) async fn expire_leases(
                 in_order!(set, settled);
                 payloads.extend(ended_payloads(tx, run_id, true, 1, left));
             }
-            Some(CancelAction::Rollback) => {
+            LostRun::Rollback => {
                 recovery.cancelled.push(run_id);
                 let left = rollback
                     .run(tx, run_id, thread_id, locked, true, at)
                     .await?;
                 payloads.extend(ended_payloads(tx, run_id, true, 1, left));
             }
-            None if giving_back || attempts < max_attempts => {
+            LostRun::Requeue => {
                 recovery.requeued.push(run_id);
                 let name = ended_to(RunStatus::Pending);
                 tx.execute(&set_status, &[&run_id, &name, &micros]).await?;
             }
-            None => {
+            LostRun::Fail => {
                 recovery.failed.push(run_id);
                 // A thread runs one run at a time, so this is its thread's one running run.
-                let error = to_json(&json!({
-                    "error": "WorkerLost",
-                    "message": format!(
-                        "the server running the run stopped, and it has had {attempts} attempts"
-                    ),
-                }))?;
+                let error = to_json(&worker_lost_error(attempts))?;
                 let (left, thread_status, _) = locked.settle(1, Settled::To(ThreadStatus::Error));
                 let (name, thread_name) = (ended_to(RunStatus::Error), thread_status.as_str());
                 let (set, failed) = futures::join!(
@@ -999,7 +976,7 @@ pub(super) async fn append_events(
         return Ok(());
     };
     let (status, held): (&str, i32) = (get(row, 0)?, get(row, 1)?);
-    fence(run_id, attempt, status, held)?;
+    fence(run_id, attempt, status, held.into())?;
     let (seqs, names, data) = event_columns(events)?;
     let payloads = vec![tx.channel().payload(Signal::Events { run_id })];
     tx.commit_with(async {
@@ -1095,8 +1072,7 @@ pub(super) async fn events_after(
     rows.iter()
         .map(|row| {
             let seq: i64 = get(row, 0)?;
-            let seq = u64::try_from(seq)
-                .map_err(|_| StorageError::backend(format!("corrupt event seq {seq}")))?;
+            let seq = event_seq(seq)?;
             let data: &str = get(row, 2)?;
             Ok(StoredEvent {
                 seq,

@@ -1,35 +1,29 @@
 //! The long-term key-value store.
 
 use super::Tx;
-use super::codec::{ITEM_COLUMNS, decode_item, from_json, get, to_json};
+use super::codec::{
+    ITEM_COLUMNS, decode_item, from_json, get, namespace_key, namespace_range, to_json,
+};
 use super::threads::paged;
 use crate::storage::StorageResult;
-use crate::storage::rules::contains;
+use crate::storage::rules::{contains, namespace_page};
 use errand_protocol::{
     JsonObject, ListNamespacesResponse, StoreItem, StoreListNamespacesRequest, StoreSearchRequest,
     Timestamp,
 };
-use std::collections::BTreeSet;
 use tokio_postgres::types::ToSql;
 
-/// The stored form of a namespace: its JSON array.
-fn namespace_key(namespace: &[String]) -> StorageResult<String> {
-    to_json(namespace)
-}
-
 /// A condition on `namespace` (its parameters numbered from `$1`), with its arguments, that
-/// holds for the namespaces starting with the labels of `prefix`: as in SQLite, `["a"]` itself
-/// and those from `["a",` up to `["a"-` (`-` follows `,`), compared byte-wise (`COLLATE "C"`).
+/// holds for the namespaces under `prefix` (see [`namespace_range`]), compared byte-wise
+/// (`COLLATE "C"`) as in SQLite.
 fn prefix_condition(prefix: &[String]) -> StorageResult<(String, Vec<String>)> {
-    if prefix.is_empty() {
-        return Ok(("true".to_owned(), Vec::new()));
-    }
-    let exact = namespace_key(prefix)?;
-    let open = exact.strip_suffix(']').unwrap_or(&exact).to_owned();
-    Ok((
-        "(namespace = $1 OR (namespace >= $2 AND namespace < $3))".to_owned(),
-        vec![exact, format!("{open},"), format!("{open}-")],
-    ))
+    Ok(match namespace_range(prefix)? {
+        None => ("true".to_owned(), Vec::new()),
+        Some(range) => (
+            "(namespace = $1 OR (namespace >= $2 AND namespace < $3))".to_owned(),
+            range.into(),
+        ),
+    })
 }
 
 pub(super) async fn put_item(
@@ -127,23 +121,9 @@ pub(super) async fn list_namespaces(
     let refs: Vec<&(dyn ToSql + Sync)> =
         args.iter().map(|arg| arg as &(dyn ToSql + Sync)).collect();
     let rows = tx.query(&statement, &refs).await?;
-    let suffix = request.suffix.as_deref().unwrap_or(&[]);
-    let mut namespaces = BTreeSet::new();
-    for row in &rows {
-        let mut namespace: Vec<String> = from_json(get(row, 0)?, "store_items.namespace")?;
-        if !namespace.ends_with(suffix) {
-            continue;
-        }
-        if let Some(depth) = request.max_depth {
-            namespace.truncate(depth as usize);
-        }
-        namespaces.insert(namespace);
-    }
-    Ok(ListNamespacesResponse {
-        namespaces: namespaces
-            .into_iter()
-            .skip(request.offset as usize)
-            .take(request.limit as usize)
-            .collect(),
-    })
+    let stored = rows
+        .iter()
+        .map(|row| from_json(get(row, 0)?, "store_items.namespace"))
+        .collect::<StorageResult<Vec<Vec<String>>>>()?;
+    Ok(namespace_page(request, stored))
 }

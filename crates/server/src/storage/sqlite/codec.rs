@@ -6,20 +6,18 @@
 //!
 //! A thread or run whose stored JSON cannot be read (a row written by an older errand, or
 //! damaged on disk) is not an error for the reads it takes part in: it is answered as far as
-//! its columns tell, with the reason under [`UNREADABLE`], so that one bad row never takes a
+//! its columns tell, with the reason under [`UNREADABLE`](crate::storage::UNREADABLE), so that one bad row never takes a
 //! list, a search, a bulk cancel or the run queue down with it. The queue ends such a run in
 //! `error` rather than run it.
 
-use crate::storage::{CheckpointRecord, StorageError, StorageResult, UNREADABLE};
-use errand_protocol::{
-    Interrupt, JsonObject, MultitaskStrategy, Nullable, Run, RunKwargs, RunStatus, StoreItem,
-    Thread, ThreadStatus, Timestamp,
+use crate::storage::encoding::{RunKeys, decode_run};
+pub(super) use crate::storage::encoding::{
+    ThreadColumns, attempt, decode_nullable, event_seq, from_json, namespace_key, namespace_range,
+    run_status, sql_int, thread_status, timestamp, to_json,
 };
+use crate::storage::{CheckpointRecord, StorageError, StorageResult};
+use errand_protocol::{JsonObject, Run, StoreItem, Thread};
 use rusqlite::{Connection, OptionalExtension, Row};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Turns rusqlite errors into [`StorageError::Backend`].
@@ -47,109 +45,10 @@ pub(super) fn storage_error(error: rusqlite::Error) -> StorageError {
     }
 }
 
-/// The value of a decode, or `fallback` with the problem noted in `problems`.
-fn or_note<T>(result: StorageResult<T>, fallback: T, problems: &mut Vec<String>) -> T {
-    result.unwrap_or_else(|error| {
-        problems.push(error.to_string());
-        fallback
-    })
-}
-
-/// `extra` with the problems of a salvaged row under [`UNREADABLE`], logged once here.
-fn note_unreadable(extra: &mut JsonObject, what: &str, id: &str, problems: &[String]) {
-    if problems.is_empty() {
-        return;
-    }
-    let reason = format!(
-        "errand cannot read this {what} as stored ({}); it is shown from what could be read",
-        problems.join("; ")
-    );
-    tracing::warn!(%id, %reason, "a stored {what} cannot be read whole");
-    extra.insert(UNREADABLE.into(), Value::from(reason));
-}
-
-/// JSON text of a value.
-pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> StorageResult<String> {
-    serde_json::to_string(value)
-        .map_err(|error| StorageError::backend(format!("cannot encode JSON: {error}")))
-}
-
-/// A value from stored JSON text; `what` names the column for the error.
-pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StorageResult<T> {
-    serde_json::from_str(text)
-        .map_err(|error| StorageError::backend(format!("corrupt JSON in {what}: {error}")))
-}
-
-/// A timestamp from stored microseconds.
-pub(super) fn timestamp(micros: i64) -> StorageResult<Timestamp> {
-    Timestamp::from_timestamp_micros(micros)
-        .ok_or_else(|| StorageError::backend(format!("timestamp out of range: {micros}")))
-}
-
 /// A uuid from its stored text.
 pub(super) fn uuid(text: &str) -> StorageResult<Uuid> {
     Uuid::parse_str(text)
         .map_err(|error| StorageError::backend(format!("corrupt id {text:?}: {error}")))
-}
-
-/// A thread status from its stored name.
-pub(super) fn thread_status(text: &str) -> StorageResult<ThreadStatus> {
-    match text {
-        "idle" => Ok(ThreadStatus::Idle),
-        "busy" => Ok(ThreadStatus::Busy),
-        "interrupted" => Ok(ThreadStatus::Interrupted),
-        "error" => Ok(ThreadStatus::Error),
-        other => Err(StorageError::backend(format!(
-            "unknown thread status {other:?}"
-        ))),
-    }
-}
-
-/// A run status from its stored name.
-pub(super) fn run_status(text: &str) -> StorageResult<RunStatus> {
-    match text {
-        "pending" => Ok(RunStatus::Pending),
-        "running" => Ok(RunStatus::Running),
-        "error" => Ok(RunStatus::Error),
-        "success" => Ok(RunStatus::Success),
-        "timeout" => Ok(RunStatus::Timeout),
-        "interrupted" => Ok(RunStatus::Interrupted),
-        other => Err(StorageError::backend(format!(
-            "unknown run status {other:?}"
-        ))),
-    }
-}
-
-/// A count or position as SQLite's integer.
-pub(super) fn sql_int(value: u64) -> StorageResult<i64> {
-    i64::try_from(value).map_err(|_| StorageError::backend(format!("{value} is too large")))
-}
-
-/// A stored attempt count.
-pub(super) fn attempt(value: i64) -> StorageResult<u32> {
-    u32::try_from(value)
-        .map_err(|_| StorageError::backend(format!("corrupt attempt count {value}")))
-}
-
-/// Encodes a field that may be absent, `null` or set: SQL `NULL` when absent, JSON text
-/// (`null` included) otherwise.
-pub(super) fn encode_nullable(value: &Nullable<Value>) -> StorageResult<Option<String>> {
-    match value {
-        Nullable::Absent => Ok(None),
-        Nullable::Null => Ok(Some("null".to_owned())),
-        Nullable::Present(value) => to_json(value).map(Some),
-    }
-}
-
-/// Decodes what [`encode_nullable`] wrote.
-pub(super) fn decode_nullable(text: Option<&str>, what: &str) -> StorageResult<Nullable<Value>> {
-    match text {
-        None => Ok(Nullable::Absent),
-        Some(text) => match from_json::<Value>(text, what)? {
-            Value::Null => Ok(Nullable::Null),
-            value => Ok(Nullable::Present(value)),
-        },
-    }
 }
 
 /// A thread's stored metadata, to merge more into; metadata that cannot be read is replaced
@@ -167,81 +66,11 @@ pub(super) fn readable_metadata(text: &str, thread_id: &str) -> JsonObject {
 pub(super) const THREAD_COLUMNS: &str = "thread_id, status, created_at, updated_at, \
     state_updated_at, metadata, config, state_values, interrupts, error, extra";
 
-/// The fields of [`Thread`] that have no column of their own, stored as one JSON object.
-#[derive(Serialize)]
-struct ThreadRestRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ttl: &'a Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extracted: &'a Option<JsonObject>,
-    #[serde(flatten)]
-    extra: &'a JsonObject,
-}
-
-/// What [`ThreadRestRef`] wrote.
-#[derive(Deserialize, Default)]
-struct ThreadRest {
-    #[serde(default)]
-    ttl: Option<Value>,
-    #[serde(default)]
-    extracted: Option<JsonObject>,
-    #[serde(flatten)]
-    extra: JsonObject,
-}
-
-/// A thread as SQL values, for inserting.
-#[derive(Debug)]
-pub(super) struct ThreadColumns {
-    pub(super) thread_id: String,
-    pub(super) status: &'static str,
-    pub(super) created_at: i64,
-    pub(super) updated_at: i64,
-    pub(super) state_updated_at: Option<i64>,
-    pub(super) metadata: String,
-    pub(super) config: Option<String>,
-    pub(super) values: Option<String>,
-    pub(super) interrupts: Option<String>,
-    pub(super) error: Option<String>,
-    pub(super) extra: String,
-}
-
-impl ThreadColumns {
-    /// Encodes a thread.
-    pub(super) fn encode(thread: &Thread) -> StorageResult<Self> {
-        Ok(Self {
-            thread_id: thread.thread_id.to_string(),
-            status: thread.status.as_str(),
-            created_at: thread.created_at.timestamp_micros(),
-            updated_at: thread.updated_at.timestamp_micros(),
-            state_updated_at: thread.state_updated_at.map(|at| at.timestamp_micros()),
-            metadata: to_json(&thread.metadata)?,
-            config: thread.config.as_ref().map(to_json).transpose()?,
-            values: encode_nullable(&thread.values)?,
-            interrupts: thread.interrupts.as_ref().map(to_json).transpose()?,
-            error: encode_nullable(&thread.error)?,
-            extra: to_json(&ThreadRestRef {
-                ttl: &thread.ttl,
-                extracted: &thread.extracted,
-                extra: &thread.extra,
-            })?,
-        })
-    }
-}
-
 /// A thread row as read.
 #[derive(Debug)]
 pub(super) struct ThreadRow {
     thread_id: String,
-    status: String,
-    created_at: i64,
-    updated_at: i64,
-    state_updated_at: Option<i64>,
-    metadata: String,
-    config: Option<String>,
-    values: Option<String>,
-    interrupts: Option<String>,
-    error: Option<String>,
-    extra: String,
+    columns: ThreadColumns,
 }
 
 impl ThreadRow {
@@ -249,77 +78,24 @@ impl ThreadRow {
     pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             thread_id: row.get(0)?,
-            status: row.get(1)?,
-            created_at: row.get(2)?,
-            updated_at: row.get(3)?,
-            state_updated_at: row.get(4)?,
-            metadata: row.get(5)?,
-            config: row.get(6)?,
-            values: row.get(7)?,
-            interrupts: row.get(8)?,
-            error: row.get(9)?,
-            extra: row.get(10)?,
+            columns: ThreadColumns {
+                status: row.get(1)?,
+                created_at: row.get(2)?,
+                updated_at: row.get(3)?,
+                state_updated_at: row.get(4)?,
+                metadata: row.get(5)?,
+                config: row.get(6)?,
+                values: row.get(7)?,
+                interrupts: row.get(8)?,
+                error: row.get(9)?,
+                extra: row.get(10)?,
+            },
         })
     }
 
-    /// The thread. A field that cannot be read is left empty (`null`, `{}`), its status
-    /// `error` if that is what cannot be read, and the problems are named under
-    /// [`UNREADABLE`]; only an unreadable id is an error.
+    /// The thread; see [`ThreadColumns::decode`]. Only an unreadable id is an error.
     pub(super) fn decode(self) -> StorageResult<Thread> {
-        let thread_id = uuid(&self.thread_id)?;
-        let mut problems = Vec::new();
-        let p = &mut problems;
-        let rest = or_note(
-            from_json::<ThreadRest>(&self.extra, "threads.extra"),
-            ThreadRest::default(),
-            p,
-        );
-        let updated_at = or_note(timestamp(self.updated_at), Timestamp::now(), p);
-        let mut thread = Thread {
-            thread_id,
-            created_at: or_note(timestamp(self.created_at), updated_at, p),
-            updated_at,
-            state_updated_at: or_note(self.state_updated_at.map(timestamp).transpose(), None, p),
-            metadata: or_note(
-                from_json(&self.metadata, "threads.metadata"),
-                JsonObject::new(),
-                p,
-            ),
-            status: or_note(thread_status(&self.status), ThreadStatus::Error, p),
-            config: or_note(
-                self.config
-                    .as_deref()
-                    .map(|text| from_json(text, "threads.config"))
-                    .transpose(),
-                None,
-                p,
-            ),
-            values: or_note(
-                decode_nullable(self.values.as_deref(), "threads.state_values"),
-                Nullable::Null,
-                p,
-            ),
-            interrupts: or_note(
-                self.interrupts
-                    .as_deref()
-                    .map(|text| {
-                        from_json::<BTreeMap<String, Vec<Interrupt>>>(text, "threads.interrupts")
-                    })
-                    .transpose(),
-                None,
-                p,
-            ),
-            error: or_note(
-                decode_nullable(self.error.as_deref(), "threads.error"),
-                Nullable::Null,
-                p,
-            ),
-            ttl: rest.ttl,
-            extracted: rest.extracted,
-            extra: rest.extra,
-        };
-        note_unreadable(&mut thread.extra, "thread", &self.thread_id, &problems);
-        Ok(thread)
+        Ok(self.columns.decode(uuid(&self.thread_id)?))
     }
 }
 
@@ -352,15 +128,6 @@ pub(super) struct RunRow {
     created_at: i64,
 }
 
-/// The parts of a run's document that are read from one that cannot be read whole.
-#[derive(Deserialize, Default)]
-struct RunHead {
-    #[serde(default)]
-    assistant_id: Option<Uuid>,
-    #[serde(default)]
-    multitask_strategy: Option<MultitaskStrategy>,
-}
-
 impl RunRow {
     /// Reads [`RUN_COLUMNS`] starting at column `first`.
     pub(super) fn read_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
@@ -384,44 +151,18 @@ impl RunRow {
         self.decode_or_salvage().map(|(run, _)| run)
     }
 
-    /// The run, with its current status and `updated_at`, and none; or, when its document
-    /// or a column cannot be read, the run as its columns tell (no metadata or kwargs, status
-    /// `error` if that is what is unreadable) with the problems, which are also under
-    /// [`UNREADABLE`]. Only unreadable ids are an error.
+    /// The run, with its current status and `updated_at`, and none; or, when it cannot be
+    /// read whole, the run as its columns tell with the problems; see [`decode_run`]. Only
+    /// unreadable ids are an error.
     pub(super) fn decode_or_salvage(self) -> StorageResult<(Run, Option<String>)> {
-        let mut problems = Vec::new();
-        let p = &mut problems;
-        let status = or_note(run_status(&self.status), RunStatus::Error, p);
-        let updated_at = or_note(timestamp(self.updated_at), Timestamp::now(), p);
-        match from_json::<Run>(&self.doc, "runs.doc") {
-            Ok(mut run) if problems.is_empty() => {
-                run.status = status;
-                run.updated_at = updated_at;
-                return Ok((run, None));
-            }
-            Ok(_) => {}
-            Err(error) => problems.push(error.to_string()),
-        }
-        let head: RunHead = serde_json::from_str(&self.doc).unwrap_or_default();
-        let mut run = Run {
-            run_id: uuid(&self.run_id)?,
-            thread_id: uuid(&self.thread_id)?,
-            assistant_id: head.assistant_id.unwrap_or_default(),
-            created_at: or_note(timestamp(self.created_at), updated_at, &mut problems),
-            updated_at,
-            status,
-            metadata: JsonObject::new(),
-            kwargs: RunKwargs::default(),
-            multitask_strategy: head.multitask_strategy.unwrap_or_default(),
-            extra: JsonObject::new(),
-        };
-        note_unreadable(&mut run.extra, "run", &self.run_id, &problems);
-        let reason = run
-            .extra
-            .get(UNREADABLE)
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        Ok((run, reason))
+        let (run_id, thread_id, created_at) = (&self.run_id, &self.thread_id, self.created_at);
+        decode_run(&self.status, self.updated_at, &self.doc, || {
+            Ok(RunKeys {
+                run_id: uuid(run_id)?,
+                thread_id: uuid(thread_id)?,
+                created_at,
+            })
+        })
     }
 }
 

@@ -1,18 +1,21 @@
 //! Runs, their lifecycle on a thread, and their stream events.
 
 use super::codec::{
-    Db, RUN_COLUMNS, RunRow, attempt, decode_nullable, load_run, readable_metadata, sql_int,
-    timestamp, to_json, uuid,
+    Db, RUN_COLUMNS, RunRow, attempt, decode_nullable, event_seq, load_run, readable_metadata,
+    sql_int, timestamp, to_json, uuid,
 };
 use super::threads::{EncodedCheckpoint, insert_encoded_checkpoint, insert_thread, runs_ended};
-use crate::storage::rules::{Admission, Settled, admit, merge, thread_status};
+use crate::storage::rules::{
+    Admission, LeasesEnded, LostRun, Settled, admit, fence, lost_run, merge, thread_status,
+    worker_lost_error,
+};
 use crate::storage::{
     ClaimedRun, EndedRun, FinishedRun, JsonText, Leases, NewRun, Recovery, Renewal, ReplicaId,
     RunPage, Start, StorageError, StorageResult, StoredEvent,
 };
 use errand_protocol::{CancelAction, IfNotExists, Run, RunStatus, Thread, ThreadStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// Encodes a new run's wire object, before the write transaction: it is stored as is.
@@ -366,16 +369,6 @@ fn run_state(conn: &Connection, run_id: &str) -> StorageResult<Option<(String, S
         .db()
 }
 
-/// Refuses a write of `attempt` unless that attempt holds the run: it is `running` (not put
-/// back to the queue by an expired lease, nor ended) and no later attempt claimed it.
-fn fence(run_id: Uuid, attempt: u32, status: &str, held: i64) -> StorageResult<()> {
-    if status == "running" && held == i64::from(attempt) {
-        Ok(())
-    } else {
-        Err(StorageError::Fenced { run_id, attempt })
-    }
-}
-
 pub(super) fn transition_run(
     conn: &Connection,
     run_id: Uuid,
@@ -558,23 +551,6 @@ pub(super) fn delete_run(
     Ok(true)
 }
 
-/// The replicas whose leases `which` ends, besides runs held by nobody (left `running` by a
-/// server older than leases), which every end of other replicas' leases takes up.
-enum Ending {
-    Replicas(Vec<String>),
-    AllBut(String),
-}
-
-impl Ending {
-    fn covers(&self, holder: Option<&str>) -> bool {
-        match (self, holder) {
-            (Self::Replicas(ended), Some(holder)) => ended.iter().any(|id| id == holder),
-            (Self::Replicas(_), None) => false,
-            (Self::AllBut(kept), holder) => holder != Some(kept.as_str()),
-        }
-    }
-}
-
 pub(super) fn expire_leases(
     conn: &Connection,
     which: Leases,
@@ -602,7 +578,7 @@ pub(super) fn expire_leases(
                 .db()?
                 .execute([due.timestamp_micros()])
                 .db()?;
-            (Ending::Replicas(expired), false)
+            (LeasesEnded::Replicas(expired), false)
         }
         Leases::AllBut(kept) => {
             let kept = kept.to_string();
@@ -610,7 +586,7 @@ pub(super) fn expire_leases(
                 .db()?
                 .execute([&kept])
                 .db()?;
-            (Ending::AllBut(kept), false)
+            (LeasesEnded::AllBut(kept), false)
         }
         Leases::Of(replica) => {
             let replica = replica.to_string();
@@ -618,7 +594,7 @@ pub(super) fn expire_leases(
                 .db()?
                 .execute([&replica])
                 .db()?;
-            (Ending::Replicas(vec![replica]), true)
+            (LeasesEnded::Replicas(vec![replica]), true)
         }
     };
     let running = {
@@ -643,30 +619,30 @@ pub(super) fn expire_leases(
             continue;
         }
         let attempts = attempt(count)?;
-        match cancel.as_deref().and_then(CancelAction::from_name) {
-            Some(CancelAction::Interrupt) => {
+        match lost_run(
+            cancel.as_deref().and_then(CancelAction::from_name),
+            giving_back,
+            attempts,
+            max_attempts,
+        ) {
+            LostRun::Interrupt => {
                 recovery.cancelled.push(uuid(&run_id)?);
                 set_status(conn, &run_id, RunStatus::Interrupted, micros)?;
                 runs_ended(conn, &thread_id, 1, Settled::Idle, at)?;
             }
-            Some(CancelAction::Rollback) => {
+            LostRun::Rollback => {
                 recovery.cancelled.push(uuid(&run_id)?);
                 remove_rolled_back(conn, &run_id, &thread_id, "running", at)?;
             }
-            None if giving_back || attempts < max_attempts => {
+            LostRun::Requeue => {
                 recovery.requeued.push(uuid(&run_id)?);
                 set_status(conn, &run_id, RunStatus::Pending, micros)?;
             }
-            None => {
+            LostRun::Fail => {
                 recovery.failed.push(uuid(&run_id)?);
                 set_status(conn, &run_id, RunStatus::Error, micros)?;
                 // A thread runs one run at a time, so this is its thread's one running run.
-                let error = json!({
-                    "error": "WorkerLost",
-                    "message": format!(
-                        "the server running the run stopped, and it has had {attempts} attempts"
-                    ),
-                });
+                let error = worker_lost_error(attempts);
                 conn.prepare_cached(
                     "UPDATE threads SET error = ?2, updated_at = ?3 WHERE thread_id = ?1",
                 )
@@ -801,8 +777,7 @@ pub(super) fn events_after(
         .db()?;
     rows.into_iter()
         .map(|(seq, event, data)| {
-            let seq = u64::try_from(seq)
-                .map_err(|_| StorageError::backend(format!("corrupt event seq {seq}")))?;
+            let seq = event_seq(seq)?;
             Ok(StoredEvent {
                 seq,
                 event,

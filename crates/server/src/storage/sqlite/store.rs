@@ -1,42 +1,25 @@
 //! The long-term key-value store.
 
-use super::codec::{Db, ITEM_COLUMNS, ItemRow, from_json, to_json};
+use super::codec::{Db, ITEM_COLUMNS, ItemRow, from_json, namespace_key, namespace_range, to_json};
 use crate::storage::StorageResult;
-use crate::storage::rules::contains;
+use crate::storage::rules::{contains, namespace_page};
 use errand_protocol::{
     JsonObject, ListNamespacesResponse, StoreItem, StoreListNamespacesRequest, StoreSearchRequest,
     Timestamp,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
-use std::collections::BTreeSet;
 
-/// The stored form of a namespace: its JSON array.
-fn namespace_key(namespace: &[String]) -> StorageResult<String> {
-    to_json(namespace)
-}
-
-/// A SQL condition on `namespace`, with its arguments, that holds for the namespaces starting
-/// with the labels of `prefix`.
-///
-/// `["a"]` is stored as `["a"]`, and `["a","b"]` as `["a","b"]`: the namespaces under `["a"]`
-/// are `["a"]` itself and those starting with `["a",`, which sort between `["a",` and `["a"-`
-/// (`-` follows `,`). A label's closing quote is never part of a label (inside one it is
-/// escaped), so `["ab"]` is not under `["a"]`.
+/// A SQL condition on `namespace`, with its arguments, that holds for the namespaces under
+/// `prefix` (see [`namespace_range`]).
 fn prefix_condition(prefix: &[String]) -> StorageResult<(String, Vec<SqlValue>)> {
-    if prefix.is_empty() {
-        return Ok(("1 = 1".to_owned(), Vec::new()));
-    }
-    let exact = namespace_key(prefix)?;
-    let open = exact.strip_suffix(']').unwrap_or(&exact);
-    Ok((
-        "(namespace = ? OR (namespace >= ? AND namespace < ?))".to_owned(),
-        vec![
-            SqlValue::Text(exact.clone()),
-            SqlValue::Text(format!("{open},")),
-            SqlValue::Text(format!("{open}-")),
-        ],
-    ))
+    Ok(match namespace_range(prefix)? {
+        None => ("1 = 1".to_owned(), Vec::new()),
+        Some(range) => (
+            "(namespace = ? OR (namespace >= ? AND namespace < ?))".to_owned(),
+            range.into_iter().map(SqlValue::Text).collect(),
+        ),
+    })
 }
 
 pub(super) fn put_item(
@@ -139,23 +122,9 @@ pub(super) fn list_namespaces(
         .db()?
         .collect::<rusqlite::Result<Vec<_>>>()
         .db()?;
-    let suffix = request.suffix.as_deref().unwrap_or(&[]);
-    let mut namespaces = BTreeSet::new();
-    for text in stored {
-        let mut namespace: Vec<String> = from_json(&text, "store_items.namespace")?;
-        if !namespace.ends_with(suffix) {
-            continue;
-        }
-        if let Some(depth) = request.max_depth {
-            namespace.truncate(depth as usize);
-        }
-        namespaces.insert(namespace);
-    }
-    Ok(ListNamespacesResponse {
-        namespaces: namespaces
-            .into_iter()
-            .skip(request.offset as usize)
-            .take(request.limit as usize)
-            .collect(),
-    })
+    let stored = stored
+        .iter()
+        .map(|text| from_json(text, "store_items.namespace"))
+        .collect::<StorageResult<Vec<Vec<String>>>>()?;
+    Ok(namespace_page(request, stored))
 }

@@ -31,7 +31,7 @@ pub(super) fn insert_thread(
         )
         .db()?
         .execute(params![
-            row.thread_id,
+            thread.thread_id.to_string(),
             row.status,
             row.created_at,
             row.updated_at,
