@@ -8,27 +8,26 @@
 //! Runs when `ERRAND_TEST_DATABASE_URL` is set; each case works in a schema of its own.
 #![cfg(feature = "postgres")]
 
+#[path = "support/storage.rs"]
+mod common;
+
+use common::{bare_run, success, t};
+
 use errand_protocol::{
     CancelAction, IfNotExists, JsonObject, MultitaskStrategy, Run, RunStatus, ThreadStatus,
     Timestamp,
 };
 use errand_server::storage::{
-    FinishedRun, Leases, NewRun, PostgresConfig, PostgresStorage, ReplicaId, RunPage, Storage,
-    StorageError,
+    Leases, NewRun, PostgresConfig, PostgresStorage, ReplicaId, RunPage, Storage, StorageError,
 };
 use proptest::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 const THREADS: usize = 3;
 /// How long a lease lasts, in the steps' seconds.
 const LEASE: i64 = 5;
 const MAX_ATTEMPTS: u32 = 3;
-
-fn t(seconds: i64) -> Timestamp {
-    Timestamp::from_timestamp_micros(1_800_000_000_000_000 + seconds * 1_000_000)
-        .expect("a time in range")
-}
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -95,36 +94,6 @@ struct Model {
     ends: HashMap<Uuid, u32>,
     /// Creation order of each thread's runs, as inserted.
     order: HashMap<Uuid, Vec<Uuid>>,
-}
-
-fn run(thread_id: Uuid, at: Timestamp, strategy: MultitaskStrategy) -> Run {
-    Run {
-        run_id: Uuid::now_v7(),
-        thread_id,
-        assistant_id: Uuid::from_u128(7),
-        created_at: at,
-        updated_at: at,
-        status: RunStatus::Pending,
-        metadata: JsonObject::new(),
-        kwargs: serde_json::from_value(serde_json::json!({"input": {}})).expect("kwargs"),
-        multitask_strategy: strategy,
-        extra: JsonObject::new(),
-    }
-}
-
-fn finished(run_id: Uuid, attempt: u32, at: Timestamp) -> FinishedRun {
-    FinishedRun {
-        run_id,
-        attempt,
-        status: RunStatus::Success,
-        values: None,
-        thread_status: ThreadStatus::Idle,
-        error: None,
-        interrupts: BTreeMap::new(),
-        events: Vec::new(),
-        checkpoints: Vec::new(),
-        at,
-    }
 }
 
 /// Every run of the threads, checking the rules that hang on them.
@@ -221,7 +190,7 @@ async fn drive(stores: [&PostgresStorage; 2], steps: Vec<Step>) {
                 start,
             } => {
                 let new = NewRun {
-                    run: run(threads[thread], at, strategy),
+                    run: bare_run(threads[thread], at, strategy),
                     if_not_exists: IfNotExists::Reject,
                     thread_metadata: JsonObject::new(),
                     start: start.then_some(replicas[replica]),
@@ -290,7 +259,7 @@ async fn drive(stores: [&PostgresStorage; 2], steps: Vec<Step>) {
                 };
                 if attempt > 1 {
                     let stale = stores[1 - replica]
-                        .finish_run(&finished(running.run_id, attempt - 1, at))
+                        .finish_run(&success(running.run_id, attempt - 1, None, at))
                         .await;
                     assert!(
                         matches!(stale, Err(StorageError::Fenced { .. })),
@@ -298,13 +267,13 @@ async fn drive(stores: [&PostgresStorage; 2], steps: Vec<Step>) {
                     );
                 }
                 stores[replica]
-                    .finish_run(&finished(running.run_id, attempt, at))
+                    .finish_run(&success(running.run_id, attempt, None, at))
                     .await
                     .expect("the holder's finish");
                 *model.ends.entry(running.run_id).or_default() += 1;
                 // Once ended, no attempt ends it again.
                 let again = stores[1 - replica]
-                    .finish_run(&finished(running.run_id, attempt, at))
+                    .finish_run(&success(running.run_id, attempt, None, at))
                     .await;
                 assert!(
                     matches!(again, Err(StorageError::Fenced { .. })),
@@ -343,7 +312,7 @@ async fn drive(stores: [&PostgresStorage; 2], steps: Vec<Step>) {
                     );
                     match action {
                         CancelAction::Interrupt => {
-                            let mut end = finished(run_id, attempt, at);
+                            let mut end = success(run_id, attempt, None, at);
                             end.status = RunStatus::Interrupted;
                             end.thread_status = ThreadStatus::Interrupted;
                             stores[replica].finish_run(&end).await.expect("interrupted");

@@ -6,16 +6,19 @@
 //! each test works in a schema of its own, dropped at its end.
 #![cfg(feature = "postgres")]
 
+#[path = "support/storage.rs"]
+mod common;
+
+use common::{bare_run, finished, new_run_creating as new_run, obj, t};
+
 use errand_protocol::{
-    CancelAction, IfExists, IfNotExists, JsonObject, MultitaskStrategy, Run, RunStatus, Thread,
-    ThreadStatus, Timestamp,
+    CancelAction, IfExists, JsonObject, MultitaskStrategy, Run, RunStatus, Thread, Timestamp,
 };
 use errand_server::storage::{
-    FinishedRun, Leases, NewRun, PostgresConfig, PostgresStorage, ReplicaId, Signal, Storage,
-    StorageError, StoredEvent,
+    Leases, PostgresConfig, PostgresStorage, ReplicaId, Signal, Storage, StorageError, StoredEvent,
 };
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -70,59 +73,9 @@ impl Db {
     }
 }
 
-fn t(seconds: i64) -> Timestamp {
-    Timestamp::from_timestamp_micros(1_800_000_000_000_000 + seconds * 1_000_000)
-        .expect("a time in range")
-}
-
-fn obj(value: Value) -> JsonObject {
-    match value {
-        Value::Object(object) => object,
-        _ => JsonObject::new(),
-    }
-}
-
+/// A lean `enqueue` run on the thread.
 fn run(thread_id: Uuid, created_at: Timestamp) -> Run {
-    Run {
-        run_id: Uuid::now_v7(),
-        thread_id,
-        assistant_id: Uuid::from_u128(7),
-        created_at,
-        updated_at: created_at,
-        status: RunStatus::Pending,
-        metadata: JsonObject::new(),
-        kwargs: serde_json::from_value(json!({"input": {}})).expect("kwargs"),
-        multitask_strategy: MultitaskStrategy::Enqueue,
-        extra: JsonObject::new(),
-    }
-}
-
-fn new_run(run: Run, start: Option<ReplicaId>) -> NewRun {
-    NewRun {
-        run,
-        if_not_exists: IfNotExists::Create,
-        thread_metadata: obj(json!({"graph_id": "echo"})),
-        start,
-    }
-}
-
-fn finished(run_id: Uuid, attempt: u32, at: Timestamp) -> FinishedRun {
-    FinishedRun {
-        run_id,
-        attempt,
-        status: RunStatus::Success,
-        values: None,
-        thread_status: ThreadStatus::Idle,
-        error: None,
-        interrupts: BTreeMap::new(),
-        events: vec![StoredEvent {
-            seq: 1,
-            event: "values".into(),
-            data: "{}".into(),
-        }],
-        checkpoints: Vec::new(),
-        at,
-    }
+    bare_run(thread_id, created_at, MultitaskStrategy::Enqueue)
 }
 
 /// Waits for a signal matching `wanted`, skipping others.

@@ -1,5 +1,5 @@
-//! What the storage tests share, the contract suite (`storage_contract.rs`) and SQLite's own
-//! (`storage_sqlite.rs`) alike: fixed times, rows to insert, and short ways to read them back.
+//! What the storage tests share, the contract suite (`storage_contract.rs`) and each backend's
+//! own (`storage_sqlite.rs`, `storage_postgres.rs`, `postgres_replicas_property.rs`) alike: fixed times, rows to insert, and short ways to read them back.
 //! Every helper takes `&dyn Storage`, so it serves any backend.
 #![allow(dead_code, unreachable_pub)]
 
@@ -86,12 +86,39 @@ pub fn run(thread_id: Uuid, created_at: Timestamp, strategy: MultitaskStrategy) 
     }
 }
 
+/// A run as small as a run is: no metadata, no extra keys, an empty input. What the
+/// throughput measure creates, so that its figures stay comparable.
+pub fn bare_run(thread_id: Uuid, created_at: Timestamp, strategy: MultitaskStrategy) -> Run {
+    Run {
+        run_id: Uuid::now_v7(),
+        thread_id,
+        assistant_id: Uuid::from_u128(7),
+        created_at,
+        updated_at: created_at,
+        status: RunStatus::Pending,
+        metadata: JsonObject::new(),
+        kwargs: serde_json::from_value(json!({"input": {}})).expect("kwargs"),
+        multitask_strategy: strategy,
+        extra: JsonObject::new(),
+    }
+}
+
 pub fn new_run(run: Run) -> NewRun {
     NewRun {
         run,
         if_not_exists: IfNotExists::Reject,
         thread_metadata: obj(json!({"graph_id": "echo"})),
         start: None,
+    }
+}
+
+/// As [`new_run`], but creating its thread if there is none, and started at once on `start`
+/// when given.
+pub fn new_run_creating(run: Run, start: Option<ReplicaId>) -> NewRun {
+    NewRun {
+        if_not_exists: IfNotExists::Create,
+        start,
+        ..new_run(run)
     }
 }
 
@@ -155,6 +182,18 @@ pub fn success(run_id: Uuid, attempt: u32, values: Option<Value>, at: Timestamp)
             .into_iter()
             .collect(),
         at,
+    }
+}
+
+/// The end of `attempt` of a run in `success`, with one `values` event (`{}`).
+pub fn finished(run_id: Uuid, attempt: u32, at: Timestamp) -> FinishedRun {
+    FinishedRun {
+        events: vec![StoredEvent {
+            seq: 1,
+            event: "values".into(),
+            data: "{}".into(),
+        }],
+        ..success(run_id, attempt, None, at)
     }
 }
 
