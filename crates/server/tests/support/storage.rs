@@ -70,19 +70,13 @@ pub async fn create(storage: &dyn Storage, metadata: Value, at: Timestamp) -> Th
 
 pub fn run(thread_id: Uuid, created_at: Timestamp, strategy: MultitaskStrategy) -> Run {
     Run {
-        run_id: Uuid::now_v7(),
-        thread_id,
-        assistant_id: Uuid::from_u128(7),
-        created_at,
-        updated_at: created_at,
-        status: RunStatus::Pending,
         metadata: obj(json!({"origin": "test"})),
         kwargs: serde_json::from_value(
             json!({"input": {"messages": []}, "stream_mode": ["values"]}),
         )
         .expect("kwargs"),
-        multitask_strategy: strategy,
         extra: obj(json!({"langsmith_session_name": null})),
+        ..bare_run(thread_id, created_at, strategy)
     }
 }
 
