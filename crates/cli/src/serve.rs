@@ -35,7 +35,12 @@ pub(crate) struct ServeArgs {
     database_schema: Option<String>,
     /// The most connections to PostgreSQL this server opens (besides one that listens for
     /// other replicas' signals).
-    #[arg(long, default_value_t = 16, requires = "database_url")]
+    #[arg(
+        long,
+        env = "ERRAND_DATABASE_POOL",
+        default_value_t = 16,
+        requires = "database_url"
+    )]
     database_pool: usize,
     /// The config file whose `[agents.NAME]` tables declare the agents to host, beside `echo`.
     #[arg(long)]

@@ -19,8 +19,14 @@
 //! - **Retries.** A transaction that fails on a dropped connection, a serialization failure or a
 //!   deadlock is run again from the start, a few times, unless its `COMMIT` was sent and not
 //!   answered (it may have committed).
-//! - **Signals** go out with `pg_notify` inside the writing transaction, delivered at commit;
-//!   one connection per storage `LISTEN`s (`postgres/signals.rs`).
+//! - **Signals** are gathered by each transaction and, once it has committed, sent with
+//!   `pg_notify` by one task per storage, a few milliseconds' worth at a time in a transaction
+//!   of their own (`postgres/signals.rs`). A transaction that notifies takes a lock for the
+//!   whole database at its commit, which serialises the commits of every such transaction:
+//!   with a `NOTIFY` in each run's end, the commits of runs' ends queued behind one another
+//!   (most of the server's time, at a thousand runs per second). A signal lost when the server
+//!   dies between a commit and its announcement is found by polling, as one lost with a
+//!   connection. One connection per storage `LISTEN`s.
 //! - **Few round trips.** A statement of a transaction is sent without waiting for the one
 //!   before when it does not need its answer (tokio-postgres pipelines requests issued together
 //!   on one connection), `BEGIN` goes with the first statement and `COMMIT` with the last
@@ -102,6 +108,8 @@ struct Inner {
     signals: broadcast::Sender<Signal>,
     /// The task that keeps the `LISTEN` connection; stopped when the storage goes.
     listener: tokio::task::JoinHandle<()>,
+    /// Sends the signals of committed transactions.
+    announcer: signals::Announcer,
 }
 
 impl Drop for Inner {
@@ -177,12 +185,14 @@ impl PostgresStorage {
         let channel = Channel::new(config.schema.as_deref());
         let (signals, _) = broadcast::channel(1024);
         let listener = signals::listen(pg, tls, channel.clone(), signals.clone()).await?;
+        let announcer = signals::Announcer::start(pool.clone(), channel.name.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 channel,
                 signals,
                 listener,
+                announcer,
             }),
         })
     }
@@ -199,6 +209,7 @@ impl PostgresStorage {
                         begun: AtomicBool::new(false),
                         ended: AtomicBool::new(false),
                         doubtful: AtomicBool::new(false),
+                        announced: std::sync::Mutex::new(Vec::new()),
                     });
                 }
                 Err(error) => {
@@ -215,7 +226,7 @@ impl PostgresStorage {
 }
 
 /// A pool's failure as a storage error.
-fn pool_error(error: deadpool_postgres::PoolError) -> StorageError {
+pub(super) fn pool_error(error: deadpool_postgres::PoolError) -> StorageError {
     StorageError::backend_from(format!("postgres: no connection: {error}"), error)
 }
 
@@ -237,6 +248,8 @@ pub(super) struct Tx<'a> {
     ended: AtomicBool,
     /// `COMMIT` was sent and its answer lost: it may have committed, so it is not tried again.
     doubtful: AtomicBool,
+    /// Signals to send once the transaction has committed.
+    announced: std::sync::Mutex<Vec<String>>,
 }
 
 impl Tx<'_> {
@@ -342,21 +355,24 @@ impl Tx<'_> {
         Ok(value)
     }
 
-    /// Sends `payloads` on this storage's channel, at the transaction's commit.
-    pub(super) async fn notify(
-        &self,
-        statement: &Statement,
-        payloads: &[String],
-    ) -> StorageResult<()> {
-        if payloads.is_empty() {
-            return Ok(());
-        }
-        let channel = &self.channel.name;
-        self.client()?
-            .execute(statement, &[channel, &payloads])
-            .await
-            .pg()
-            .map(drop)
+    /// Sends `payloads` on this storage's channel once the transaction has committed (none if
+    /// it does not).
+    pub(super) async fn notify(&self, payloads: &[String]) -> StorageResult<()> {
+        self.announced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(payloads);
+        Ok(())
+    }
+
+    /// The signals of a transaction that committed, for [`signals::Announcer`].
+    fn take_announced(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .announced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Commits what is left open after `result`, or rolls it back on an error.
@@ -418,6 +434,9 @@ macro_rules! transact {
             let mut $tx = $storage.session().await?;
             let result = $body.await;
             let result = $tx.finish(result).await;
+            if result.is_ok() {
+                $storage.inner.announcer.send($tx.take_announced());
+            }
             match result {
                 Err(error) if tries < RETRIES && $tx.may_retry() && transient(&error) => {
                     tries += 1;

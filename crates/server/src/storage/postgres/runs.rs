@@ -1,5 +1,6 @@
 //! Runs, their lifecycle on a thread, leases, and their stream events.
 
+use super::Tx;
 use super::codec::{
     RUN_COLUMNS, attempt, decode_nullable, decode_run, event_seq, get, run_status, sql_int,
     timestamp, to_json,
@@ -8,7 +9,6 @@ use super::threads::{
     EncodedCheckpoint, INSERT_CHECKPOINTS, LOCK_THREAD, LOCK_THREAD_OF_RUN, Locked, SETTLE,
     insert_thread,
 };
-use super::{NOTIFY, Tx};
 use crate::storage::rules::{
     Admission, LeasesEnded, LostRun, Settled, admit, fence, lost_run, worker_lost_error,
 };
@@ -80,7 +80,6 @@ pub(super) async fn create_run(tx: &Tx<'_>, new: &NewRun, doc: &str) -> StorageR
         .await?;
     let insert = tx.prepare(INSERT_RUN).await?;
     let active_runs = tx.prepare(ACTIVE_RUNS).await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let mut rows = tx.begin_with(tx.query(&lock, &[&run.thread_id])).await?;
     let mut created = false;
     if rows.is_empty() {
@@ -156,7 +155,7 @@ pub(super) async fn create_run(tx: &Tx<'_>, new: &NewRun, doc: &str) -> StorageR
                         &holder_id,
                     ],
                 ),
-                tx.notify(&notify, &payloads),
+                tx.notify(&payloads),
             );
             let (cancel, _, _, ()) = in_order!(cancel, updated, inserted, notified);
             cancel
@@ -359,7 +358,6 @@ pub(super) async fn finish_run(
         )
         .await?;
     let insert_checkpoints = tx.prepare(INSERT_CHECKPOINTS).await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let no_checkpoints = encoded.checkpoints.is_empty();
     let (thread, run, latest) = tx
         .begin_with(async {
@@ -449,7 +447,7 @@ pub(super) async fn finish_run(
                     &at,
                 ],
             ),
-            tx.notify(&notify, &payloads),
+            tx.notify(&payloads),
         );
         in_order!(events, run, thread, checkpoints, notified);
         Ok(())
@@ -491,7 +489,6 @@ pub(super) async fn transition_run(
         .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"))
         .await?;
     let settle = tx.prepare(SETTLE).await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let (thread, run) = tx
         .begin_with(async {
             let (thread, run) = futures::join!(
@@ -534,7 +531,7 @@ pub(super) async fn transition_run(
                         Ok(0)
                     }
                 },
-                tx.notify(&notify, &payloads),
+                tx.notify(&payloads),
             );
             let (rows, _, ()) = in_order!(rows, settled, notified);
             Ok(rows)
@@ -603,7 +600,6 @@ pub(super) async fn rollback_run(
     let lock_thread = tx.prepare(LOCK_THREAD_OF_RUN).await?;
     let lock_run = tx.prepare(LOCK_RUN).await?;
     let rollback = Rollback::prepare(tx).await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let (thread, run) = tx
         .begin_with(async {
             let (thread, run) = futures::join!(
@@ -627,7 +623,7 @@ pub(super) async fn rollback_run(
         .run(tx, run_id, thread_id, locked, active, at)
         .await?;
     let payloads = ended_payloads(tx, run_id, true, i32::from(active), left);
-    tx.commit_with(tx.notify(&notify, &payloads)).await?;
+    tx.commit_with(tx.notify(&payloads)).await?;
     Ok(true)
 }
 
@@ -707,7 +703,6 @@ pub(super) async fn delete_run(
         .prepare("DELETE FROM runs WHERE run_id = $1 AND thread_id = $2 RETURNING status")
         .await?;
     let settle = tx.prepare(SETTLE).await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let (thread, deleted) = tx
         .begin_with(async {
             let (thread, deleted) = futures::join!(
@@ -737,7 +732,7 @@ pub(super) async fn delete_run(
                     Ok(0)
                 }
             },
-            tx.notify(&notify, &payloads),
+            tx.notify(&payloads),
         );
         in_order!(settled, notified);
         Ok(())
@@ -814,7 +809,6 @@ pub(super) async fn expire_leases(
         )
         .await?;
     let rollback = Rollback::prepare(tx).await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let mut recovery = Recovery::default();
     let mut payloads = Vec::new();
     let runs = tx.query(&running, &[]).await?;
@@ -891,7 +885,7 @@ pub(super) async fn expire_leases(
     if !recovery.requeued.is_empty() {
         payloads.push(tx.channel().payload(Signal::RunQueued));
     }
-    tx.notify(&notify, &payloads).await?;
+    tx.notify(&payloads).await?;
     Ok(recovery)
 }
 
@@ -969,7 +963,6 @@ pub(super) async fn append_events(
         .prepare("SELECT status, attempt FROM runs WHERE run_id = $1 FOR SHARE")
         .await?;
     let insert = tx.prepare(INSERT_EVENTS).await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let rows = tx.begin_with(tx.query(&lock, &[&run_id])).await?;
     // A run deleted while it streamed keeps no events.
     let Some(row) = rows.first() else {
@@ -982,7 +975,7 @@ pub(super) async fn append_events(
     tx.commit_with(async {
         let (inserted, notified) = futures::join!(
             tx.execute(&insert, &[&run_id, &seqs, &names, &data]),
-            tx.notify(&notify, &payloads),
+            tx.notify(&payloads),
         );
         in_order!(inserted, notified);
         Ok(())
@@ -1008,7 +1001,6 @@ pub(super) async fn append_event_batches(
 ) -> StorageResult<Vec<Uuid>> {
     let lock = tx.prepare(HELD_RUNS).await?;
     let insert = tx.prepare(INSERT_RUN_EVENTS).await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let run_ids: Vec<Uuid> = batches.iter().map(|batch| batch.run_id).collect();
     let attempts = batches
         .iter()
@@ -1048,7 +1040,7 @@ pub(super) async fn append_event_batches(
     tx.commit_with(async {
         let (inserted, notified) = futures::join!(
             tx.execute(&insert, &[&ids, &seqs, &names, &data]),
-            tx.notify(&notify, &payloads),
+            tx.notify(&payloads),
         );
         in_order!(inserted, notified);
         Ok(())

@@ -203,3 +203,70 @@ mod tests {
         assert_eq!(ours.name, "errand_s");
     }
 }
+
+/// How long the announcer gathers signals before it sends them: a transaction of their own
+/// per batch, rather than a `NOTIFY` in every writing transaction (see the module docs of
+/// `postgres`).
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(5);
+
+/// Sends the signals of committed transactions, gathered for [`ANNOUNCE_EVERY`] at a time, on
+/// a pooled connection. Stops when the storage goes.
+#[derive(Debug)]
+pub(super) struct Announcer {
+    queue: tokio::sync::mpsc::UnboundedSender<Vec<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Announcer {
+    pub(super) fn start(pool: deadpool_postgres::Pool, channel: String) -> Self {
+        let (queue, mut gathered) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+        let task = tokio::spawn(async move {
+            while let Some(first) = gathered.recv().await {
+                let mut payloads = first;
+                tokio::time::sleep(ANNOUNCE_EVERY).await;
+                while let Ok(more) = gathered.try_recv() {
+                    payloads.extend(more);
+                }
+                payloads.sort_unstable();
+                payloads.dedup();
+                if payloads.is_empty() {
+                    continue;
+                }
+                if let Err(error) = send(&pool, &channel, &payloads).await {
+                    // Lost, as with a dropped connection: replicas find the work by polling.
+                    tracing::warn!(%error, signals = payloads.len(), "postgres: sending signals failed");
+                }
+            }
+        });
+        Self { queue, task }
+    }
+
+    /// Queues the signals of a transaction that committed.
+    pub(super) fn send(&self, payloads: Vec<String>) {
+        if !payloads.is_empty() {
+            // Only fails once the task has stopped, with the storage.
+            let _ = self.queue.send(payloads);
+        }
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn send(
+    pool: &deadpool_postgres::Pool,
+    channel: &str,
+    payloads: &[String],
+) -> StorageResult<()> {
+    let client = pool.get().await.map_err(super::pool_error)?;
+    let statement = client.prepare_cached(super::NOTIFY).await.pg()?;
+    let payloads = payloads.to_vec();
+    client
+        .execute(&statement, &[&channel, &payloads])
+        .await
+        .pg()
+        .map(drop)
+}

@@ -1,10 +1,10 @@
 //! Threads and their checkpoints.
 
+use super::Tx;
 use super::codec::{
     CHECKPOINT_COLUMNS, THREAD_COLUMNS, ThreadColumns, decode_checkpoint, decode_thread, get,
     thread_status, to_json,
 };
-use super::{NOTIFY, Tx};
 use crate::storage::rules::{Settled, contains};
 use crate::storage::{
     CheckpointRecord, JsonText, NewCheckpoint, Signal, StorageError, StorageResult,
@@ -168,7 +168,6 @@ pub(super) async fn delete_thread(tx: &Tx<'_>, thread_id: Uuid) -> StorageResult
              SELECT (SELECT count(*) FROM gone), array(SELECT run_id FROM active)",
         )
         .await?;
-    let notify = tx.prepare(NOTIFY).await?;
     let rows = tx.begin_with(tx.query(&delete, &[&thread_id])).await?;
     let Some(row) = rows.first() else {
         return Ok(false);
@@ -182,7 +181,7 @@ pub(super) async fn delete_thread(tx: &Tx<'_>, thread_id: Uuid) -> StorageResult
         .into_iter()
         .map(|run_id| tx.channel().payload(Signal::RunEnded { run_id }))
         .collect();
-    tx.commit_with(tx.notify(&notify, &payloads)).await?;
+    tx.commit_with(tx.notify(&payloads)).await?;
     Ok(true)
 }
 
