@@ -28,29 +28,32 @@ enum Outcome {
     Stopped,
 }
 
-impl Inner {
-    pub(super) async fn execute(
-        &self,
-        claimed: ClaimedRun,
-        active: Arc<ActiveRun>,
-        charge: Charge,
-    ) {
-        let run_id = claimed.run.run_id;
-        self.run_to_end(claimed, &active, charge).await;
-        self.unregister(run_id);
-        self.hub.close(run_id);
-    }
+/// What a run in flight keeps of its claimed record: the few fields its execution and its end
+/// need. The record is unpacked before the first await, so that the task of each run in flight
+/// holds this, not the whole run (its kwargs alone are most of a kilobyte, held several times
+/// over by the nested futures of the run's task).
+struct InFlight {
+    run_id: Uuid,
+    thread_id: Uuid,
+    attempt: u32,
+    events_stored: u64,
+    metadata: JsonObject,
+    temporary: bool,
+    input: Option<Value>,
+    command: Option<errand_protocol::Command>,
+    config: JsonObject,
+    start: Start,
+}
 
-    async fn run_to_end(&self, claimed: ClaimedRun, active: &ActiveRun, charge: Charge) {
+impl InFlight {
+    fn of(claimed: Box<ClaimedRun>) -> Self {
         let ClaimedRun {
             run,
             attempt,
             start,
             events_stored,
             ..
-        } = claimed;
-        // Keep what the end of the run needs; the rest of the run (its kwargs) goes to the
-        // graph or is dropped, so a run in flight holds little memory.
+        } = *claimed;
         let Run {
             run_id,
             thread_id,
@@ -58,10 +61,48 @@ impl Inner {
             kwargs,
             ..
         } = run;
-        let temporary = kwargs.is_temporary();
-        let input = kwargs.input.into_option();
-        let command = kwargs.command.into_option();
-        let config = kwargs.config.into_option().unwrap_or_default();
+        Self {
+            run_id,
+            thread_id,
+            attempt,
+            events_stored,
+            metadata,
+            temporary: kwargs.is_temporary(),
+            input: kwargs.input.into_option(),
+            command: kwargs.command.into_option(),
+            config: kwargs.config.into_option().unwrap_or_default(),
+            start,
+        }
+    }
+}
+
+impl Inner {
+    pub(super) async fn execute(
+        &self,
+        claimed: Box<ClaimedRun>,
+        active: Arc<ActiveRun>,
+        charge: Charge,
+    ) {
+        let run = InFlight::of(claimed);
+        let run_id = run.run_id;
+        self.run_to_end(run, &active, charge).await;
+        self.unregister(run_id);
+        self.hub.close(run_id);
+    }
+
+    async fn run_to_end(&self, run: InFlight, active: &ActiveRun, charge: Charge) {
+        let InFlight {
+            run_id,
+            thread_id,
+            attempt,
+            events_stored,
+            metadata,
+            temporary,
+            input,
+            command,
+            config,
+            start,
+        } = run;
         let channel = self.hub.channel(run_id);
         self.streams
             .add(run_id, attempt, Arc::clone(&channel), events_stored)

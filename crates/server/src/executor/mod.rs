@@ -493,6 +493,8 @@ impl Inner {
         let active = self.register(claimed.run.run_id);
         let charge = Charge::new(Arc::clone(self), claimed.bytes);
         let inner = Arc::clone(self);
+        // Boxed: the task keeps a pointer to the record, which it unpacks at once.
+        let claimed = Box::new(claimed);
         tokio::spawn(async move {
             inner.execute(claimed, active, charge).await;
             drop(slot);
