@@ -389,8 +389,11 @@ where
         panic!("{failure}");
     }
     let accepted = accepted.get();
+    // A floor well below what each target accepts (a fifth to two fifths of its inputs), so
+    // that the random inputs of one run do not fail it: it catches a target that accepts
+    // (almost) nothing, whose fuzzing would stop at the syntax check.
     assert!(
-        accepted >= cases / 5,
+        accepted >= cases / 10,
         "only {accepted} of {cases} inputs were accepted"
     );
     eprintln!("accepted {accepted} of {cases}");
