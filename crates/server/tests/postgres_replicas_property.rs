@@ -65,12 +65,7 @@ enum Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    let strategy = prop_oneof![
-        Just(MultitaskStrategy::Enqueue),
-        Just(MultitaskStrategy::Reject),
-        Just(MultitaskStrategy::Interrupt),
-        Just(MultitaskStrategy::Rollback),
-    ];
+    let strategy = common::any_strategy();
     prop_oneof![
         4 => (0..2usize, 0..THREADS, strategy, any::<bool>()).prop_map(
             |(replica, thread, strategy, start)| Step::Create { replica, thread, strategy, start }

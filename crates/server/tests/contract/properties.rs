@@ -171,12 +171,7 @@ enum Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    let strategy = prop_oneof![
-        Just(MultitaskStrategy::Enqueue),
-        Just(MultitaskStrategy::Reject),
-        Just(MultitaskStrategy::Interrupt),
-        Just(MultitaskStrategy::Rollback),
-    ];
+    let strategy = crate::common::any_strategy();
     prop_oneof![
         4 => (0..3usize, strategy, any::<bool>())
             .prop_map(|(thread, strategy, start)| Step::Create { thread, strategy, start }),

@@ -266,3 +266,13 @@ pub fn namespaces_request() -> StoreListNamespacesRequest {
         extra: JsonObject::new(),
     }
 }
+
+/// Any of the four multitask strategies, for property tests.
+pub fn any_strategy() -> impl proptest::strategy::Strategy<Value = MultitaskStrategy> {
+    proptest::prop_oneof![
+        proptest::strategy::Just(MultitaskStrategy::Enqueue),
+        proptest::strategy::Just(MultitaskStrategy::Reject),
+        proptest::strategy::Just(MultitaskStrategy::Interrupt),
+        proptest::strategy::Just(MultitaskStrategy::Rollback),
+    ]
+}
