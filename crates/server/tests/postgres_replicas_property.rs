@@ -18,7 +18,7 @@ use errand_protocol::{
     Timestamp,
 };
 use errand_server::storage::{
-    Leases, NewRun, PostgresConfig, PostgresStorage, ReplicaId, RunPage, Storage, StorageError,
+    Leases, NewRun, PostgresConfig, PostgresStorage, ReplicaId, Storage, StorageError,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -95,36 +95,11 @@ struct Model {
 async fn check(storage: &dyn Storage, threads: &[Uuid], model: &Model) -> Vec<Run> {
     let mut all = Vec::new();
     for &thread_id in threads {
-        let page = RunPage {
-            limit: 1000,
-            offset: 0,
-            status: None,
-        };
-        let runs = storage.list_runs(thread_id, page).await.expect("list");
-        let active = runs
-            .iter()
-            .filter(|run| matches!(run.status, RunStatus::Pending | RunStatus::Running))
-            .count();
+        let runs = common::runs_keeping_thread_rules(storage, thread_id).await;
         let running: Vec<&Run> = runs
             .iter()
             .filter(|run| run.status == RunStatus::Running)
             .collect();
-        let thread = storage
-            .get_thread(thread_id)
-            .await
-            .expect("read")
-            .expect("the thread");
-        assert_eq!(
-            thread.status == ThreadStatus::Busy,
-            active > 0,
-            "thread {thread_id} is {:?} with {active} active runs",
-            thread.status
-        );
-        assert!(
-            running.len() <= 1,
-            "{} runs running on one thread",
-            running.len()
-        );
         // FIFO: nothing pending on the thread was created before its running run.
         if let Some(running) = running.first() {
             let order = model.order.get(&thread_id).cloned().unwrap_or_default();

@@ -2,14 +2,12 @@
 //! follow their definitions, thread search by metadata is containment, and a thread's count
 //! of active runs follows its runs through any sequence of steps.
 
-use crate::common::{
-    create, ids, item_search, namespaces_request, new_run, obj, run, search, t, thread_of,
-};
+use crate::common::{create, ids, item_search, namespaces_request, new_run, obj, run, search, t};
 use errand_protocol::{
     CancelAction, JsonObject, MultitaskStrategy, Run, RunStatus, StoreListNamespacesRequest,
-    ThreadSearchRequest, ThreadStatus, Timestamp,
+    ThreadSearchRequest, Timestamp,
 };
-use errand_server::storage::{Leases, ReplicaId, RunPage, Storage};
+use errand_server::storage::{Leases, ReplicaId, Storage};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -193,31 +191,7 @@ fn step() -> impl Strategy<Value = Step> {
 async fn check_threads(storage: &dyn Storage, threads: &[Uuid]) -> Vec<Run> {
     let mut all = Vec::new();
     for &thread_id in threads {
-        let page = RunPage {
-            limit: 1000,
-            offset: 0,
-            status: None,
-        };
-        let runs = storage
-            .list_runs(thread_id, page)
-            .await
-            .expect("storage call");
-        let active = runs
-            .iter()
-            .filter(|run| matches!(run.status, RunStatus::Pending | RunStatus::Running))
-            .count();
-        let running = runs
-            .iter()
-            .filter(|run| run.status == RunStatus::Running)
-            .count();
-        let status = thread_of(storage, thread_id).await.status;
-        assert_eq!(
-            status == ThreadStatus::Busy,
-            active > 0,
-            "{status:?}, {active} active"
-        );
-        assert!(running <= 1, "{running} runs running on one thread");
-        all.extend(runs);
+        all.extend(crate::common::runs_keeping_thread_rules(storage, thread_id).await);
     }
     all
 }

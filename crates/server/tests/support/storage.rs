@@ -276,3 +276,28 @@ pub fn any_strategy() -> impl proptest::strategy::Strategy<Value = MultitaskStra
         proptest::strategy::Just(MultitaskStrategy::Rollback),
     ]
 }
+
+/// A thread's runs, newest first, checking the rules that hang on its count of active runs:
+/// it is `busy` exactly while it has a pending or running run, and runs one at a time.
+pub async fn runs_keeping_thread_rules(storage: &dyn Storage, thread_id: Uuid) -> Vec<Run> {
+    let runs = storage
+        .list_runs(thread_id, page(1000))
+        .await
+        .expect("storage call");
+    let active = runs
+        .iter()
+        .filter(|run| matches!(run.status, RunStatus::Pending | RunStatus::Running))
+        .count();
+    let running = runs
+        .iter()
+        .filter(|run| run.status == RunStatus::Running)
+        .count();
+    let status = thread_of(storage, thread_id).await.status;
+    assert_eq!(
+        status == ThreadStatus::Busy,
+        active > 0,
+        "thread {thread_id} is {status:?} with {active} active runs"
+    );
+    assert!(running <= 1, "{running} runs running on one thread");
+    runs
+}
