@@ -1,10 +1,8 @@
 //! When a call may be repeated, and how long to wait before it is.
 
 use crate::{ClientError, RetryPolicy};
+use errand_protocol::backoff::Backoff;
 use http::StatusCode;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Whether a call can be sent twice without a different outcome.
@@ -34,22 +32,10 @@ pub(crate) fn retry_error(error: &ClientError, safety: Safety) -> bool {
 impl RetryPolicy {
     /// The delay before try `attempt` (1 for the first repeat), with jitter.
     pub(crate) fn delay(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(30);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_backoff);
-        let jitter = self.jitter.clamp(0.0, 1.0) * random_unit();
-        base.mul_f64(1.0 + jitter)
+        Backoff::new(self.initial_backoff, self.max_backoff)
+            .jitter(1.0, 1.0 + self.jitter.clamp(0.0, 1.0))
+            .delay(attempt)
     }
-}
-
-/// A random number in `[0, 1)`, from the standard library's per-process random hash keys.
-fn random_unit() -> f64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let bits = RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed));
-    // The top 53 bits, as a fraction of 2^53.
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Sleeps `delay` (tokio timer).
@@ -79,13 +65,6 @@ mod tests {
         };
         assert_eq!(none.delay(2), Duration::from_secs(2));
         assert_eq!(RetryPolicy::NEVER.delay(1), Duration::ZERO);
-    }
-
-    #[test]
-    fn random_unit_is_in_range_and_varies() {
-        let values: Vec<f64> = (0..100).map(|_| random_unit()).collect();
-        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
-        assert!(values.windows(2).any(|pair| pair[0] != pair[1]));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - chat [`Message`]s in LangChain's wire form, read from the role form too;
 //! - the run stream: [`sse`] framing and the typed [`StreamEvent`]s;
 //! - the error body [`ErrorBody`] (`{"detail": "..."}`);
+//! - [`backoff`]: how long a caller of the wire waits before trying again, the one rule the
+//!   client, the runtime's providers and the server's storage share;
 //! - for a client and a server in one program, the typed answer beside the JSON
 //!   ([`InProcessCall`], [`InProcessAnswer`]).
 //!
@@ -47,6 +49,7 @@
 
 mod api;
 mod assistant;
+pub mod backoff;
 mod error;
 mod in_process;
 mod limits;

@@ -13,13 +13,13 @@
 use crate::Error;
 use crate::model::{MessageBuilder, ModelDelta, ModelRequest, ModelStream};
 use errand_protocol::Message;
+use errand_protocol::backoff::Backoff;
 use errand_protocol::sse::{SseDecoder, SseFrame, SseItem};
 use futures::stream::{self, BoxStream, StreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 /// How a provider retries a call that failed in a way that may pass: a rate limit (429), a
@@ -75,14 +75,9 @@ impl RetryConfig {
     /// the doubled backoff, capped, with "equal jitter" (half fixed, half random) so that many
     /// clients limited at once do not come back at once.
     fn backoff(&self, retry: u32) -> Duration {
-        let doubled = self
-            .initial_backoff
-            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)));
-        let capped = doubled.min(self.max_backoff);
-        let half = capped / 2;
-        let half_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let random = RandomState::new().hash_one(retry);
-        half + Duration::from_nanos(random % half_nanos.saturating_add(1))
+        Backoff::new(self.initial_backoff, self.max_backoff)
+            .jitter(0.5, 1.0)
+            .delay(retry)
     }
 }
 

@@ -48,6 +48,7 @@ use super::{
 use async_trait::async_trait;
 use codec::{Pg, storage_error, transient};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use errand_protocol::backoff::Backoff;
 use errand_protocol::{
     CancelAction, IfExists, JsonObject, ListNamespacesResponse, Run, RunStatus, StoreItem,
     StoreListNamespacesRequest, StoreSearchRequest, Thread, ThreadSearchRequest, Timestamp,
@@ -230,9 +231,13 @@ pub(super) fn pool_error(error: deadpool_postgres::PoolError) -> StorageError {
     StorageError::backend_from(format!("postgres: no connection: {error}"), error)
 }
 
-/// How long to wait before try `n` (from 1) of a transaction.
+/// How long to wait before try `n` (from 1) of a transaction: short, since a serialization
+/// failure or a dropped connection clears in milliseconds, and jittered, so that the replicas
+/// that collided do not collide again.
 fn backoff(n: u32) -> Duration {
-    Duration::from_millis(5 * u64::from(n * n))
+    const BACKOFF: Backoff =
+        Backoff::new(Duration::from_millis(10), Duration::from_millis(80)).jitter(0.5, 1.0);
+    BACKOFF.delay(n)
 }
 
 /// One transaction on a pooled connection. `BEGIN` is sent with its first statement
