@@ -15,7 +15,9 @@ mod codegen;
 mod interop;
 mod local;
 mod openapi;
+mod peer;
 mod schemathesis;
+mod venv;
 
 use anyhow::{Context, bail};
 use std::path::PathBuf;

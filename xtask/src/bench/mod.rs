@@ -9,12 +9,13 @@
 //!
 //! - **errand**: built with `cargo build --release -p errand-cli`, started as
 //!   `errand serve --host 127.0.0.1 --port P --db <fresh temp file>` (`ERRAND_LOG=warn`).
-//! - **python** (the peer): `langgraph dev --no-browser --no-reload --n-jobs-per-worker N
-//!   --server-log-level warning` from the venv `~/.cache/errand-peers/lg-venv` (made by
-//!   `/work/shared/peers/langgraph/setup.sh`), run in a temporary copy of that folder's graph and
-//!   `langgraph.json` with the offline environment of its README. When the venv is missing, the
-//!   bench says so and measures errand alone (ratios `n/a`); `--no-peer` or `--only errand` skip
-//!   it on purpose, `--only python` skips errand.
+//! - **python** (the peer, see `peer.rs`): `langgraph dev --no-browser --no-reload
+//!   --n-jobs-per-worker N --server-log-level warning` from the venv `target/peer-venv`
+//!   (installed on first use from pinned versions), offline, run in a temporary copy of the
+//!   repository's graph project `tests/interop/peer/` (the same `echo` graph as errand's: a
+//!   last message `sleep=<seconds> ...` sleeps first, cancellably). When the peer cannot be
+//!   installed, the bench says why and measures errand alone (ratios `n/a`); `--no-peer` or
+//!   `--only errand` skip it on purpose, `--only python` skips errand.
 //!
 //! Every server gets a free port on 127.0.0.1 and its own temporary folder; it is stopped
 //! (SIGTERM, SIGKILL after 10 s) and its folder removed when the bench is done with it, also
@@ -70,7 +71,7 @@ mod server;
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
-use server::{PEER_PROJECT, PEER_VENV, Server, Side, load_average, machine_busy_seconds};
+use server::{Server, Side, load_average, machine_busy_seconds};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -472,15 +473,15 @@ fn thousands(n: usize) -> String {
 enum Launch {
     /// The `errand` binary, on this storage.
     Errand(PathBuf, server::Storage),
-    /// The peer's virtualenv.
-    Python(PathBuf),
+    /// The peer: the workspace root (for its graph project) and its venv.
+    Python(PathBuf, PathBuf),
 }
 
 impl Launch {
     fn side(&self) -> Side {
         match self {
             Launch::Errand(..) => Side::Errand,
-            Launch::Python(_) => Side::Python,
+            Launch::Python(..) => Side::Python,
         }
     }
 
@@ -491,13 +492,13 @@ impl Launch {
                 let max = in_flight.then_some(plan.errand_max_runs_in_flight);
                 Server::start_errand(binary, storage, max)
             }
-            Launch::Python(venv) => {
+            Launch::Python(root, venv) => {
                 let jobs = if in_flight {
                     plan.python_jobs_in_flight
                 } else {
                     plan.python_jobs
                 };
-                Server::start_python(venv, jobs)
+                Server::start_python(root, venv, jobs)
             }
         }
     }
@@ -556,9 +557,10 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
         skipped.push((Side::Errand, "not asked for (--only python)".to_owned()));
     }
     if options.python {
-        match find_peer() {
-            Ok(venv) => launches.push(Launch::Python(venv)),
-            Err(why) => {
+        match crate::peer::ensure_installed(root) {
+            Ok(venv) => launches.push(Launch::Python(root.to_owned(), venv)),
+            Err(error) => {
+                let why = format!("the Python LangGraph server could not be installed: {error:#}");
                 println!("note: {why}; benching errand alone (ratios n/a)");
                 skipped.push((Side::Python, why));
             }
@@ -655,23 +657,6 @@ fn build_errand(root: &Path) -> anyhow::Result<PathBuf> {
         bail!("{} is missing after the build", binary.display());
     }
     Ok(binary)
-}
-
-/// The peer's virtualenv, or why it cannot be used.
-fn find_peer() -> Result<PathBuf, String> {
-    let home = std::env::var_os("HOME").ok_or("HOME is not set, so the peer venv is unknown")?;
-    let venv = PathBuf::from(home).join(PEER_VENV);
-    if !venv.join("bin/langgraph").is_file() {
-        return Err(format!(
-            "the Python LangGraph server is not installed ({} missing; make it with \
-             /work/shared/peers/langgraph/setup.sh)",
-            venv.join("bin/langgraph").display()
-        ));
-    }
-    if !Path::new(PEER_PROJECT).join("echo_graph.py").is_file() {
-        return Err(format!("the peer's graph is missing from {PEER_PROJECT}"));
-    }
-    Ok(venv)
 }
 
 async fn bench_all(launches: &[Launch], plan: &Plan) -> Vec<SideReport> {
