@@ -68,6 +68,7 @@
 mod http;
 mod phases;
 mod server;
+mod transports;
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
@@ -79,7 +80,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str =
     "usage: cargo xtask bench server [--quick] [--no-peer | --only errand|python] [--storage sqlite|postgres] [--json FILE]
-       cargo xtask bench client [--storage both|memory|file] [--json FILE]";
+       cargo xtask bench transports [--storage both|memory|file] [--json FILE] [...]";
 /// Set in the environment of the release build of xtask that [`run_in_release`] starts.
 const RELEASE_MARK: &str = "ERRAND_BENCH_RELEASE_CLIENT";
 /// How long a server may take to answer `GET /ok` after it was started.
@@ -513,30 +514,20 @@ struct SideReport {
     measured: Measured,
 }
 
-/// `cargo xtask bench client`: the client's two transports against the same server, one server
-/// per storage (in memory, then a file), in one run
-/// (the `bench_transports` example of errand-client, built in release).
-pub(crate) fn run_client(root: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "errand-client",
-                "--example",
-                "bench_transports",
-                "--",
-            ])
-            .args(args)
-            .current_dir(root)
-            .status()
-            .context("running the errand-client transport bench")?;
-    if !status.success() {
-        bail!("the errand-client transport bench failed ({status})");
+/// Runs `cargo xtask bench transports` (see `transports/mod.rs`); `args` are the arguments
+/// after `transports`.
+pub(crate) fn run_transports(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let Some(options) = transports::parse_args(args)? else {
+        println!("{}", transports::USAGE);
+        return Ok(());
+    };
+    if cfg!(debug_assertions) && std::env::var_os(RELEASE_MARK).is_none() {
+        let command: Vec<&str> = std::iter::once("transports")
+            .chain(args.iter().copied())
+            .collect();
+        return run_in_release(root, &command);
     }
-    Ok(())
+    transports::run(options)
 }
 
 /// Runs the bench; `args` are the arguments after `bench`.
@@ -602,9 +593,9 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs this same command from a release build of xtask: `cargo xtask` builds it unoptimized,
-/// and an unoptimized client spends ~10x the CPU per request, which would show in the figures
-/// of the fast server (client and servers share the machine's cores).
+/// Runs `cargo xtask bench ARGS` from a release build of xtask: `cargo xtask` builds it
+/// unoptimized, and an unoptimized client's own CPU per request would be part of every
+/// latency, most of all the fast server's (client and servers share the machine's cores).
 fn run_in_release(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("running the bench client from a release build of xtask...");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
