@@ -2,8 +2,9 @@
 //! same way whichever server it is, and fills a [`Measured`] with figures and details.
 
 use super::http::Conn;
+use super::measured::Measured;
+use super::plan::{Level, Plan};
 use super::server::{Server, cpu_seconds};
-use super::{Level, Measured, Plan};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
