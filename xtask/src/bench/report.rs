@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// What the table shows for one figure.
 #[derive(Debug)]
-struct FigureDef {
+pub(crate) struct FigureDef {
     id: String,
     label: String,
     unit: &'static str,
