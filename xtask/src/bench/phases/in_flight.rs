@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
-/// Figure 6 at one level: `level.runs` runs sleeping 300 s (with `level.input_kib` of input) created by `plan.creators` concurrent
-/// creators (bounded by `plan.fill_cap`), wait until the newest are `running`, read the server's
-/// memory, then cancel them all. `idle_mib` is the RSS of this fresh server before.
+/// Figure 6 at one level: `level.runs` runs sleeping 300 s (with `level.input_kib` of input)
+/// created by `plan.creators` concurrent creators (bounded by `plan.fill_cap`), wait until the
+/// newest are `running`, read the server's memory, then cancel them all. `idle_mib` is the RSS of this fresh server before.
 pub(crate) async fn in_flight(
     server: &Server,
     level: Level,

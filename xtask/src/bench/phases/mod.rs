@@ -1,5 +1,6 @@
-//! The measured phases, and what they share. Each takes a server's address, drives it with [`Conn`]s exactly the
-//! same way whichever server it is, and fills a [`Measured`] with figures and details.
+//! The measured phases, and what they share. Each takes a server's address, drives it with
+//! [`Conn`]s exactly the same way whichever server it is, and fills a [`Measured`] with
+//! figures and details.
 
 use super::http::Conn;
 use super::measured::Measured;
