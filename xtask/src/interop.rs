@@ -3,9 +3,10 @@
 //!
 //! - `cargo xtask interop` builds `errand` (`cargo build -p errand-cli`) and runs the suite against
 //!   `errand serve` on a free local port, with a fresh database file;
-//! - `cargo xtask interop --python` runs it against the real Python LangGraph server (the peer),
-//!   from the venv made by `/work/shared/peers/langgraph/setup.sh`, hosting `tests/interop/peer/`,
-//!   and then errand-client's own interop test (`crates/client/tests/python_peer.rs`) against it;
+//! - `cargo xtask interop --python` runs it against the real Python LangGraph server (the peer,
+//!   see `peer.rs`: installed into `target/peer-venv` on first use), hosting
+//!   `tests/interop/peer/`, and then errand-client's own interop test
+//!   (`crates/client/tests/python_peer.rs`) against it;
 //! - `cargo xtask interop --url URL` runs it against a server that is already running;
 //! - arguments after `--` go to pytest (`cargo xtask interop --python -- -k cancel -x`).
 //!
@@ -13,7 +14,9 @@
 //! `tests/interop/requirements.txt` is installed again whenever that file changes. A server this
 //! command starts is always stopped before it returns.
 
-use crate::local::{LANGGRAPH_OFFLINE_ENV, free_port};
+use crate::local::free_port;
+use crate::peer;
+use crate::venv::{self, Requirements};
 use anyhow::{Context, bail};
 use std::fs;
 use std::io::{Read, Write};
@@ -29,16 +32,13 @@ const USAGE: &str =
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped server may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// The suite, its requirements and the peer's project folder, relative to the workspace root.
+/// The suite and its requirements, relative to the workspace root.
 const SUITE_DIR: &str = "tests/interop";
 const REQUIREMENTS: &str = "tests/interop/requirements.txt";
-const PEER_DIR: &str = "tests/interop/peer";
-/// The suite's virtualenv, and the copy of the requirements it was last installed from.
+/// The suite's virtualenv, relative to the workspace root.
 const VENV_DIR: &str = "target/interop-venv";
-const STAMP_FILE: &str = "interop-requirements.stamp";
-/// Where `/work/shared/peers/langgraph/setup.sh` puts the Python server, under `$HOME`.
-const PEER_VENV: &str = ".cache/errand-peers/lg-venv";
-const PEER_SETUP: &str = "/work/shared/peers/langgraph/setup.sh";
+/// Runs the peer may run at once: the multitask tests need a second run while a first runs.
+const PEER_JOBS: usize = 10;
 
 /// Which server the suite runs against.
 #[derive(Debug, PartialEq, Eq)]
@@ -132,33 +132,8 @@ fn parse_args(args: &[&str]) -> anyhow::Result<Option<Options>> {
 
 /// Makes `target/interop-venv` and installs the requirements when they changed; returns its python.
 pub(crate) fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
-    let venv = root.join(VENV_DIR);
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        println!("interop: creating {}", venv.display());
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .context("running `python3 -m venv` (is python3 >= 3.10 installed?)")?;
-        check(status, "python3 -m venv")?;
-    }
-    let requirements_path = root.join(REQUIREMENTS);
-    let requirements = fs::read_to_string(&requirements_path)
-        .with_context(|| format!("reading {}", requirements_path.display()))?;
-    let stamp = venv.join(STAMP_FILE);
-    if fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {
-        return Ok(python);
-    }
-    println!("interop: installing {REQUIREMENTS}");
-    let status = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "-r"])
-        .arg(&requirements_path)
-        .status()
-        .context("running pip")?;
-    check(status, "pip install -r tests/interop/requirements.txt")?;
-    fs::write(&stamp, &requirements).with_context(|| format!("writing {}", stamp.display()))?;
-    Ok(python)
+    let venv = venv::ensure(root, VENV_DIR, Requirements::File(REQUIREMENTS), "interop")?;
+    Ok(venv::python_in(&venv))
 }
 
 /// Runs pytest on the suite against `url`; a failure or an empty run (exit code 5) is an error.
@@ -198,31 +173,14 @@ impl Server {
         }
     }
 
-    /// Starts `langgraph dev` from the peer venv, serving a copy of `tests/interop/peer/` (the
-    /// server writes `.langgraph_api/` into its working folder), fully offline.
+    /// Installs the peer when needed and starts `langgraph dev`, serving a copy of
+    /// `tests/interop/peer/`.
     fn start_python(root: &Path) -> anyhow::Result<Self> {
-        let home = std::env::var_os("HOME").context("HOME is not set")?;
-        let langgraph = PathBuf::from(home)
-            .join(PEER_VENV)
-            .join("bin")
-            .join("langgraph");
-        if !langgraph.exists() {
-            bail!(
-                "the Python LangGraph server is not installed ({} is missing); \
-                 create its venv with {PEER_SETUP}",
-                langgraph.display()
-            );
-        }
+        let venv = peer::ensure_installed(root)?;
         let port = free_port()?;
         let scratch = scratch_dir("peer", port)?;
-        copy_files(&root.join(PEER_DIR), &scratch)?;
-        let mut command = Command::new(&langgraph);
-        command
-            .args(["dev", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--no-browser", "--no-reload", "--n-jobs-per-worker", "10"])
-            .args(["--server-log-level", "warning"])
-            .current_dir(&scratch)
-            .envs(LANGGRAPH_OFFLINE_ENV);
+        peer::copy_project(root, &scratch)?;
+        let command = peer::langgraph_dev(&venv, &scratch, port, PEER_JOBS);
         Self::spawn(command, port, scratch, "langgraph dev")
     }
 
@@ -398,18 +356,6 @@ pub(crate) fn scratch_dir(kind: &str, port: u16) -> anyhow::Result<PathBuf> {
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
-}
-
-/// Copies the regular files of `from` (not its folders: `__pycache__`, `.langgraph_api`) to `to`.
-fn copy_files(from: &Path, to: &Path) -> anyhow::Result<()> {
-    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            fs::copy(entry.path(), to.join(entry.file_name()))
-                .with_context(|| format!("copying {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// `http://host:port/base` -> (`host:port`, `/base` without a trailing slash); `None` if the

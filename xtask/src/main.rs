@@ -8,20 +8,28 @@
 //! - `cargo xtask schemathesis` fuzzes `errand serve` against `spec/openapi.json` (see
 //!   `schemathesis.rs`);
 //! - `cargo xtask bench server` measures errand and the Python LangGraph server side by side
-//!   (see `bench/mod.rs`).
+//!   (see `bench/mod.rs`); `cargo xtask bench transports` the latency of errand-client's
+//!   in-process and HTTP transports against one server (see `bench/transports/mod.rs`).
 
 mod bench;
 mod codegen;
 mod interop;
 mod local;
 mod openapi;
+mod peer;
 mod schemathesis;
+mod venv;
 
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
+// The allocator `errand serve` runs with, so that the server `bench transports` runs in this
+// process is the one users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: cargo xtask codegen [--check] | interop [--url URL | --python] \
-     [-- PYTEST_ARGS...] | schemathesis [--url URL] [-- ARGS...] | bench server|client [...]";
+     [-- PYTEST_ARGS...] | schemathesis [--url URL] [-- ARGS...] | bench server|transports [...]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,7 +37,7 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["codegen"] => codegen::run(&workspace_root()?, codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(&workspace_root()?, codegen::Mode::Check),
-        ["bench", "client", rest @ ..] => bench::run_client(&workspace_root()?, rest),
+        ["bench", "transports", rest @ ..] => bench::run_transports(&workspace_root()?, rest),
         ["bench", rest @ ..] => bench::run(&workspace_root()?, rest),
         ["interop", rest @ ..] => interop::run(&workspace_root()?, rest),
         ["schemathesis", rest @ ..] => schemathesis::run(&workspace_root()?, rest),

@@ -5,15 +5,16 @@
 //! answers as errand writes them (the serialize contract: a key it always writes is required).
 //! A type used both ways must come out the same, or the document would say two things under
 //! one name; [`document`] fails if it does not. The calls are in [`calls`], the stream events in
-//! [`events`].
+//! [`events`], and [`components`] makes the schemas.
 
 mod calls;
+mod components;
 mod events;
 
 use anyhow::bail;
 use calls::{Answer, CALLS, Call, Param, ParamKind};
-use errand_protocol::{MAX_BODY_NESTING, assistant_id_for_graph};
-use schemars::generate::SchemaSettings;
+use components::component_schemas;
+use errand_protocol::MAX_BODY_NESTING;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -298,115 +299,6 @@ fn operation(call: &Call, schemas: &Map<String, Value>, query_wire: &mut Vec<Wir
     Value::Object(operation)
 }
 
-/// The wire types the calls read (bodies, query parameters) and write (answers, events).
-fn wire_types() -> (Vec<Wire>, Vec<Wire>) {
-    let mut reads = Vec::new();
-    let mut writes = events::EVENT_DATA.to_vec();
-    writes.push(calls::ERROR_BODY);
-    for call in CALLS {
-        reads.extend(call.body);
-        for param in call.query.iter().chain(call.headers) {
-            if let ParamKind::Wire(wire) | ParamKind::ListOf(wire) = param.kind {
-                reads.push(wire);
-            }
-        }
-        match call.answer {
-            Answer::Json(wire)
-            | Answer::JsonList(wire)
-            | Answer::JsonOrNull(wire)
-            | Answer::Run(wire)
-            | Answer::Joined(wire) => writes.push(wire),
-            Answer::EventStream | Answer::Empty(_) | Answer::Cancelled => {}
-        }
-    }
-    (reads, writes)
-}
-
-/// The definitions of `wires` under one contract of schemars.
-fn definitions(settings: SchemaSettings, wires: &[Wire]) -> Map<String, Value> {
-    let mut generator = settings
-        .with(|settings| settings.definitions_path = "/components/schemas".into())
-        .into_generator();
-    for wire in wires {
-        (wire.register)(&mut generator);
-    }
-    generator.take_definitions(true)
-}
-
-/// Marks the objects errand writes with only their own keys as having no others. A type that
-/// keeps unknown keys (its `extra`) already says that it may have more; a type without one is
-/// written with exactly its fields.
-fn close_objects(definitions: &mut Map<String, Value>) {
-    for schema in definitions.values_mut() {
-        if let Value::Object(schema) = schema
-            && schema.contains_key("properties")
-            && !schema.contains_key("additionalProperties")
-        {
-            schema.insert("additionalProperties".into(), Value::Bool(false));
-        }
-    }
-}
-
-/// The graph `errand serve` always hosts, beside those of its config.
-const HOSTED_GRAPH: &str = "echo";
-
-/// Examples of the values that name a graph `errand serve` hosts, which no schema can say:
-/// they tell a reader (and a fuzzer) what an accepted request looks like.
-fn add_examples(schemas: &mut Map<String, Value>) {
-    let assistant_id = assistant_id_for_graph(HOSTED_GRAPH).to_string();
-    for (component, property, examples) in [
-        (
-            "RunCreate",
-            "assistant_id",
-            json!([HOSTED_GRAPH, assistant_id]),
-        ),
-        ("AssistantSearchRequest", "graph_id", json!([HOSTED_GRAPH])),
-    ] {
-        if let Some(property) = schemas
-            .get_mut(component)
-            .and_then(|schema| schema.get_mut("properties"))
-            .and_then(|properties| properties.get_mut(property))
-            .and_then(Value::as_object_mut)
-        {
-            property.insert("examples".into(), examples);
-        }
-    }
-}
-
-/// The component schemas: what errand reads and what it writes, which must agree on every
-/// type they share.
-fn component_schemas() -> anyhow::Result<Map<String, Value>> {
-    let (reads, writes) = wire_types();
-    let mut schemas = definitions(SchemaSettings::draft2020_12().for_deserialize(), &reads);
-    let mut written = definitions(SchemaSettings::draft2020_12().for_serialize(), &writes);
-    close_objects(&mut written);
-    for (name, schema) in written {
-        match schemas.get(&name) {
-            Some(read) if *read != schema => bail!(
-                "the schema of {name} differs between what errand reads and what it writes; \
-                 give the two sides types of their own"
-            ),
-            _ => {
-                schemas.insert(name, schema);
-            }
-        }
-    }
-    for (name, schema) in events::event_components() {
-        schemas.insert(name, schema);
-    }
-    add_examples(&mut schemas);
-    schemas.insert(
-        ERROR_ANSWER.into(),
-        json!({
-            "description": "An error as errand answers it: `{\"detail\": \"...\"}`.",
-            "allOf": [calls::ERROR_BODY.reference()],
-            "required": ["detail"]
-        }),
-    );
-    schemas.sort_keys();
-    Ok(schemas)
-}
-
 fn description() -> String {
     format!(
         "The Agent Protocol (LangGraph server API) as errand serves it.\n\n\
@@ -478,131 +370,4 @@ pub(crate) fn document() -> anyhow::Result<Value> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn doc() -> Value {
-        document().expect("the document builds")
-    }
-
-    /// Every call of the table is in the document once, and every `$ref` has its component.
-    #[test]
-    fn every_reference_resolves() {
-        let document = doc();
-        let mut operations = 0;
-        for item in document["paths"].as_object().expect("paths").values() {
-            operations += item.as_object().expect("a path item").len();
-        }
-        assert_eq!(operations, CALLS.len());
-        let text = document.to_string();
-        for reference in text.split("\"$ref\":\"").skip(1) {
-            let target = reference.split('"').next().expect("a ref target");
-            let name = target
-                .strip_prefix("#/components/schemas/")
-                .unwrap_or_else(|| panic!("a ref outside the components: {target}"));
-            assert!(
-                document["components"]["schemas"].get(name).is_some(),
-                "no component {name}"
-            );
-        }
-    }
-
-    /// Answers are described as errand writes them: a key it always writes is required.
-    #[test]
-    fn answers_require_what_errand_always_writes() {
-        let document = doc();
-        let run_required = &document["components"]["schemas"]["Run"]["required"];
-        for key in ["run_id", "metadata", "kwargs", "multitask_strategy"] {
-            assert!(
-                run_required
-                    .as_array()
-                    .expect("Run has required keys")
-                    .contains(&json!(key)),
-                "{key} is not required in Run: {run_required}"
-            );
-        }
-        // A request body keeps its defaults optional.
-        let search = &document["components"]["schemas"]["ThreadSearchRequest"];
-        assert!(search.get("required").is_none(), "{search}");
-        // An answer without a place for unknown keys has none; one with it may have more.
-        let schemas = &document["components"]["schemas"];
-        assert_eq!(
-            schemas["SearchItemsResponse"]["additionalProperties"],
-            json!(false)
-        );
-        assert_eq!(schemas["Run"]["additionalProperties"], json!(true));
-    }
-
-    /// Every operation but `/ok` may answer 401, and every error answer has `detail`.
-    #[test]
-    fn errors_are_listed_with_their_body() {
-        let document = doc();
-        for (path, item) in document["paths"].as_object().expect("paths") {
-            for (method, operation) in item.as_object().expect("a path item") {
-                let responses = &operation["responses"];
-                assert_eq!(
-                    responses.get("401").is_some(),
-                    path != "/ok",
-                    "{method} {path}"
-                );
-                for (status, response) in responses.as_object().expect("responses") {
-                    if status.starts_with('4') || status.starts_with('5') {
-                        assert_eq!(
-                            response["content"]["application/json"]["schema"],
-                            component(ERROR_ANSWER),
-                            "{method} {path} {status}"
-                        );
-                    }
-                }
-            }
-        }
-        let run_create = &document["paths"]["/threads/{thread_id}/runs"]["post"]["responses"];
-        for status in ["400", "404", "409", "413", "422", "503"] {
-            assert!(
-                run_create.get(status).is_some(),
-                "run create lacks {status}"
-            );
-        }
-        assert_eq!(
-            document["components"]["schemas"][ERROR_ANSWER]["required"],
-            json!(["detail"])
-        );
-        let store_get = &document["paths"]["/store/items"]["get"];
-        assert!(store_get["responses"].get("400").is_some());
-        assert!(store_get["responses"].get("413").is_none());
-    }
-
-    /// `after_seconds` is bounded by the protocol's constant.
-    #[test]
-    fn after_seconds_is_bounded() {
-        let document = doc();
-        let after = &document["components"]["schemas"]["RunCreate"]["properties"]["after_seconds"];
-        assert_eq!(after["minimum"], json!(0));
-        assert_eq!(
-            after["maximum"],
-            json!(errand_protocol::MAX_AFTER_SECONDS),
-            "{after}"
-        );
-    }
-
-    /// Streams are described event by event, each event's data by its schema.
-    #[test]
-    fn streams_describe_their_events() {
-        let document = doc();
-        let stream = &document["paths"]["/threads/{thread_id}/runs/stream"]["post"]["responses"]["200"]
-            ["content"]["text/event-stream"]["schema"];
-        assert_eq!(stream, &component(events::EVENT_COMPONENT));
-        let event = &document["components"]["schemas"][events::EVENT_COMPONENT];
-        let kinds = event["oneOf"].as_array().expect("one schema per event");
-        assert!(kinds.len() >= 10, "{event}");
-        let metadata = &document["components"]["schemas"]["MetadataEvent"];
-        assert_eq!(
-            metadata["properties"]["data"]["contentSchema"],
-            component("RunMetadata")
-        );
-        assert_eq!(
-            metadata["properties"]["data"]["contentMediaType"],
-            "application/json"
-        );
-    }
-}
+mod tests;

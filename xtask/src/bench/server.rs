@@ -5,7 +5,8 @@
 //! the folder, so a failing or interrupted bench leaves nothing running.
 
 use super::http::Conn;
-use crate::local::{LANGGRAPH_OFFLINE_ENV, free_port};
+use crate::local::free_port;
+use crate::peer;
 use anyhow::{Context, bail};
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,12 +17,6 @@ use std::time::{Duration, Instant};
 
 /// How long a stopped server may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Where `/work/shared/peers/langgraph/setup.sh` puts the Python server, under `$HOME`.
-pub(crate) const PEER_VENV: &str = ".cache/errand-peers/lg-venv";
-/// The peer's project: the graph and `langgraph.json`, copied to a temporary folder per start.
-pub(crate) const PEER_PROJECT: &str = "/work/shared/peers/langgraph";
-/// The files of [`PEER_PROJECT`] the server needs.
-const PEER_FILES: [&str; 2] = ["echo_graph.py", "langgraph.json"];
 
 /// Where a benched `errand serve` keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,26 +147,17 @@ impl Server {
         self.schema.as_deref()
     }
 
-    /// Starts `langgraph dev` (offline, as the peer's README does) on a free port, from a fresh
-    /// copy of the peer's project so that its `.langgraph_api/` store starts empty.
-    pub(crate) fn start_python(venv: &Path, n_jobs: usize) -> anyhow::Result<Self> {
+    /// Starts `langgraph dev` of the peer's venv `venv` on a free port, serving a fresh copy
+    /// of the repository's graph project (`root`'s `tests/interop/peer/`), so that its
+    /// `.langgraph_api/` store starts empty.
+    pub(crate) fn start_python(root: &Path, venv: &Path, n_jobs: usize) -> anyhow::Result<Self> {
         let dir = temp_dir("python")?;
-        for file in PEER_FILES {
-            let from = Path::new(PEER_PROJECT).join(file);
-            fs::copy(&from, dir.join(file))
-                .with_context(|| format!("copying {}", from.display()))?;
+        if let Err(error) = peer::copy_project(root, &dir) {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(error);
         }
         let port = free_port()?;
-        let mut command = Command::new(venv.join("bin/langgraph"));
-        command
-            .args(["dev", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--no-browser", "--no-reload"])
-            .args(["--n-jobs-per-worker", &n_jobs.to_string()])
-            .args(["--server-log-level", "warning"])
-            .current_dir(&dir);
-        command
-            .envs(LANGGRAPH_OFFLINE_ENV)
-            .env("ECHO_DEFAULT_SLEEP_S", "0");
+        let command = peer::langgraph_dev(venv, &dir, port, n_jobs);
         Self::spawn(Side::Python, command, dir, port)
     }
 
