@@ -1,8 +1,8 @@
 //! The five tools, with Deep Agents' names, arguments and answers.
 
 use crate::approval::{Action, ApprovalRequest};
-use crate::middleware::Inner;
 use crate::observe::{Observation, observe, page};
+use crate::shared::Shared;
 use crate::spec::{AsyncSubAgent, Mode, UpdateStrategy};
 use crate::task::{self, AsyncTask, TASKS_CHANNEL, TaskStatus};
 use errand_client::{CancelOptions, Client};
@@ -104,57 +104,57 @@ impl StatusFilter {
 }
 
 /// A tool whose handler is a method of the middleware's shared state.
-fn tool<A, F, Fut>(inner: &Arc<Inner>, name: &str, description: String, handler: F) -> SharedTool
+fn tool<A, F, Fut>(shared: &Arc<Shared>, name: &str, description: String, handler: F) -> SharedTool
 where
     A: for<'de> Deserialize<'de> + JsonSchema + Send + 'static,
-    F: Fn(Arc<Inner>, A, ToolContext) -> Fut + Send + Sync + 'static,
+    F: Fn(Arc<Shared>, A, ToolContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ToolOutput> + Send + 'static,
 {
-    let inner = Arc::clone(inner);
+    let shared = Arc::clone(shared);
     let handler = Arc::new(handler);
     Arc::new(FunctionTool::new(
         name,
         description,
         move |args: A, context| {
-            let inner = Arc::clone(&inner);
+            let shared = Arc::clone(&shared);
             let handler = Arc::clone(&handler);
-            async move { Ok::<_, RuntimeError>(handler(inner, args, context).await) }
+            async move { Ok::<_, RuntimeError>(handler(shared, args, context).await) }
         },
     ))
 }
 
 /// The five tools over the middleware's state.
-pub(crate) fn all(inner: &Arc<Inner>) -> Vec<SharedTool> {
+pub(crate) fn all(shared: &Arc<Shared>) -> Vec<SharedTool> {
     vec![
         tool(
-            inner,
+            shared,
             TOOL_NAMES[0],
-            start_description(&inner.specs),
-            |inner, args, context| async move { inner.start(args, context).await },
+            start_description(&shared.specs),
+            |shared, args, context| async move { shared.start(args, context).await },
         ),
         tool(
-            inner,
+            shared,
             TOOL_NAMES[1],
             CHECK_DESCRIPTION.into(),
-            |inner, args, context| async move { inner.check(args, context).await },
+            |shared, args, context| async move { shared.check(args, context).await },
         ),
         tool(
-            inner,
+            shared,
             TOOL_NAMES[2],
-            update_description(&inner.specs),
-            |inner, args, context| async move { inner.update(args, context).await },
+            update_description(&shared.specs),
+            |shared, args, context| async move { shared.update(args, context).await },
         ),
         tool(
-            inner,
+            shared,
             TOOL_NAMES[3],
             CANCEL_DESCRIPTION.into(),
-            |inner, args, context| async move { inner.cancel(args, context).await },
+            |shared, args, context| async move { shared.cancel(args, context).await },
         ),
         tool(
-            inner,
+            shared,
             TOOL_NAMES[4],
             LIST_DESCRIPTION.into(),
-            |inner, args, context| async move { inner.list(args, context).await },
+            |shared, args, context| async move { shared.list(args, context).await },
         ),
     ]
 }
@@ -219,7 +219,7 @@ fn not_found(task_id: &str) -> ToolOutput {
     ))
 }
 
-impl Inner {
+impl Shared {
     fn removed_agent(&self, task: &AsyncTask, what: &str) -> ToolOutput {
         ToolOutput::text(format!(
             "Task {} was started on the async subagent `{}`, which is no longer configured, so {what}. \
