@@ -168,7 +168,7 @@ impl Shared {
     /// or when the board came from an earlier process.
     fn reconcile(&self, parent: Uuid, board: &[AsyncTask]) {
         for task in board.iter().filter(|task| task.status.is_unfinished()) {
-            if self.watcher.is_watching(&task.task_id, &task.run_id) {
+            if self.watcher.is_watching(task.task_id, task.run_id) {
                 continue;
             }
             let Some(spec) = self.spec(&task.agent_name) else {
@@ -185,7 +185,7 @@ impl Shared {
     /// statuses onto the board. A change a check or list already showed is not repeated.
     fn deliver(&self, state: &mut AgentState, parent: Uuid) {
         for event in self.watcher.take(parent) {
-            let record = task::find_task(&state.channels, &event.task_id);
+            let record = task::find_task(&state.channels, &event.task_id.to_string());
             let superseded = record
                 .as_ref()
                 .is_some_and(|task| task.superseded_run_ids.contains(&event.run_id));
@@ -198,7 +198,7 @@ impl Shared {
                 if record.status == event.status {
                     continue;
                 }
-                record.observed(event.status, None, &task::now());
+                record.observed(event.status, None, task::now());
                 record.interrupts = event.interrupts.clone();
                 merge_into_board(state, &record);
             }

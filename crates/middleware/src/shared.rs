@@ -62,16 +62,10 @@ impl Shared {
         spec: &AsyncSubAgent,
         client: Client,
     ) {
-        let deadline = task
-            .deadline
-            .as_deref()
-            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-            .map(|at| {
-                let left = (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or_default();
-                tokio::time::Instant::now() + left
-            });
+        let deadline = task.deadline.map(|at| {
+            let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+            tokio::time::Instant::now() + left
+        });
         self.watcher.watch(WatchRequest {
             parent,
             task: task.clone(),

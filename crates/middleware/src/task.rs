@@ -3,11 +3,13 @@
 //! The board lives beside the conversation, not in it, so summarisation never drops a task id:
 //! `list_async_tasks` recalls every task after the messages that started them are gone.
 
+use chrono::{DateTime, SubsecRound, Utc};
 use errand_protocol::{Interrupt, JsonObject, RunStatus, ThreadStatus};
 use errand_runtime::agent::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
+use uuid::Uuid;
 
 /// The state channel holding the board.
 pub const TASKS_CHANNEL: &str = "async_tasks";
@@ -72,7 +74,7 @@ impl TaskStatus {
     }
 
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Running => "running",
@@ -92,33 +94,43 @@ impl fmt::Display for TaskStatus {
 }
 
 /// One task on the board, in Deep Agents' record form plus what errand adds.
+///
+/// On the board ids are hyphenated lowercase UUID strings and times are `%Y-%m-%dT%H:%M:%SZ`
+/// (UTC, whole seconds), as Deep Agents writes them, so a board either one wrote reads in both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsyncTask {
     /// The task's id: the subagent's thread id.
-    pub task_id: String,
+    pub task_id: Uuid,
     /// The subagent's name.
     pub agent_name: String,
     /// The subagent's thread.
-    pub thread_id: String,
+    pub thread_id: Uuid,
     /// The newest run on that thread known to the supervisor.
-    pub run_id: String,
+    pub run_id: Uuid,
     /// The status when last observed.
     pub status: TaskStatus,
-    /// When it started (`%Y-%m-%dT%H:%M:%SZ`, UTC).
-    pub created_at: String,
+    /// When it started.
+    #[serde(with = "stamp")]
+    pub created_at: DateTime<Utc>,
     /// When its status was last read from its server.
-    pub last_checked_at: String,
+    #[serde(with = "stamp")]
+    pub last_checked_at: DateTime<Utc>,
     /// When its status, run or instructions last changed.
-    pub last_updated_at: String,
+    #[serde(with = "stamp")]
+    pub last_updated_at: DateTime<Utc>,
     /// Earlier runs, oldest first, that a queued follow-up came after.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub superseded_run_ids: Vec<String>,
+    pub superseded_run_ids: Vec<Uuid>,
     /// What the task is for: its description, shortened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
-    /// When it is cancelled if still unfinished (`%Y-%m-%dT%H:%M:%SZ`, UTC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline: Option<String>,
+    /// When it is cancelled if still unfinished.
+    #[serde(
+        default,
+        with = "stamp::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deadline: Option<DateTime<Utc>>,
     /// The interrupts a `waiting` task stopped at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interrupts: Vec<Interrupt>,
@@ -127,23 +139,28 @@ pub struct AsyncTask {
 impl AsyncTask {
     /// Records a newly observed status and run: `last_checked_at` is now; `last_updated_at`
     /// moves only when the status or run changed.
-    pub(crate) fn observed(&mut self, status: TaskStatus, run_id: Option<&str>, now: &str) {
+    pub(crate) fn observed(
+        &mut self,
+        status: TaskStatus,
+        run_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) {
         let run_changed = run_id.is_some_and(|run| run != self.run_id);
         if status != self.status || run_changed {
-            self.last_updated_at = now.to_owned();
+            self.last_updated_at = now;
         }
         self.status = status;
         if let Some(run) = run_id {
-            self.run_id = run.to_owned();
+            self.run_id = run;
         }
-        self.last_checked_at = now.to_owned();
+        self.last_checked_at = now;
     }
 
     /// The record as a write to the board.
     pub(crate) fn to_update(&self) -> Value {
         let mut write = JsonObject::new();
         write.insert(
-            self.task_id.clone(),
+            self.task_id.to_string(),
             serde_json::to_value(self).unwrap_or(Value::Null),
         );
         Value::Object(write)
@@ -159,7 +176,7 @@ pub fn board(channels: &JsonObject) -> Vec<AsyncTask> {
         .values()
         .filter_map(|record| serde_json::from_value(record.clone()).ok())
         .collect();
-    board.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    board.sort_by_key(|task| task.created_at);
     board
 }
 
@@ -186,7 +203,7 @@ pub fn board_channel(keep_finished: usize) -> Channel {
 }
 
 fn prune(tasks: &mut JsonObject, keep_finished: usize) {
-    let mut finished: Vec<(String, String)> = tasks
+    let mut finished: Vec<(DateTime<Utc>, String)> = tasks
         .iter()
         .filter_map(|(id, record)| {
             let task: AsyncTask = serde_json::from_value(record.clone()).ok()?;
@@ -203,13 +220,67 @@ fn prune(tasks: &mut JsonObject, keep_finished: usize) {
     }
 }
 
-/// Now, in the board's timestamp form.
-pub(crate) fn now() -> String {
-    stamp(chrono::Utc::now())
+/// Now, to the whole second, as the board keeps times: a record reads back equal to the one
+/// written.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
 }
 
-pub(crate) fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+/// The board's form of a time: `%Y-%m-%dT%H:%M:%SZ`, as Deep Agents writes it.
+mod stamp {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+    pub(super) fn serialize<S: Serializer>(
+        at: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&at.format(FORMAT))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a time: {text:?}")))
+    }
+
+    /// The board's form, or any RFC 3339 time (with fractions or an offset) a board may hold.
+    fn parse(text: &str) -> Option<DateTime<Utc>> {
+        NaiveDateTime::parse_from_str(text, FORMAT)
+            .map(|at| at.and_utc())
+            .or_else(|_| DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)))
+            .ok()
+    }
+
+    /// The same form for a time that may be absent.
+    pub(super) mod optional {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            at: &Option<DateTime<Utc>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => super::serialize(at, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            match Option::<String>::deserialize(deserializer)? {
+                None => Ok(None),
+                Some(text) => super::parse(&text)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom(format!("not a time: {text:?}"))),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -217,16 +288,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn task(id: &str, status: TaskStatus, updated: &str) -> AsyncTask {
+    /// The task id numbered `n`.
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn task(n: u128, status: TaskStatus, updated: &str) -> AsyncTask {
         AsyncTask {
-            task_id: id.into(),
+            task_id: id(n),
             agent_name: "researcher".into(),
-            thread_id: id.into(),
-            run_id: format!("run-{id}"),
+            thread_id: id(n),
+            run_id: id(1_000 + n),
             status,
-            created_at: updated.into(),
-            last_checked_at: updated.into(),
-            last_updated_at: updated.into(),
+            created_at: at(updated),
+            last_checked_at: at(updated),
+            last_updated_at: at(updated),
             superseded_run_ids: Vec::new(),
             purpose: None,
             deadline: None,
@@ -269,16 +351,17 @@ mod tests {
     #[test]
     fn the_board_merges_by_task_id() {
         let channel = board_channel(100);
-        let a = task("a", TaskStatus::Running, "2026-01-01T00:00:00Z");
-        let b = task("b", TaskStatus::Running, "2026-01-01T00:00:01Z");
+        let a = task(1, TaskStatus::Running, "2026-01-01T00:00:00Z");
+        let b = task(2, TaskStatus::Running, "2026-01-01T00:00:01Z");
+        let (key_a, key_b) = (a.task_id.to_string(), b.task_id.to_string());
         let merged = channel.reduce(None, a.to_update());
-        assert_eq!(merged["a"]["status"], "running");
+        assert_eq!(merged[&key_a]["status"], "running");
         let merged = channel.reduce(Some(&merged), b.to_update());
         let mut a2 = a.clone();
         a2.status = TaskStatus::Success;
         let merged = channel.reduce(Some(&merged), a2.to_update());
-        assert_eq!(merged["a"]["status"], "success");
-        assert_eq!(merged["b"]["status"], "running");
+        assert_eq!(merged[&key_a]["status"], "success");
+        assert_eq!(merged[&key_b]["status"], "running");
         assert_eq!(merged.as_object().unwrap().len(), 2);
     }
 
@@ -296,7 +379,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let record = task(&format!("t{i}"), status, &format!("2026-01-01T00:00:0{i}Z"));
+            let record = task(i as u128, status, &format!("2026-01-01T00:00:0{i}Z"));
             value = Some(channel.reduce(value.as_ref(), record.to_update()));
         }
         let board = board(
@@ -304,19 +387,60 @@ mod tests {
                 .into_iter()
                 .collect(),
         );
-        let ids: Vec<_> = board.iter().map(|t| t.task_id.as_str()).collect();
-        assert_eq!(ids, ["t1", "t2", "t3", "t4"]);
+        let ids: Vec<_> = board.iter().map(|t| t.task_id).collect();
+        assert_eq!(ids, [id(1), id(2), id(3), id(4)]);
     }
 
     #[test]
     fn observing_moves_last_updated_only_on_a_change() {
-        let mut record = task("a", TaskStatus::Running, "2026-01-01T00:00:00Z");
-        record.observed(TaskStatus::Running, None, "2026-01-01T00:01:00Z");
-        assert_eq!(record.last_updated_at, "2026-01-01T00:00:00Z");
-        assert_eq!(record.last_checked_at, "2026-01-01T00:01:00Z");
-        record.observed(TaskStatus::Running, Some("run-new"), "2026-01-01T00:02:00Z");
-        assert_eq!(record.last_updated_at, "2026-01-01T00:02:00Z");
-        record.observed(TaskStatus::Success, None, "2026-01-01T00:03:00Z");
-        assert_eq!(record.last_updated_at, "2026-01-01T00:03:00Z");
+        let mut record = task(1, TaskStatus::Running, "2026-01-01T00:00:00Z");
+        record.observed(TaskStatus::Running, None, at("2026-01-01T00:01:00Z"));
+        assert_eq!(record.last_updated_at, at("2026-01-01T00:00:00Z"));
+        assert_eq!(record.last_checked_at, at("2026-01-01T00:01:00Z"));
+        record.observed(
+            TaskStatus::Running,
+            Some(id(2_000)),
+            at("2026-01-01T00:02:00Z"),
+        );
+        assert_eq!(record.last_updated_at, at("2026-01-01T00:02:00Z"));
+        record.observed(TaskStatus::Success, None, at("2026-01-01T00:03:00Z"));
+        assert_eq!(record.last_updated_at, at("2026-01-01T00:03:00Z"));
+    }
+
+    /// A record as Deep Agents writes it reads, and writes back in the very same form: ids as
+    /// hyphenated lowercase strings, times as `%Y-%m-%dT%H:%M:%SZ`.
+    #[test]
+    fn a_record_keeps_the_board_form_byte_for_byte() {
+        let written = r#"{"task_id":"0195f3c2-aaaa-7000-8000-000000000001","agent_name":"researcher","thread_id":"0195f3c2-aaaa-7000-8000-000000000001","run_id":"0195f3c2-bbbb-7000-8000-000000000002","status":"running","created_at":"2026-01-01T10:00:00Z","last_checked_at":"2026-01-01T10:00:05Z","last_updated_at":"2026-01-01T10:00:05Z"}"#;
+        let record: AsyncTask = serde_json::from_str(written).unwrap();
+        assert_eq!(record.created_at, at("2026-01-01T10:00:00Z"));
+        assert_eq!(serde_json::to_string(&record).unwrap(), written);
+
+        let with_errand_fields = r#"{"task_id":"0195f3c2-aaaa-7000-8000-000000000001","agent_name":"researcher","thread_id":"0195f3c2-aaaa-7000-8000-000000000001","run_id":"0195f3c2-bbbb-7000-8000-000000000002","status":"pending","created_at":"2026-01-01T10:00:00Z","last_checked_at":"2026-01-01T10:00:05Z","last_updated_at":"2026-01-01T10:00:05Z","superseded_run_ids":["0195f3c2-cccc-7000-8000-000000000003"],"purpose":"research","deadline":"2026-01-01T11:00:00Z"}"#;
+        let record: AsyncTask = serde_json::from_str(with_errand_fields).unwrap();
+        assert_eq!(record.deadline, Some(at("2026-01-01T11:00:00Z")));
+        assert_eq!(serde_json::to_string(&record).unwrap(), with_errand_fields);
+    }
+
+    #[test]
+    fn records_that_do_not_parse_are_skipped() {
+        let good = task(1, TaskStatus::Running, "2026-01-01T00:00:00Z");
+        let mut tasks = JsonObject::new();
+        tasks.insert(
+            good.task_id.to_string(),
+            serde_json::to_value(&good).unwrap(),
+        );
+        let mut bad_id = serde_json::to_value(&good).unwrap();
+        bad_id["task_id"] = json!("not-a-uuid");
+        tasks.insert("not-a-uuid".into(), bad_id);
+        let mut bad_time =
+            serde_json::to_value(task(2, TaskStatus::Running, "2026-01-01T00:00:00Z")).unwrap();
+        bad_time["created_at"] = json!("yesterday");
+        tasks.insert(id(2).to_string(), bad_time);
+        let channels: JsonObject = [(TASKS_CHANNEL.to_owned(), Value::Object(tasks))]
+            .into_iter()
+            .collect();
+        assert_eq!(board(&channels), [good]);
+        assert_eq!(find_task(&channels, &id(2).to_string()), None);
     }
 }

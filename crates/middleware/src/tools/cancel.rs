@@ -5,8 +5,8 @@ use super::{declined, live, not_found, removed_agent};
 use crate::approval::{Action, ApprovalRequest};
 use crate::observe::observe;
 use crate::shared::Shared;
-use crate::task::{self, TASKS_CHANNEL, TaskStatus};
-use errand_client::{CancelOptions, Client};
+use crate::task::{self, AsyncTask, TASKS_CHANNEL, TaskStatus};
+use errand_client::{CancelOptions, Client, ClientError};
 use errand_runtime::tool::{ToolContext, ToolOutput};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -37,7 +37,7 @@ pub(super) async fn cancel(shared: &Shared, args: CancelArgs, context: ToolConte
     let request = ApprovalRequest {
         action: Action::Cancel,
         agent_name: spec.name.clone(),
-        task_id: Some(record.task_id.clone()),
+        task_id: Some(record.task_id.to_string()),
         text: None,
     };
     if let Some(reason) = shared.refused(request).await {
@@ -45,10 +45,10 @@ pub(super) async fn cancel(shared: &Shared, args: CancelArgs, context: ToolConte
     }
     if record.status == TaskStatus::Waiting {
         // Its run has ended; only a human's answer would start it again.
-        record.observed(TaskStatus::Cancelled, None, &task::now());
+        record.observed(TaskStatus::Cancelled, None, task::now());
         shared
             .watcher
-            .mark_seen(&record.task_id, &record.run_id, TaskStatus::Cancelled);
+            .mark_seen(record.task_id, record.run_id, TaskStatus::Cancelled);
         return ToolOutput::text(format!("Cancelled async subagent task: {}", record.task_id))
             .with_update(TASKS_CHANNEL, record.to_update());
     }
@@ -58,29 +58,11 @@ pub(super) async fn cancel(shared: &Shared, args: CancelArgs, context: ToolConte
         Ok(client) => client,
         Err(error) => return failed(&error),
     };
-    let (Ok(thread_id), Ok(run_id)) = (
-        Uuid::parse_str(&record.thread_id),
-        Uuid::parse_str(&record.run_id),
-    ) else {
-        return failed(&"the task's ids are not UUIDs");
-    };
-    shared.watcher.unwatch(&record.task_id, &record.run_id);
-    let options = CancelOptions {
-        wait: true,
-        ..CancelOptions::default()
-    };
-    // A server refuses to cancel a run that already ended (404): that is no failure, the
-    // read-back below tells what happened.
-    let refused = client.runs().cancel(thread_id, run_id, options).await.err();
-    if refused.is_none() {
-        // Newest first: cancelling an earlier run first would start the follow-up queued
-        // behind it.
-        for superseded in record.superseded_run_ids.iter().rev() {
-            cancel_if_unfinished(&client, thread_id, superseded).await;
-        }
-    }
+    shared.watcher.unwatch(record.task_id, record.run_id);
+    let refused = cancel_runs(&client, &record).await;
     // Read back what really happened: a run that had already finished stays finished.
-    let observation = match (observe(&client, thread_id, run_id).await, refused) {
+    let read_back = observe(&client, record.thread_id, record.run_id).await;
+    let observation = match (read_back, refused) {
         (Ok(observation), None) => observation,
         (Ok(observation), Some(_)) if !observation.status.is_unfinished() => observation,
         (_, Some(error)) => {
@@ -115,11 +97,32 @@ pub(super) async fn cancel(shared: &Shared, args: CancelArgs, context: ToolConte
     ToolOutput::text(reply).with_update(TASKS_CHANNEL, record.to_update())
 }
 
-/// Cancels a run queued before the task's current one, unless it has ended already.
-async fn cancel_if_unfinished(client: &Client, thread_id: Uuid, run: &str) {
-    let Ok(run_id) = Uuid::parse_str(run) else {
-        return;
+/// Cancels the task's current run and, once that worked, the runs queued before it; the
+/// server's refusal, if it refused.
+async fn cancel_runs(client: &Client, record: &AsyncTask) -> Option<ClientError> {
+    let options = CancelOptions {
+        wait: true,
+        ..CancelOptions::default()
     };
+    // A server refuses to cancel a run that already ended (404): that is no failure, the
+    // read-back tells what happened.
+    let refused = client
+        .runs()
+        .cancel(record.thread_id, record.run_id, options)
+        .await
+        .err();
+    if refused.is_none() {
+        // Newest first: cancelling an earlier run first would start the follow-up queued
+        // behind it.
+        for &superseded in record.superseded_run_ids.iter().rev() {
+            cancel_if_unfinished(client, record.thread_id, superseded).await;
+        }
+    }
+    refused
+}
+
+/// Cancels a run queued before the task's current one, unless it has ended already.
+async fn cancel_if_unfinished(client: &Client, thread_id: Uuid, run_id: Uuid) {
     match client.runs().get(thread_id, run_id).await {
         Ok(run) if !run.status.is_terminal() => {
             if let Err(error) = client

@@ -4,9 +4,12 @@ use super::live;
 use crate::shared::Shared;
 use crate::task::{self, AsyncTask, TASKS_CHANNEL, TaskStatus};
 use errand_runtime::tool::{ToolContext, ToolOutput};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
 
 /// The tool's name.
 pub(super) const NAME: &str = "list_async_tasks";
@@ -21,34 +24,73 @@ pub(super) struct ListArgs {
     status_filter: Option<StatusFilter>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+/// Which tasks the list shows: all of them, or those with one live status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StatusFilter {
-    Pending,
-    Running,
-    Waiting,
-    Success,
-    Error,
-    Timeout,
-    Cancelled,
     All,
+    Only(TaskStatus),
 }
 
 impl StatusFilter {
+    /// The wire name of "every status".
+    const ALL: &str = "all";
+
+    /// Every filter's wire name: the statuses in their order, then `all`.
+    const NAMES: [&str; TaskStatus::ALL.len() + 1] = {
+        let mut names = [Self::ALL; TaskStatus::ALL.len() + 1];
+        let mut i = 0;
+        while i < TaskStatus::ALL.len() {
+            names[i] = TaskStatus::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    };
+
     fn admits(self, status: TaskStatus) -> bool {
         match self {
             Self::All => true,
-            Self::Pending => status == TaskStatus::Pending,
-            Self::Running => status == TaskStatus::Running,
-            Self::Waiting => status == TaskStatus::Waiting,
-            Self::Success => status == TaskStatus::Success,
-            Self::Error => status == TaskStatus::Error,
-            Self::Timeout => status == TaskStatus::Timeout,
-            Self::Cancelled => status == TaskStatus::Cancelled,
+            Self::Only(only) => status == only,
         }
     }
 }
 
+impl fmt::Display for StatusFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::All => f.write_str(Self::ALL),
+            Self::Only(status) => status.fmt(f),
+        }
+    }
+}
+
+/// Exactly the names in the schema: a status's older alias (`interrupted`) is no filter.
+impl<'de> Deserialize<'de> for StatusFilter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name == Self::ALL {
+            return Ok(Self::All);
+        }
+        TaskStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
+            .map(Self::Only)
+            .ok_or_else(|| de::Error::unknown_variant(&name, &Self::NAMES))
+    }
+}
+
+/// The schema the model sees: one string out of [`StatusFilter::NAMES`].
+impl JsonSchema for StatusFilter {
+    fn schema_name() -> Cow<'static, str> {
+        "StatusFilter".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "enum": Self::NAMES,
+        })
+    }
+}
 /// Reads every task's live status, records it on the board, and lists those the filter admits.
 pub(super) async fn list(shared: &Shared, args: ListArgs, context: ToolContext) -> ToolOutput {
     let board = task::board(&context.state.channels);
@@ -72,7 +114,7 @@ pub(super) async fn list(shared: &Shared, args: ListArgs, context: ToolContext) 
     let text = if shown.is_empty() {
         format!(
             "No async subagent tasks have the status {}; {} tracked in all.",
-            format!("{filter:?}").to_lowercase(),
+            filter,
             observed.len()
         )
     } else {

@@ -5,7 +5,6 @@ use crate::shared::Shared;
 use crate::spec::AsyncSubAgent;
 use crate::task::{self, AsyncTask, TaskStatus};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// How long a tool that reads many tasks at once waits for one task's server before it goes
 /// by the status on the board.
@@ -18,16 +17,7 @@ pub(super) async fn observe_task(
     record: &AsyncTask,
 ) -> Result<Observation, String> {
     let client = shared.client(spec).map_err(|error| error.to_string())?;
-    let (Ok(thread_id), Ok(run_id)) = (
-        Uuid::parse_str(&record.thread_id),
-        Uuid::parse_str(&record.run_id),
-    ) else {
-        return Err(format!(
-            "the task's ids are not UUIDs: {} / {}",
-            record.thread_id, record.run_id
-        ));
-    };
-    let mut observation = observe(&client, thread_id, run_id)
+    let mut observation = observe(&client, record.thread_id, record.run_id)
         .await
         .map_err(|error| error.to_string())?;
     // Cancelled at its deadline: the server says `interrupted`, but the task timed out.
@@ -69,9 +59,9 @@ pub(super) fn record_observation(
     } else {
         observation.status
     };
-    record.observed(status, None, &task::now());
+    record.observed(status, None, task::now());
     record.interrupts = observation.interrupts.clone();
     shared
         .watcher
-        .mark_seen(&record.task_id, &record.run_id, status);
+        .mark_seen(record.task_id, record.run_id, status);
 }

@@ -196,22 +196,22 @@ fn new_record(
     launched: &Launched,
     description: &str,
 ) -> AsyncTask {
-    let now = chrono::Utc::now();
+    let now = task::now();
     let deadline = spec
         .deadline_secs
         .map(Duration::from_secs)
         .or(shared.settings.default_deadline)
         .and_then(|deadline| chrono::Duration::from_std(deadline).ok())
-        .map(|deadline| task::stamp(now + deadline));
+        .map(|deadline| now + deadline);
     AsyncTask {
-        task_id: launched.thread_id.to_string(),
+        task_id: launched.thread_id,
         agent_name: spec.name.clone(),
-        thread_id: launched.thread_id.to_string(),
-        run_id: launched.run_id.to_string(),
+        thread_id: launched.thread_id,
+        run_id: launched.run_id,
         status: TaskStatus::Running,
-        created_at: task::stamp(now),
-        last_checked_at: task::stamp(now),
-        last_updated_at: task::stamp(now),
+        created_at: now,
+        last_checked_at: now,
+        last_updated_at: now,
         superseded_run_ids: Vec::new(),
         purpose: Some(shorten(description, PURPOSE_CHARS)),
         deadline,

@@ -5,8 +5,8 @@ use super::{declined, not_found, removed_agent, run_create};
 use crate::approval::{Action, ApprovalRequest};
 use crate::shared::Shared;
 use crate::spec::{AsyncSubAgent, UpdateStrategy};
-use crate::task::{self, TASKS_CHANNEL, TaskStatus};
-use errand_protocol::{MessageKind, MultitaskStrategy};
+use crate::task::{self, AsyncTask, TASKS_CHANNEL, TaskStatus};
+use errand_protocol::{MessageKind, MultitaskStrategy, Run};
 use errand_runtime::tool::{ToolContext, ToolOutput};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -57,7 +57,7 @@ pub(super) async fn update(shared: &Shared, args: UpdateArgs, context: ToolConte
         );
     };
     if spec.update_strategy == UpdateStrategy::Enqueue
-        && earlier_update_in_turn(&context, &record.task_id)
+        && earlier_update_in_turn(&context, record.task_id)
     {
         return ToolOutput::text(format!(
             "Not sent: an earlier `update_async_task` call in this turn already queues a follow-up for task {}. \
@@ -68,7 +68,7 @@ pub(super) async fn update(shared: &Shared, args: UpdateArgs, context: ToolConte
     let request = ApprovalRequest {
         action: Action::Update,
         agent_name: spec.name.clone(),
-        task_id: Some(record.task_id.clone()),
+        task_id: Some(record.task_id.to_string()),
         text: Some(args.message.clone()),
     };
     if let Some(reason) = shared.refused(request).await {
@@ -81,40 +81,40 @@ pub(super) async fn update(shared: &Shared, args: UpdateArgs, context: ToolConte
         Ok(client) => client,
         Err(error) => return failed(&error),
     };
-    let Ok(thread_id) = Uuid::parse_str(&record.thread_id) else {
-        return failed(&format!(
-            "the task's thread id `{}` is not a UUID",
-            record.thread_id
-        ));
-    };
     let strategy = match spec.update_strategy {
         UpdateStrategy::Interrupt => MultitaskStrategy::Interrupt,
         UpdateStrategy::Enqueue => MultitaskStrategy::Enqueue,
     };
     let messages = json!([{"role": "user", "content": args.message}]);
-    let was = record.status;
-    let old_run = record.run_id.clone();
     if spec.update_strategy == UpdateStrategy::Interrupt {
         // The old run is being replaced on purpose: its end is not news.
-        shared.watcher.unwatch(&record.task_id, &old_run);
+        shared.watcher.unwatch(record.task_id, record.run_id);
     }
     let run = match client
         .runs()
         .create(
-            thread_id,
+            record.thread_id,
             &run_create(spec, context.thread_id, &messages, Some(strategy)),
         )
         .await
     {
         Ok(run) => run,
         Err(error) => {
-            if spec.update_strategy == UpdateStrategy::Interrupt && was.is_unfinished() {
+            if spec.update_strategy == UpdateStrategy::Interrupt && record.status.is_unfinished() {
                 shared.watch(context.thread_id, &record, spec, client);
             }
             return failed(&error);
         }
     };
-    let now = task::now();
+    let reply = move_to_run(&mut record, spec, &run);
+    shared.watch(context.thread_id, &record, spec, client);
+    ToolOutput::text(reply).with_update(TASKS_CHANNEL, record.to_update())
+}
+
+/// Moves the record onto the follow-up's run `run`, and says what happened to the task: an
+/// interrupted run is replaced; a queued follow-up supersedes the run still going.
+fn move_to_run(record: &mut AsyncTask, spec: &AsyncSubAgent, run: &Run) -> String {
+    let was = record.status;
     let reply = match spec.update_strategy {
         UpdateStrategy::Interrupt => {
             record.status = TaskStatus::Running;
@@ -129,11 +129,10 @@ pub(super) async fn update(shared: &Shared, args: UpdateArgs, context: ToolConte
             )
         }
         UpdateStrategy::Enqueue => {
-            if !was.is_unfinished() {
-                record.superseded_run_ids.clear();
-            }
             if was.is_unfinished() {
-                record.superseded_run_ids.push(old_run);
+                record.superseded_run_ids.push(record.run_id);
+            } else {
+                record.superseded_run_ids.clear();
             }
             record.status = TaskStatus::observe(run.status, None);
             if was.is_unfinished() {
@@ -146,15 +145,14 @@ pub(super) async fn update(shared: &Shared, args: UpdateArgs, context: ToolConte
             }
         }
     };
-    record.run_id = run.run_id.to_string();
+    record.run_id = run.run_id;
     record.interrupts.clear();
-    record.last_updated_at = now;
-    shared.watch(context.thread_id, &record, spec, client);
-    ToolOutput::text(reply).with_update(TASKS_CHANNEL, record.to_update())
+    record.last_updated_at = task::now();
+    reply
 }
 
 /// True if the supervisor's current turn has an earlier `update_async_task` call for the task.
-fn earlier_update_in_turn(context: &ToolContext, task_id: &str) -> bool {
+fn earlier_update_in_turn(context: &ToolContext, task_id: Uuid) -> bool {
     let Some(turn) = context
         .state
         .messages
@@ -164,6 +162,7 @@ fn earlier_update_in_turn(context: &ToolContext, task_id: &str) -> bool {
     else {
         return false;
     };
+    let task_id = task_id.to_string();
     turn.tool_calls()
         .iter()
         .take_while(|call| call.id.as_deref() != Some(context.call_id.as_str()))
@@ -174,6 +173,6 @@ fn earlier_update_in_turn(context: &ToolContext, task_id: &str) -> bool {
                     .get("task_id")
                     .and_then(Value::as_str)
                     .map(str::trim)
-                    == Some(task_id.trim())
+                    == Some(task_id.as_str())
         })
 }
