@@ -163,19 +163,20 @@ impl fmt::Debug for AsyncSubAgentMiddlewareBuilder {
     }
 }
 
-impl Shared {
+/// What the middleware does before each model call.
+impl AsyncSubAgentMiddleware {
     /// Watches every unfinished task on the board that is not watched yet: after a restart,
     /// or when the board came from an earlier process.
     fn reconcile(&self, parent: Uuid, board: &[AsyncTask]) {
         for task in board.iter().filter(|task| task.status.is_unfinished()) {
-            if self.watcher.is_watching(task.task_id, task.run_id) {
+            if self.shared.watcher.is_watching(task.task_id, task.run_id) {
                 continue;
             }
-            let Some(spec) = self.spec(&task.agent_name) else {
+            let Some(spec) = self.shared.spec(&task.agent_name) else {
                 continue;
             };
-            match self.client(spec) {
-                Ok(client) => self.watch(parent, task, spec, client),
+            match self.shared.client(spec) {
+                Ok(client) => self.shared.watch(parent, task, spec, client),
                 Err(error) => tracing::warn!(task = %task.task_id, %error, "cannot watch a task"),
             }
         }
@@ -184,7 +185,7 @@ impl Shared {
     /// Moves the notices waiting for this supervisor thread into its conversation, and their
     /// statuses onto the board. A change a check or list already showed is not repeated.
     fn deliver(&self, state: &mut AgentState, parent: Uuid) {
-        for event in self.watcher.take(parent) {
+        for event in self.shared.watcher.take(parent) {
             let record = task::find_task(&state.channels, &event.task_id.to_string());
             let superseded = record
                 .as_ref()
@@ -241,8 +242,8 @@ impl Middleware for AsyncSubAgentMiddleware {
         run: &RunContext,
     ) -> Result<(), RuntimeError> {
         let board = task::board(&state.channels);
-        self.shared.reconcile(run.thread_id, &board);
-        self.shared.deliver(state, run.thread_id);
+        self.reconcile(run.thread_id, &board);
+        self.deliver(state, run.thread_id);
         Ok(())
     }
 
