@@ -103,7 +103,7 @@ impl Supervisor {
             .on_notice(move |_supervisor_thread, event| {
                 hook_transcript.say(format!(
                     "notice: task {} ({}) ended: {}",
-                    short(&event.task_id),
+                    short(&event.task_id.to_string()),
                     event.agent_name,
                     event.status
                 ));
@@ -191,12 +191,14 @@ pub async fn converse(
             for task in board(&supervisor.state.channels) {
                 transcript.say(format!(
                     "task started: {} on {}: {} ({})",
-                    short(&task.task_id),
+                    short(&task.task_id.to_string()),
                     task.agent_name,
                     task.purpose.as_deref().unwrap_or_default(),
                     task.status
                 ));
-                outcome.started.push((task.task_id, task.agent_name));
+                outcome
+                    .started
+                    .push((task.task_id.to_string(), task.agent_name));
             }
             if outcome.started.is_empty() {
                 anyhow::bail!("no task was started: {answer}");
@@ -235,7 +237,7 @@ pub async fn converse(
     for (event, after) in &outcome.notices {
         transcript.say(format!(
             "result of {} ({}, {}, after {:.1} s): {}",
-            short(&event.task_id),
+            short(&event.task_id.to_string()),
             event.agent_name,
             event.status,
             after.as_secs_f64(),

@@ -44,7 +44,7 @@ fn assert_delegated_and_heard_back(outcome: &Outcome, agents: [&str; 2]) {
         let (event, _after) = outcome
             .notices
             .iter()
-            .find(|(event, _)| &event.task_id == task_id)
+            .find(|(event, _)| event.task_id.to_string() == *task_id)
             .unwrap_or_else(|| panic!("no notice for task {task_id}\n{text}"));
         assert_eq!(&event.agent_name, agent);
         assert_eq!(event.status, TaskStatus::Success, "{text}");

@@ -115,7 +115,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 println!(
                     "{} notice: task {} ({}) is {}",
                     clock.now(),
-                    short(&event.task_id),
+                    short(&event.task_id.to_string()),
                     event.agent_name,
                     event.status
                 );
@@ -198,7 +198,7 @@ fn print_board(clock: &Clock, tasks: &[AsyncTask]) {
         println!(
             "{}   task {} {:<10} {:<9} {}",
             clock.now(),
-            short(&task.task_id),
+            short(&task.task_id.to_string()),
             task.agent_name,
             task.status.as_str(),
             task.purpose.as_deref().unwrap_or_default()
@@ -213,10 +213,13 @@ fn print_running(clock: &Clock, tasks: &[AsyncTask]) {
         .iter()
         .filter(|task| task.status.is_unfinished())
         .map(|task| {
-            let since = chrono::DateTime::parse_from_rfc3339(&task.created_at)
-                .map(|at| (now - at.with_timezone(&chrono::Utc)).num_seconds())
-                .unwrap_or_default();
-            format!("{} {} {} s", short(&task.task_id), task.status, since)
+            let since = (now - task.created_at).num_seconds();
+            format!(
+                "{} {} {} s",
+                short(&task.task_id.to_string()),
+                task.status,
+                since
+            )
         })
         .collect();
     if !running.is_empty() {
@@ -401,9 +404,9 @@ mod tests {
     #[test]
     fn a_notice_is_summarised_in_one_line() {
         let event = TaskEvent {
-            task_id: "0123456789".into(),
+            task_id: uuid::Uuid::from_u128(0x0123456789),
             agent_name: "researcher".into(),
-            run_id: "r".into(),
+            run_id: uuid::Uuid::from_u128(1),
             status: TaskStatus::Success,
             result: Some("Findings on x:\n1. y".into()),
             error: None,

@@ -30,6 +30,7 @@ mod middleware;
 mod notice;
 mod observe;
 mod settings;
+mod shared;
 mod spec;
 mod task;
 mod tools;

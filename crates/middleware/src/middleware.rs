@@ -1,11 +1,12 @@
 //! `AsyncSubAgentMiddleware`: the five tools, the board, and notices before each model call.
 
-use crate::approval::{Approval, ApprovalRequest, Approver};
+use crate::approval::Approver;
 use crate::notice::{TaskEvent, notification};
 use crate::settings::Settings;
+use crate::shared::Shared;
 use crate::spec::{self, AsyncSubAgent};
 use crate::task::{self, AsyncTask, TASKS_CHANNEL};
-use crate::watch::{NoticeHook, WatchRequest, Watcher};
+use crate::watch::{NoticeHook, Watcher};
 use crate::{Error, tools};
 use async_trait::async_trait;
 use errand_client::{Client, ClientBuilder, ClientCache};
@@ -27,15 +28,7 @@ use uuid::Uuid;
 /// status changes reach the supervisor's next model call as notices.
 #[derive(Clone)]
 pub struct AsyncSubAgentMiddleware {
-    inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) specs: Vec<AsyncSubAgent>,
-    clients: ClientCache,
-    pub(crate) settings: Settings,
-    approver: Option<Approver>,
-    pub(crate) watcher: Watcher,
+    shared: Arc<Shared>,
 }
 
 impl AsyncSubAgentMiddleware {
@@ -55,20 +48,20 @@ impl AsyncSubAgentMiddleware {
 
     /// The subagents it can start.
     pub fn subagents(&self) -> &[AsyncSubAgent] {
-        &self.inner.specs
+        &self.shared.specs
     }
 
     /// How many notices wait for the supervisor thread `thread_id`'s next model call.
     pub fn pending_notices(&self, thread_id: Uuid) -> usize {
-        self.inner.watcher.pending(thread_id)
+        self.shared.watcher.pending(thread_id)
     }
 
     /// Stops watching; cancels the runs still going when the settings say so
     /// ([`Settings::cancel_on_exit`]).
     pub async fn shutdown(&self) {
-        self.inner
+        self.shared
             .watcher
-            .shutdown(self.inner.settings.cancel_on_exit)
+            .shutdown(self.shared.settings.cancel_on_exit)
             .await;
     }
 }
@@ -78,9 +71,14 @@ impl fmt::Debug for AsyncSubAgentMiddleware {
         f.debug_struct("AsyncSubAgentMiddleware")
             .field(
                 "subagents",
-                &self.inner.specs.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                &self
+                    .shared
+                    .specs
+                    .iter()
+                    .map(|s| &s.name)
+                    .collect::<Vec<_>>(),
             )
-            .field("watcher", &self.inner.watcher)
+            .field("watcher", &self.shared.watcher)
             .finish_non_exhaustive()
     }
 }
@@ -146,7 +144,7 @@ impl AsyncSubAgentMiddlewareBuilder {
             None => ClientCache::new(self.template),
         };
         Ok(AsyncSubAgentMiddleware {
-            inner: Arc::new(Inner {
+            shared: Arc::new(Shared {
                 specs: self.specs,
                 clients,
                 watcher: Watcher::new(self.hook, self.settings.timing),
@@ -165,75 +163,20 @@ impl fmt::Debug for AsyncSubAgentMiddlewareBuilder {
     }
 }
 
-impl Inner {
-    pub(crate) fn spec(&self, name: &str) -> Option<&AsyncSubAgent> {
-        self.specs.iter().find(|spec| spec.name == name)
-    }
-
-    pub(crate) fn names(&self) -> String {
-        self.specs
-            .iter()
-            .map(|spec| format!("`{}`", spec.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    pub(crate) fn client(
-        &self,
-        spec: &AsyncSubAgent,
-    ) -> Result<Client, errand_client::ClientError> {
-        self.clients
-            .get(spec.url.as_deref(), &spec.resolved_headers())
-    }
-
-    /// Asks the approver, if any; `Some(reason)` when refused.
-    pub(crate) async fn refused(&self, request: ApprovalRequest) -> Option<String> {
-        let approver = self.approver.as_ref()?;
-        match approver(request).await {
-            Approval::Approve => None,
-            Approval::Reject(reason) => Some(reason.unwrap_or_default()),
-        }
-    }
-
-    /// Watches the task's current run for the supervisor thread `parent`.
-    pub(crate) fn watch(
-        &self,
-        parent: Uuid,
-        task: &AsyncTask,
-        spec: &AsyncSubAgent,
-        client: Client,
-    ) {
-        let deadline = task
-            .deadline
-            .as_deref()
-            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-            .map(|at| {
-                let left = (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or_default();
-                tokio::time::Instant::now() + left
-            });
-        self.watcher.watch(WatchRequest {
-            parent,
-            task: task.clone(),
-            client,
-            deadline,
-            notify: spec.notify_parent,
-        });
-    }
-
+/// What the middleware does before each model call.
+impl AsyncSubAgentMiddleware {
     /// Watches every unfinished task on the board that is not watched yet: after a restart,
     /// or when the board came from an earlier process.
     fn reconcile(&self, parent: Uuid, board: &[AsyncTask]) {
         for task in board.iter().filter(|task| task.status.is_unfinished()) {
-            if self.watcher.is_watching(&task.task_id, &task.run_id) {
+            if self.shared.watcher.is_watching(task.task_id, task.run_id) {
                 continue;
             }
-            let Some(spec) = self.spec(&task.agent_name) else {
+            let Some(spec) = self.shared.spec(&task.agent_name) else {
                 continue;
             };
-            match self.client(spec) {
-                Ok(client) => self.watch(parent, task, spec, client),
+            match self.shared.client(spec) {
+                Ok(client) => self.shared.watch(parent, task, spec, client),
                 Err(error) => tracing::warn!(task = %task.task_id, %error, "cannot watch a task"),
             }
         }
@@ -242,8 +185,8 @@ impl Inner {
     /// Moves the notices waiting for this supervisor thread into its conversation, and their
     /// statuses onto the board. A change a check or list already showed is not repeated.
     fn deliver(&self, state: &mut AgentState, parent: Uuid) {
-        for event in self.watcher.take(parent) {
-            let record = task::find_task(&state.channels, &event.task_id);
+        for event in self.shared.watcher.take(parent) {
+            let record = task::find_task(&state.channels, &event.task_id.to_string());
             let superseded = record
                 .as_ref()
                 .is_some_and(|task| task.superseded_run_ids.contains(&event.run_id));
@@ -256,7 +199,7 @@ impl Inner {
                 if record.status == event.status {
                     continue;
                 }
-                record.observed(event.status, None, &task::now());
+                record.observed(event.status, None, task::now());
                 record.interrupts = event.interrupts.clone();
                 merge_into_board(state, &record);
             }
@@ -284,11 +227,13 @@ impl Middleware for AsyncSubAgentMiddleware {
     }
 
     fn tools(&self) -> Vec<SharedTool> {
-        tools::all(&self.inner)
+        tools::all(&self.shared)
     }
 
     fn channels(&self) -> Vec<Channel> {
-        vec![task::board_channel(self.inner.settings.keep_finished_tasks)]
+        vec![task::board_channel(
+            self.shared.settings.keep_finished_tasks,
+        )]
     }
 
     async fn before_model(
@@ -297,8 +242,8 @@ impl Middleware for AsyncSubAgentMiddleware {
         run: &RunContext,
     ) -> Result<(), RuntimeError> {
         let board = task::board(&state.channels);
-        self.inner.reconcile(run.thread_id, &board);
-        self.inner.deliver(state, run.thread_id);
+        self.reconcile(run.thread_id, &board);
+        self.deliver(state, run.thread_id);
         Ok(())
     }
 
@@ -307,9 +252,9 @@ impl Middleware for AsyncSubAgentMiddleware {
         request: &mut ModelRequest,
         _state: &AgentState,
     ) -> Result<(), RuntimeError> {
-        if let Some(prompt) = &self.inner.settings.system_prompt {
+        if let Some(prompt) = &self.shared.settings.system_prompt {
             let agents: Vec<String> = self
-                .inner
+                .shared
                 .specs
                 .iter()
                 .map(|spec| format!("- {}: {}", spec.name, spec.description))

@@ -28,10 +28,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// One run being watched.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    task_id: String,
-    run_id: String,
+    task_id: Uuid,
+    run_id: Uuid,
 }
 
 struct Active {
@@ -44,7 +44,7 @@ struct Active {
 #[derive(Default)]
 struct Shared {
     queues: HashMap<Uuid, Vec<TaskEvent>>,
-    seen: HashSet<(String, String, TaskStatus)>,
+    seen: HashSet<(Uuid, Uuid, TaskStatus)>,
     active: HashMap<Key, Active>,
 }
 
@@ -101,19 +101,13 @@ impl Watcher {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts watching the task's current run, unless it is watched already or its ids do not
-    /// parse. Must be called inside a tokio runtime.
+    /// Starts watching the task's current run, unless it is watched already. Must be called
+    /// inside a tokio runtime.
     pub(crate) fn watch(&self, request: WatchRequest) {
-        let (Ok(thread_id), Ok(run_id)) = (
-            Uuid::parse_str(&request.task.thread_id),
-            Uuid::parse_str(&request.task.run_id),
-        ) else {
-            tracing::warn!(task = %request.task.task_id, "not watching a task whose ids are not UUIDs");
-            return;
-        };
+        let (thread_id, run_id) = (request.task.thread_id, request.task.run_id);
         let key = Key {
-            task_id: request.task.task_id.clone(),
-            run_id: request.task.run_id.clone(),
+            task_id: request.task.task_id,
+            run_id,
         };
         let stop = self.stop_all.child_token();
         {
@@ -122,7 +116,7 @@ impl Watcher {
                 return;
             }
             shared.active.insert(
-                key.clone(),
+                key,
                 Active {
                     stop: stop.clone(),
                     client: request.client.clone(),
@@ -153,22 +147,15 @@ impl Watcher {
     }
 
     /// Stops watching a run without an event: the supervisor's own tools replaced or cancelled it.
-    pub(crate) fn unwatch(&self, task_id: &str, run_id: &str) {
-        let key = Key {
-            task_id: task_id.to_owned(),
-            run_id: run_id.to_owned(),
-        };
-        if let Some(active) = self.lock().active.remove(&key) {
+    pub(crate) fn unwatch(&self, task_id: Uuid, run_id: Uuid) {
+        if let Some(active) = self.lock().active.remove(&Key { task_id, run_id }) {
             active.stop.cancel();
         }
     }
 
     /// True while the run is watched.
-    pub(crate) fn is_watching(&self, task_id: &str, run_id: &str) -> bool {
-        self.lock().active.contains_key(&Key {
-            task_id: task_id.to_owned(),
-            run_id: run_id.to_owned(),
-        })
+    pub(crate) fn is_watching(&self, task_id: Uuid, run_id: Uuid) -> bool {
+        self.lock().active.contains_key(&Key { task_id, run_id })
     }
 
     /// The events not yet delivered to the supervisor thread `parent`.
@@ -183,17 +170,15 @@ impl Watcher {
 
     /// Records that the supervisor already saw `status` for this run (a check or list read
     /// it), so no notice repeats it.
-    pub(crate) fn mark_seen(&self, task_id: &str, run_id: &str, status: TaskStatus) {
-        self.lock()
-            .seen
-            .insert((task_id.to_owned(), run_id.to_owned(), status));
+    pub(crate) fn mark_seen(&self, task_id: Uuid, run_id: Uuid, status: TaskStatus) {
+        self.lock().seen.insert((task_id, run_id, status));
     }
 
     fn deliver(&self, parent: Uuid, task: &AsyncTask, observation: Observation) {
         let event = TaskEvent {
-            task_id: task.task_id.clone(),
+            task_id: task.task_id,
             agent_name: task.agent_name.clone(),
-            run_id: task.run_id.clone(),
+            run_id: task.run_id,
             status: observation.status,
             result: observation.result,
             error: observation.error,
@@ -201,7 +186,7 @@ impl Watcher {
         };
         {
             let mut shared = self.lock();
-            let key = (event.task_id.clone(), event.run_id.clone(), event.status);
+            let key = (event.task_id, event.run_id, event.status);
             if !shared.seen.insert(key) {
                 return;
             }

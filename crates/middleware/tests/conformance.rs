@@ -7,6 +7,7 @@
 
 mod support;
 
+use chrono::{DateTime, Utc};
 use errand_middleware::runtime::agent::{Agent, AgentState, RunContext};
 use errand_middleware::runtime::middleware::Middleware;
 use errand_middleware::runtime::model::{ModelRequest, ScriptedModel, Turn};
@@ -22,7 +23,8 @@ use support::{
 };
 use uuid::Uuid;
 
-const OLD: &str = "2020-01-01T00:00:00Z";
+/// 2020-01-01T00:00:00Z.
+const OLD: DateTime<Utc> = DateTime::from_timestamp(1_577_836_800, 0).unwrap();
 
 fn echoer() -> AsyncSubAgent {
     AsyncSubAgent::new("echoer", "Repeats what it is told.", "echo")
@@ -39,10 +41,10 @@ fn middleware(
 }
 
 /// Puts old timestamps on a task so a change of `last_updated_at` shows.
-fn age(supervisor: &mut Supervisor, task_id: &str) {
+fn age(supervisor: &mut Supervisor, task_id: &Uuid) {
     supervisor.edit_task(task_id, |task| {
-        task.last_checked_at = OLD.into();
-        task.last_updated_at = OLD.into();
+        task.last_checked_at = OLD;
+        task.last_updated_at = OLD;
     });
 }
 
@@ -263,7 +265,7 @@ async fn start_creates_a_thread_and_a_run_of_the_graph_with_the_description() {
         format!("Launched async subagent. task_id: {task_id}")
     );
 
-    let task = supervisor.task(&task_id);
+    let task = supervisor.task(task_id);
     assert_eq!(task.task_id, task_id);
     assert_eq!(task.thread_id, task_id, "the task id is the thread id");
     assert_eq!(task.agent_name, "echoer");
@@ -272,14 +274,18 @@ async fn start_creates_a_thread_and_a_run_of_the_graph_with_the_description() {
         TaskStatus::Running,
         "running, as Deep Agents records it"
     );
-    assert!(Uuid::parse_str(&task.run_id).is_ok());
-    assert!(is_stamp(&task.created_at), "{}", task.created_at);
+    let record = &supervisor.state.channels[TASKS_CHANNEL][&task_id.to_string()];
+    assert!(Uuid::parse_str(record["run_id"].as_str().unwrap()).is_ok());
+    assert!(
+        is_stamp(record["created_at"].as_str().unwrap()),
+        "{}",
+        record["created_at"]
+    );
     assert_eq!(task.created_at, task.last_checked_at);
     assert_eq!(task.created_at, task.last_updated_at);
     assert!(task.superseded_run_ids.is_empty());
     assert_eq!(task.purpose.as_deref(), Some("Summarise the report."));
     assert_eq!(task.deadline, None);
-    let record = &supervisor.state.channels[TASKS_CHANNEL][&task_id];
     for key in [
         "task_id",
         "agent_name",
@@ -300,7 +306,7 @@ async fn start_creates_a_thread_and_a_run_of_the_graph_with_the_description() {
     // with the description as a user message.
     let threads = threads_of(&client, "echoer").await;
     assert_eq!(threads.len(), 1);
-    assert_eq!(threads[0].thread_id.to_string(), task_id);
+    assert_eq!(threads[0].thread_id, task_id);
     assert_eq!(
         threads[0].metadata["parent_thread_id"],
         supervisor.thread_id.to_string()
@@ -332,7 +338,7 @@ async fn check_reports_running_then_the_last_message_and_moves_last_updated_only
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
     let slow = supervisor.start("echoer", "sleep=30").await;
-    let task = supervisor.task(&slow);
+    let task = supervisor.task(slow);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
     age(&mut supervisor, &slow);
     let output = supervisor
@@ -342,12 +348,12 @@ async fn check_reports_running_then_the_last_message_and_moves_last_updated_only
         json_of(&output),
         json!({"status": "running", "thread_id": slow})
     );
-    let task = supervisor.task(&slow);
+    let task = supervisor.task(slow);
     assert_eq!(task.last_updated_at, OLD, "no change, no update stamp");
     assert_ne!(task.last_checked_at, OLD);
 
     let quick = supervisor.start("echoer", "hello").await;
-    let task = supervisor.task(&quick);
+    let task = supervisor.task(quick);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     age(&mut supervisor, &quick);
     // The id is taken verbatim, surrounding whitespace tolerated.
@@ -361,11 +367,11 @@ async fn check_reports_running_then_the_last_message_and_moves_last_updated_only
         json_of(&output),
         json!({"status": "success", "thread_id": quick, "result": "echo: hello"})
     );
-    let task = supervisor.task(&quick);
+    let task = supervisor.task(quick);
     assert_eq!(task.status, TaskStatus::Success);
     assert_ne!(task.last_updated_at, OLD, "the status changed");
     assert_ne!(task.last_checked_at, OLD);
-    assert_eq!(supervisor.task(&slow).status, TaskStatus::Running);
+    assert_eq!(supervisor.task(slow).status, TaskStatus::Running);
     server.shutdown(std::time::Duration::from_secs(1)).await;
 }
 
@@ -375,7 +381,7 @@ async fn check_surfaces_the_error_of_a_failed_run() {
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
     let id = supervisor.start("echoer", "fail=the disk is full").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Error).await;
     age(&mut supervisor, &id);
     let answer = json_of(
@@ -389,7 +395,7 @@ async fn check_surfaces_the_error_of_a_failed_run() {
     assert!(error.contains("the disk is full"), "{error}");
     assert!(error.contains("EchoError"), "{error}");
     assert!(answer.get("result").is_none());
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     assert_eq!(task.status, TaskStatus::Error);
     assert_ne!(task.last_updated_at, OLD);
     server.shutdown(std::time::Duration::from_secs(1)).await;
@@ -404,7 +410,7 @@ async fn check_of_a_run_that_ended_without_messages_says_so() {
         vec![AsyncSubAgent::new("mute", "Says nothing.", "silent")],
     ));
     let id = supervisor.start("mute", "anything").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     let answer = json_of(
         &supervisor
@@ -446,7 +452,7 @@ async fn update_interrupts_the_current_run_and_keeps_the_task_id() {
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
     let id = supervisor.start("echoer", "sleep=30").await;
-    let before = supervisor.task(&id);
+    let before = supervisor.task(id);
     wait_run_status(
         &client,
         &before.thread_id,
@@ -455,7 +461,7 @@ async fn update_interrupts_the_current_run_and_keeps_the_task_id() {
     )
     .await;
     age(&mut supervisor, &id);
-    let before = supervisor.task(&id);
+    let before = supervisor.task(id);
 
     let output = supervisor
         .call(
@@ -467,7 +473,7 @@ async fn update_interrupts_the_current_run_and_keeps_the_task_id() {
         output.content,
         format!("Updated async subagent. task_id: {id}")
     );
-    let after = supervisor.task(&id);
+    let after = supervisor.task(id);
     assert_eq!(after.task_id, id);
     assert_eq!(after.thread_id, before.thread_id);
     assert_ne!(after.run_id, before.run_id, "a new run");
@@ -515,7 +521,7 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
         vec![echoer().update_strategy(UpdateStrategy::Enqueue)],
     ));
     let id = supervisor.start("echoer", "sleep=30").await;
-    let first = supervisor.task(&id);
+    let first = supervisor.task(id);
     wait_run_status(&client, &first.thread_id, &first.run_id, RunStatus::Running).await;
 
     let output = supervisor
@@ -530,10 +536,10 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
             "Queued follow-up to async subagent without interrupting its current run. task_id: {id}"
         )
     );
-    let queued = supervisor.task(&id);
+    let queued = supervisor.task(id);
     assert_ne!(queued.run_id, first.run_id);
     assert_eq!(queued.status, TaskStatus::Pending, "the server's status");
-    assert_eq!(queued.superseded_run_ids, [first.run_id.as_str()]);
+    assert_eq!(queued.superseded_run_ids, [first.run_id]);
     let run = server_run(&client, &queued).await;
     assert_eq!(run.multitask_strategy, MultitaskStrategy::Enqueue);
     assert_eq!(run.status, RunStatus::Pending);
@@ -583,16 +589,9 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
         )
     );
     assert!(outputs[1].update.is_empty());
-    let task = supervisor.task(&id);
-    assert_eq!(
-        task.superseded_run_ids,
-        [first.run_id.clone(), queued.run_id.clone()]
-    );
-    let runs = client
-        .runs()
-        .list(Uuid::parse_str(&id).unwrap(), Default::default())
-        .await
-        .unwrap();
+    let task = supervisor.task(id);
+    assert_eq!(task.superseded_run_ids, [first.run_id, queued.run_id]);
+    let runs = client.runs().list(id, Default::default()).await.unwrap();
     assert_eq!(runs.len(), 3, "the refused follow-up was never sent");
 
     // Cancel stops the current run and the earlier ones still going.
@@ -624,7 +623,7 @@ async fn cancel_stops_a_running_task_and_records_cancelled() {
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
     let id = supervisor.start("echoer", "sleep=30").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
     age(&mut supervisor, &id);
     let output = supervisor
@@ -634,7 +633,7 @@ async fn cancel_stops_a_running_task_and_records_cancelled() {
         output.content,
         format!("Cancelled async subagent task: {id}")
     );
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     assert_eq!(task.status, TaskStatus::Cancelled);
     assert_ne!(task.last_updated_at, OLD);
     assert_ne!(task.last_checked_at, OLD);
@@ -677,9 +676,9 @@ async fn list_shows_every_task_with_its_live_status() {
         ])
         .await;
     let (quick, slow) = (task_id_of(&outputs[0]), task_id_of(&outputs[1]));
-    let task = supervisor.task(&quick);
+    let task = supervisor.task(quick);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
-    let task = supervisor.task(&slow);
+    let task = supervisor.task(slow);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
     age(&mut supervisor, &quick);
     age(&mut supervisor, &slow);
@@ -703,7 +702,7 @@ async fn list_shows_every_task_with_its_live_status() {
         "{}",
         output.content
     );
-    let (q, s) = (supervisor.task(&quick), supervisor.task(&slow));
+    let (q, s) = (supervisor.task(quick), supervisor.task(slow));
     assert_eq!(q.status, TaskStatus::Success, "the live status is recorded");
     assert_ne!(q.last_updated_at, OLD, "changed");
     assert_eq!(s.last_updated_at, OLD, "unchanged");
@@ -717,7 +716,10 @@ async fn list_shows_every_task_with_its_live_status() {
         "{}",
         running.content
     );
-    assert!(running.content.contains(&slow) && !running.content.contains(&quick));
+    assert!(
+        running.content.contains(&slow.to_string())
+            && !running.content.contains(&quick.to_string())
+    );
     let all = supervisor
         .call("list_async_tasks", json!({"status_filter": "all"}))
         .await;
@@ -752,7 +754,7 @@ async fn the_tools_work_over_http() {
     let mut supervisor =
         Supervisor::new(AsyncSubAgentMiddleware::builder([remote]).build().unwrap());
     let id = supervisor.start("echoer", "sleep=30").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
     let output = supervisor
         .call(
@@ -764,7 +766,7 @@ async fn the_tools_work_over_http() {
         output.content,
         format!("Updated async subagent. task_id: {id}")
     );
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     let answer = json_of(
         &supervisor
@@ -884,7 +886,7 @@ async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
         vec![AsyncSubAgent::new("buyer", "Buys things.", "asks")],
     ));
     let id = supervisor.start("buyer", "buy a lamp").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
 
     // The notice says so, with what the subagent asks.
@@ -897,7 +899,7 @@ async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
         notice.contains("you can't answer or approve it"),
         "{notice}"
     );
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     assert_eq!(task.status, TaskStatus::Waiting);
     assert_eq!(task.interrupts.len(), 1);
 
@@ -939,7 +941,7 @@ async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
             "Updated async subagent. task_id: {id}. It was waiting for a human; that request was dropped."
         )
     );
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     assert!(task.interrupts.is_empty());
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     let answer = json_of(
@@ -950,11 +952,7 @@ async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
     assert_eq!(answer["status"], "waiting");
 
     // Cancelling a waiting task sends nothing (its run has ended) and it stays cancelled.
-    let runs_before = client
-        .runs()
-        .list(Uuid::parse_str(&id).unwrap(), Default::default())
-        .await
-        .unwrap();
+    let runs_before = client.runs().list(id, Default::default()).await.unwrap();
     let output = supervisor
         .call("cancel_async_task", json!({"task_id": id}))
         .await;
@@ -962,12 +960,8 @@ async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
         output.content,
         format!("Cancelled async subagent task: {id}")
     );
-    assert_eq!(supervisor.task(&id).status, TaskStatus::Cancelled);
-    let runs_after = client
-        .runs()
-        .list(Uuid::parse_str(&id).unwrap(), Default::default())
-        .await
-        .unwrap();
+    assert_eq!(supervisor.task(id).status, TaskStatus::Cancelled);
+    let runs_after = client.runs().list(id, Default::default()).await.unwrap();
     assert_eq!(runs_before, runs_after);
     let answer = json_of(
         &supervisor
@@ -975,6 +969,6 @@ async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
             .await,
     );
     assert_eq!(answer["status"], "cancelled", "{answer}");
-    assert_eq!(supervisor.task(&id).status, TaskStatus::Cancelled);
+    assert_eq!(supervisor.task(id).status, TaskStatus::Cancelled);
     server.shutdown(std::time::Duration::from_secs(1)).await;
 }

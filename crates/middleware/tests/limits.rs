@@ -45,10 +45,6 @@ fn build(
         .unwrap()
 }
 
-fn stamp(text: &str) -> chrono::NaiveDateTime {
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ").unwrap()
-}
-
 #[tokio::test]
 async fn a_task_past_its_deadline_is_cancelled_and_ends_as_timeout() {
     let server = server().await;
@@ -82,16 +78,16 @@ async fn a_task_past_its_deadline_is_cancelled_and_ends_as_timeout() {
             .await;
         ids.push(task_id_of(&output));
     }
-    let patient = supervisor.task(&ids[2]);
+    let patient = supervisor.task(ids[2]);
     assert_eq!(
-        stamp(patient.deadline.as_deref().unwrap()) - stamp(&patient.created_at),
+        patient.deadline.unwrap() - patient.created_at,
         chrono::Duration::hours(1),
         "the spec's own deadline wins over the default"
     );
     for id in &ids[..2] {
         let task = supervisor.task(id);
         assert_eq!(
-            stamp(task.deadline.as_deref().unwrap()) - stamp(&task.created_at),
+            task.deadline.unwrap() - task.created_at,
             chrono::Duration::seconds(1)
         );
     }
@@ -204,7 +200,7 @@ async fn cancel_on_exit_cancels_the_runs_still_going_at_shutdown() {
 
     let mut keeper = Supervisor::new(build(&server, vec![echoer()], Settings::default()));
     let kept = task_id_of(&keeper.call("start_async_task", start.clone()).await);
-    let kept = keeper.task(&kept);
+    let kept = keeper.task(kept);
 
     let mut leaver = Supervisor::new(build(
         &server,
@@ -217,7 +213,7 @@ async fn cancel_on_exit_cancels_the_runs_still_going_at_shutdown() {
     let mut left = Vec::new();
     for _ in 0..2 {
         let id = task_id_of(&leaver.call("start_async_task", start.clone()).await);
-        left.push(leaver.task(&id));
+        left.push(leaver.task(id));
     }
     for task in left.iter().chain([&kept]) {
         wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
@@ -255,7 +251,7 @@ async fn results_are_text_only_capped_with_a_marker_and_read_on_with_offset() {
         },
     ));
     let id = supervisor.start("thinker", "think").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     let full = "The answer is 42.\nChecked twice.";
 
@@ -360,7 +356,7 @@ async fn the_approval_hook_refuses_a_start_and_approves_an_update() {
     );
 
     let id = supervisor.start("echoer", "sleep=30").await;
-    let before = supervisor.task(&id);
+    let before = supervisor.task(id);
     let updated = supervisor
         .call(
             "update_async_task",
@@ -371,7 +367,7 @@ async fn the_approval_hook_refuses_a_start_and_approves_an_update() {
         updated.content,
         format!("Updated async subagent. task_id: {id}")
     );
-    let after = supervisor.task(&id);
+    let after = supervisor.task(id);
     assert_ne!(after.run_id, before.run_id);
     wait_run_status(&client, &after.thread_id, &after.run_id, RunStatus::Success).await;
 
@@ -384,6 +380,7 @@ async fn the_approval_hook_refuses_a_start_and_approves_an_update() {
     );
 
     let asked = asked.lock().unwrap().clone();
+    let id = id.to_string();
     let seen: Vec<(Action, Option<&str>, Option<&str>)> = asked
         .iter()
         .map(|r| (r.action, r.task_id.as_deref(), r.text.as_deref()))
@@ -415,9 +412,9 @@ async fn the_running_task_cap_counts_live_statuses_not_cached_ones() {
         },
     ));
     let id = supervisor.start("echoer", "hello").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
-    assert_eq!(supervisor.task(&id).status, TaskStatus::Running, "cached");
+    assert_eq!(supervisor.task(id).status, TaskStatus::Running, "cached");
     let second = supervisor
         .call(
             "start_async_task",

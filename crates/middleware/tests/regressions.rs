@@ -42,7 +42,7 @@ async fn cancel_of_a_finished_run_says_it_finished_and_the_board_keeps_success()
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
     let id = supervisor.start("echoer", "hello").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
 
     let output = supervisor
@@ -55,7 +55,7 @@ async fn cancel_of_a_finished_run_says_it_finished_and_the_board_keeps_success()
              Use `check_async_task` to read its result."
         )
     );
-    assert_eq!(supervisor.task(&id).status, TaskStatus::Success);
+    assert_eq!(supervisor.task(id).status, TaskStatus::Success);
     assert_eq!(server_run(&client, &task).await.status, RunStatus::Success);
     let listed = supervisor.call("list_async_tasks", json!({})).await;
     assert!(
@@ -80,10 +80,10 @@ async fn list_filters_on_the_live_status_not_the_cached_one() {
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
     let id = supervisor.start("echoer", "hello").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     assert_eq!(
-        supervisor.task(&id).status,
+        supervisor.task(id).status,
         TaskStatus::Running,
         "cached as running"
     );
@@ -91,7 +91,11 @@ async fn list_filters_on_the_live_status_not_the_cached_one() {
     let running = supervisor
         .call("list_async_tasks", json!({"status_filter": "running"}))
         .await;
-    assert!(!running.content.contains(&id), "{}", running.content);
+    assert!(
+        !running.content.contains(&id.to_string()),
+        "{}",
+        running.content
+    );
     let success = supervisor
         .call("list_async_tasks", json!({"status_filter": "success"}))
         .await;
@@ -101,7 +105,7 @@ async fn list_filters_on_the_live_status_not_the_cached_one() {
             "1 tracked task(s):\n- task_id: {id}  agent: echoer  status: success  purpose: hello"
         )
     );
-    assert_eq!(supervisor.task(&id).status, TaskStatus::Success);
+    assert_eq!(supervisor.task(id).status, TaskStatus::Success);
     server.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -114,7 +118,7 @@ async fn a_task_whose_subagent_was_removed_gets_a_clear_message_from_every_tool(
     let before = middleware(&server, vec![echoer()]);
     let mut supervisor = Supervisor::new(before.clone());
     let id = supervisor.start("echoer", "sleep=30").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
 
     // The config changes: `echoer` is gone; the board stays.
     let after = middleware(
@@ -160,11 +164,7 @@ async fn a_task_whose_subagent_was_removed_gets_a_clear_message_from_every_tool(
              (agent no longer configured; status as last seen)"
         )
     );
-    let runs = client
-        .runs()
-        .list(Uuid::parse_str(&id).unwrap(), Default::default())
-        .await
-        .unwrap();
+    let runs = client.runs().list(id, Default::default()).await.unwrap();
     assert_eq!(runs.len(), 1, "the update sent nothing");
     assert!(!runs[0].status.is_terminal(), "the cancel sent nothing");
 
@@ -234,7 +234,7 @@ async fn the_in_process_transport_works_from_a_current_thread_runtime() {
     let client = local(&server);
     let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
     let id = supervisor.start("echoer", "hi there").await;
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
     // The watcher, spawned on this runtime, followed the run too.
     supervisor.wait_notices(1).await;
@@ -397,7 +397,7 @@ async fn a_notice_for_a_superseded_run_is_marked_as_such() {
         vec![echoer().update_strategy(UpdateStrategy::Enqueue)],
     ));
     let id = supervisor.start("echoer", "sleep=0.5").await;
-    let first = supervisor.task(&id).run_id;
+    let first = supervisor.task(id).run_id;
     let output = supervisor
         .call(
             "update_async_task",
@@ -409,7 +409,7 @@ async fn a_notice_for_a_superseded_run_is_marked_as_such() {
         "{}",
         output.content
     );
-    let follow_up = supervisor.task(&id).run_id;
+    let follow_up = supervisor.task(id).run_id;
 
     supervisor.wait_notices(2).await;
     supervisor.before_model().await;
@@ -423,7 +423,7 @@ async fn a_notice_for_a_superseded_run_is_marked_as_such() {
             .text()
             .into_owned()
     };
-    let earlier = of(&first);
+    let earlier = of(&first.to_string());
     assert!(
         earlier.contains("<result>\necho: sleep=0.5\n</result>"),
         "{earlier}"
@@ -435,13 +435,13 @@ async fn a_notice_for_a_superseded_run_is_marked_as_such() {
         ),
         "{earlier}"
     );
-    let latest = of(&follow_up);
+    let latest = of(&follow_up.to_string());
     assert!(
         latest.contains("<result>\necho: the follow-up\n</result>"),
         "{latest}"
     );
     assert!(!latest.contains("It is not the result of the follow-up"));
-    let task = supervisor.task(&id);
+    let task = supervisor.task(id);
     assert_eq!(task.run_id, follow_up);
     assert_eq!(task.status, TaskStatus::Success);
     server.shutdown(Duration::from_secs(1)).await;

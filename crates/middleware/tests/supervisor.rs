@@ -204,9 +204,8 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     panic!("gave up waiting for {what}");
 }
 
-async fn run_status(client: &Client, task: &str, run: &str) -> RunStatus {
+async fn run_status(client: &Client, task: &str, run: Uuid) -> RunStatus {
     let thread = Uuid::parse_str(task).unwrap();
-    let run = Uuid::parse_str(run).unwrap();
     client.runs().get(thread, run).await.unwrap().status
 }
 
@@ -242,11 +241,10 @@ async fn fire_and_steer(transport: Transport) {
     assert!(tasks.iter().all(|task| task.status == TaskStatus::Running));
     let echo_run = tasks
         .iter()
-        .find(|t| t.task_id == ids[0])
+        .find(|t| t.task_id.to_string() == ids[0])
         .unwrap()
-        .run_id
-        .clone();
-    assert!(!run_status(client, &ids[0], &echo_run).await.is_terminal());
+        .run_id;
+    assert!(!run_status(client, &ids[0], echo_run).await.is_terminal());
 
     // A second user turn is answered while all of them still run.
     let state = turn(&supervisor, state, &run, "how is it going?").await;
@@ -254,11 +252,15 @@ async fn fire_and_steer(transport: Transport) {
         state.messages.last().unwrap().text(),
         "They are working; I'll tell you when one is done."
     );
-    assert!(!run_status(client, &ids[0], &echo_run).await.is_terminal());
+    assert!(!run_status(client, &ids[0], echo_run).await.is_terminal());
 
     // The researcher finishes: its notice is pushed, no check call needed.
     wait_for("the researcher's notice", || {
-        events.lock().unwrap().iter().any(|e| e.task_id == ids[1])
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.task_id.to_string() == ids[1])
     })
     .await;
 
@@ -303,9 +305,15 @@ async fn fire_and_steer(transport: Transport) {
         "{texts:?}"
     );
     let tasks = board(&state.channels);
-    let echo = tasks.iter().find(|t| t.task_id == ids[0]).unwrap();
+    let echo = tasks
+        .iter()
+        .find(|t| t.task_id.to_string() == ids[0])
+        .unwrap();
     assert_ne!(echo.run_id, echo_run, "an update starts a new run");
-    let queued = tasks.iter().find(|t| t.task_id == ids[2]).unwrap();
+    let queued = tasks
+        .iter()
+        .find(|t| t.task_id.to_string() == ids[2])
+        .unwrap();
     assert_eq!(queued.superseded_run_ids.len(), 1);
 
     // Cancel the echo task: the answer reads back what happened on the server.
@@ -318,11 +326,11 @@ async fn fire_and_steer(transport: Transport) {
     );
     let echo = board(&state.channels)
         .into_iter()
-        .find(|t| t.task_id == ids[0])
+        .find(|t| t.task_id.to_string() == ids[0])
         .unwrap();
     assert_eq!(echo.status, TaskStatus::Cancelled);
     assert_eq!(
-        run_status(client, &ids[0], &echo.run_id).await,
+        run_status(client, &ids[0], echo.run_id).await,
         RunStatus::Interrupted
     );
 
@@ -333,13 +341,17 @@ async fn fire_and_steer(transport: Transport) {
             .lock()
             .unwrap()
             .iter()
-            .filter(|e| e.task_id == ids[2])
+            .filter(|e| e.task_id.to_string() == ids[2])
             .count()
             == 2
     })
     .await;
     assert!(
-        !events.lock().unwrap().iter().any(|e| e.task_id == ids[0]),
+        !events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.task_id.to_string() == ids[0]),
         "no notice for runs the supervisor replaced or cancelled itself"
     );
 

@@ -118,8 +118,8 @@ enum Event {
     Notice(TaskEvent),
     /// A live read of a local task's run.
     Live {
-        task_id: String,
-        run_id: String,
+        task_id: Uuid,
+        run_id: Uuid,
         status: TaskStatus,
     },
     /// The supervisor asks before it acts.
@@ -445,7 +445,7 @@ impl Chat {
                 task_id,
                 run_id,
                 status,
-            } => self.tasks.observe(&task_id, &run_id, status),
+            } => self.tasks.observe(task_id, run_id, status),
             Event::Approval(request, reply) => {
                 let mut question = format!("approval needed: {}", describe(&request));
                 if self.reading == Some(Reading::Prompt) {
@@ -569,23 +569,18 @@ impl Chat {
             return;
         };
         for task in self.tasks.unfinished() {
-            let (Ok(thread_id), Ok(run_id)) = (
-                Uuid::parse_str(&task.thread_id),
-                Uuid::parse_str(&task.run_id),
-            ) else {
-                continue;
-            };
+            let (thread_id, run_id) = (task.thread_id, task.run_id);
             if !local.contains(&task.agent_name) {
                 continue;
             }
             let client = client.clone();
             let events = self.events.clone();
-            let task_id = task.task_id.clone();
+            let task_id = task.task_id;
             tokio::spawn(async move {
                 if let Ok(run) = client.runs().get(thread_id, run_id).await {
                     let _ = events.send(Event::Live {
                         task_id,
-                        run_id: run_id.to_string(),
+                        run_id,
                         status: TaskStatus::observe(run.status, None),
                     });
                 }
@@ -673,7 +668,7 @@ fn parse_approval(line: &str) -> Option<Approval> {
 fn notice_line(event: &TaskEvent) -> String {
     let mut line = format!(
         "[task {} {}] {}",
-        short(&event.task_id),
+        short(&event.task_id.to_string()),
         event.agent_name,
         event.status
     );
@@ -724,9 +719,9 @@ mod tests {
         assert!(!prompt.contains('\n'));
 
         let event = TaskEvent {
-            task_id: "0195f3c2-aaaa-7000-8000-000000000001".into(),
+            task_id: Uuid::from_u128(0x0195f3c2_aaaa_7000_8000_000000000001),
             agent_name: "echo".into(),
-            run_id: "r".into(),
+            run_id: Uuid::from_u128(1),
             status: TaskStatus::Success,
             result: Some("\nfirst\nsecond".into()),
             error: None,

@@ -4,6 +4,7 @@
 
 use errand::middleware::{AsyncTask, TaskEvent, TaskStatus};
 use std::collections::HashMap;
+use uuid::Uuid;
 
 /// The board and the newer statuses seen since it was read.
 #[derive(Debug, Default)]
@@ -11,7 +12,7 @@ pub(super) struct Tasks {
     /// The supervisor's board, copied after each turn (during a turn the board is the turn's).
     board: Vec<AsyncTask>,
     /// Newer statuses by (task, run).
-    seen: HashMap<(String, String), TaskStatus>,
+    seen: HashMap<(Uuid, Uuid), TaskStatus>,
 }
 
 impl Tasks {
@@ -22,8 +23,8 @@ impl Tasks {
 
     /// Records a status seen for a run. A finished status is never replaced by an unfinished
     /// one: a live read sent before a run ended may come back after its notice.
-    pub(super) fn observe(&mut self, task_id: &str, run_id: &str, status: TaskStatus) {
-        let key = (task_id.to_owned(), run_id.to_owned());
+    pub(super) fn observe(&mut self, task_id: Uuid, run_id: Uuid, status: TaskStatus) {
+        let key = (task_id, run_id);
         let known = self.seen.get(&key).copied();
         if known.is_some_and(|known| !known.is_unfinished()) && status.is_unfinished() {
             return;
@@ -33,13 +34,13 @@ impl Tasks {
 
     /// Records a notice's status.
     pub(super) fn notice(&mut self, event: &TaskEvent) {
-        self.observe(&event.task_id, &event.run_id, event.status);
+        self.observe(event.task_id, event.run_id, event.status);
     }
 
     /// A task's newest known status.
     pub(super) fn status(&self, task: &AsyncTask) -> TaskStatus {
         self.seen
-            .get(&(task.task_id.clone(), task.run_id.clone()))
+            .get(&(task.task_id, task.run_id))
             .copied()
             .unwrap_or(task.status)
     }
@@ -60,7 +61,7 @@ impl Tasks {
                 format!(
                     "{} {} {} {}",
                     task.agent_name,
-                    short(&task.task_id),
+                    short(&task.task_id.to_string()),
                     self.status(task),
                     running_for(task, now)
                 )
@@ -81,7 +82,7 @@ impl Tasks {
             let time = if status.is_unfinished() {
                 running_for(task, now)
             } else {
-                format!("since {}", task.created_at)
+                format!("since {}", task.created_at.format("%Y-%m-%dT%H:%M:%SZ"))
             };
             out.push_str(&format!(
                 "\n  {}  {:<12} {:<9} {:<22} {}",
@@ -98,12 +99,7 @@ impl Tasks {
 
 /// How long a task has been running, from its start, as `12s`, `3m05s` or `2h04m`.
 pub(super) fn running_for(task: &AsyncTask, now: chrono::DateTime<chrono::Utc>) -> String {
-    let Ok(started) = chrono::DateTime::parse_from_rfc3339(&task.created_at) else {
-        return "?".to_owned();
-    };
-    let seconds = (now - started.with_timezone(&chrono::Utc))
-        .num_seconds()
-        .max(0);
+    let seconds = (now - task.created_at).num_seconds().max(0);
     match seconds {
         0..60 => format!("{seconds}s"),
         60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
@@ -138,16 +134,19 @@ pub(super) fn first_line(text: &str) -> String {
 mod tests {
     use super::*;
 
+    const TASK: Uuid = Uuid::from_u128(0x0195f3c2_aaaa_7000_8000_000000000001);
+    const RUN: Uuid = Uuid::from_u128(1);
+
     fn task(status: TaskStatus) -> AsyncTask {
         AsyncTask {
-            task_id: "0195f3c2-aaaa-7000-8000-000000000001".into(),
+            task_id: TASK,
             agent_name: "echo".into(),
-            thread_id: "0195f3c2-aaaa-7000-8000-000000000001".into(),
-            run_id: "r1".into(),
+            thread_id: TASK,
+            run_id: RUN,
             status,
-            created_at: "2025-01-01T10:00:00Z".into(),
-            last_checked_at: "2025-01-01T10:00:00Z".into(),
-            last_updated_at: "2025-01-01T10:00:00Z".into(),
+            created_at: at("2025-01-01T10:00:00Z"),
+            last_checked_at: at("2025-01-01T10:00:00Z"),
+            last_updated_at: at("2025-01-01T10:00:00Z"),
             superseded_run_ids: Vec::new(),
             purpose: Some("sleep=3 research rust\nmore".into()),
             deadline: None,
@@ -169,27 +168,15 @@ mod tests {
             tasks.status_line(at("2025-01-01T10:02:05Z")).as_deref(),
             Some("[tasks] echo 00000001 pending 2m05s")
         );
-        tasks.observe(
-            "0195f3c2-aaaa-7000-8000-000000000001",
-            "r1",
-            TaskStatus::Running,
-        );
+        tasks.observe(TASK, RUN, TaskStatus::Running);
         assert!(
             tasks
                 .status_line(at("2025-01-01T10:00:07Z"))
                 .is_some_and(|line| line.ends_with("running 7s"))
         );
-        tasks.observe(
-            "0195f3c2-aaaa-7000-8000-000000000001",
-            "r1",
-            TaskStatus::Success,
-        );
+        tasks.observe(TASK, RUN, TaskStatus::Success);
         // A late live read does not bring a finished task back.
-        tasks.observe(
-            "0195f3c2-aaaa-7000-8000-000000000001",
-            "r1",
-            TaskStatus::Running,
-        );
+        tasks.observe(TASK, RUN, TaskStatus::Running);
         assert_eq!(tasks.status_line(at("2025-01-01T10:00:09Z")), None);
         assert!(tasks.table(at("2025-01-01T10:00:09Z")).contains("success"));
         assert!(
@@ -202,7 +189,7 @@ mod tests {
     #[test]
     fn times_and_lines_are_short() {
         let mut long = task(TaskStatus::Running);
-        long.created_at = "2025-01-01T07:55:00Z".into();
+        long.created_at = at("2025-01-01T07:55:00Z");
         assert_eq!(running_for(&long, at("2025-01-01T10:00:00Z")), "2h05m");
         assert_eq!(short("abc"), "abc");
         assert_eq!(first_line("\n  hello \nworld"), "hello");

@@ -19,6 +19,7 @@ use errand_server::graphs::Echo;
 use errand_server::storage::SqliteStorage;
 use errand_server::{LocalServe, Server};
 use serde_json::{Value, json};
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,24 +133,32 @@ pub async fn server_run(client: &Client, task: &AsyncTask) -> Run {
     run_of(client, &task.thread_id, &task.run_id).await
 }
 
-/// A run, as its server has it now.
-pub async fn run_of(client: &Client, thread_id: &str, run_id: &str) -> Run {
+/// A run, as its server has it now; the ids as UUIDs or as the strings the tools answer.
+pub async fn run_of(client: &Client, thread_id: impl Display, run_id: impl Display) -> Run {
     client
         .runs()
-        .get(
-            Uuid::parse_str(thread_id).unwrap(),
-            Uuid::parse_str(run_id).unwrap(),
-        )
+        .get(uuid(thread_id), uuid(run_id))
         .await
         .unwrap()
 }
 
 /// Waits until the run has `status` on its server.
-pub async fn wait_run_status(client: &Client, thread_id: &str, run_id: &str, status: RunStatus) {
+pub async fn wait_run_status(
+    client: &Client,
+    thread_id: impl Display,
+    run_id: impl Display,
+    status: RunStatus,
+) {
+    let (thread_id, run_id) = (uuid(thread_id), uuid(run_id));
     wait_until(&format!("run {run_id} to be {status:?}"), || async {
         run_of(client, thread_id, run_id).await.status == status
     })
     .await;
+}
+
+/// An id the tools answered, or a UUID already.
+pub fn uuid(id: impl Display) -> Uuid {
+    Uuid::parse_str(&id.to_string()).unwrap()
 }
 
 /// The threads on the server made for the subagent `name`.
@@ -167,12 +176,12 @@ pub async fn threads_of(client: &Client, name: &str) -> Vec<Thread> {
 }
 
 /// The task id in a start tool's answer ("Launched async subagent. task_id: X").
-pub fn task_id_of(output: &ToolOutput) -> String {
-    output
+pub fn task_id_of(output: &ToolOutput) -> Uuid {
+    let id = output
         .content
         .strip_prefix("Launched async subagent. task_id: ")
-        .unwrap_or_else(|| panic!("not a launch answer: {}", output.content))
-        .to_owned()
+        .unwrap_or_else(|| panic!("not a launch answer: {}", output.content));
+    uuid(id)
 }
 
 /// The JSON a check answered.
@@ -234,7 +243,7 @@ impl Supervisor {
 
     /// One model turn calling one tool: its answer, with the board updated.
     /// Starts a task on `agent` and answers its id.
-    pub async fn start(&mut self, agent: &str, description: &str) -> String {
+    pub async fn start(&mut self, agent: &str, description: &str) -> Uuid {
         let args = serde_json::json!({"description": description, "subagent_type": agent});
         task_id_of(&self.call("start_async_task", args).await)
     }
@@ -299,17 +308,19 @@ impl Supervisor {
     }
 
     /// The task on the board.
-    pub fn task(&self, task_id: &str) -> AsyncTask {
-        find_task(&self.state.channels, task_id)
+    pub fn task(&self, task_id: impl Display) -> AsyncTask {
+        let task_id = task_id.to_string();
+        find_task(&self.state.channels, &task_id)
             .unwrap_or_else(|| panic!("task {task_id} is not on the board"))
     }
 
     /// Edits a task on the board in place.
-    pub fn edit_task(&mut self, task_id: &str, edit: impl FnOnce(&mut AsyncTask)) {
-        let mut task = self.task(task_id);
+    pub fn edit_task(&mut self, task_id: impl Display, edit: impl FnOnce(&mut AsyncTask)) {
+        let task_id = task_id.to_string();
+        let mut task = self.task(&task_id);
         edit(&mut task);
         let mut write = JsonObject::new();
-        write.insert(task_id.to_owned(), serde_json::to_value(&task).unwrap());
+        write.insert(task_id, serde_json::to_value(&task).unwrap());
         let mut update = JsonObject::new();
         update.insert(TASKS_CHANNEL.to_owned(), Value::Object(write));
         self.apply(&update);
@@ -346,12 +357,8 @@ impl Supervisor {
 }
 
 /// The messages of a thread's values, as the server has them.
-pub async fn thread_messages(client: &Client, thread_id: &str) -> Vec<Message> {
-    let thread = client
-        .threads()
-        .get(Uuid::parse_str(thread_id).unwrap())
-        .await
-        .unwrap();
+pub async fn thread_messages(client: &Client, thread_id: impl Display) -> Vec<Message> {
+    let thread = client.threads().get(uuid(thread_id)).await.unwrap();
     thread
         .values
         .as_option()

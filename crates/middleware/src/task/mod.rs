@@ -3,11 +3,13 @@
 //! The board lives beside the conversation, not in it, so summarisation never drops a task id:
 //! `list_async_tasks` recalls every task after the messages that started them are gone.
 
+use chrono::{DateTime, SubsecRound, Utc};
 use errand_protocol::{Interrupt, JsonObject, RunStatus, ThreadStatus};
 use errand_runtime::agent::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
+use uuid::Uuid;
 
 /// The state channel holding the board.
 pub const TASKS_CHANNEL: &str = "async_tasks";
@@ -72,7 +74,7 @@ impl TaskStatus {
     }
 
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Running => "running",
@@ -92,33 +94,43 @@ impl fmt::Display for TaskStatus {
 }
 
 /// One task on the board, in Deep Agents' record form plus what errand adds.
+///
+/// On the board ids are hyphenated lowercase UUID strings and times are `%Y-%m-%dT%H:%M:%SZ`
+/// (UTC, whole seconds), as Deep Agents writes them, so a board either one wrote reads in both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsyncTask {
     /// The task's id: the subagent's thread id.
-    pub task_id: String,
+    pub task_id: Uuid,
     /// The subagent's name.
     pub agent_name: String,
     /// The subagent's thread.
-    pub thread_id: String,
+    pub thread_id: Uuid,
     /// The newest run on that thread known to the supervisor.
-    pub run_id: String,
+    pub run_id: Uuid,
     /// The status when last observed.
     pub status: TaskStatus,
-    /// When it started (`%Y-%m-%dT%H:%M:%SZ`, UTC).
-    pub created_at: String,
+    /// When it started.
+    #[serde(with = "stamp")]
+    pub created_at: DateTime<Utc>,
     /// When its status was last read from its server.
-    pub last_checked_at: String,
+    #[serde(with = "stamp")]
+    pub last_checked_at: DateTime<Utc>,
     /// When its status, run or instructions last changed.
-    pub last_updated_at: String,
+    #[serde(with = "stamp")]
+    pub last_updated_at: DateTime<Utc>,
     /// Earlier runs, oldest first, that a queued follow-up came after.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub superseded_run_ids: Vec<String>,
+    pub superseded_run_ids: Vec<Uuid>,
     /// What the task is for: its description, shortened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
-    /// When it is cancelled if still unfinished (`%Y-%m-%dT%H:%M:%SZ`, UTC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline: Option<String>,
+    /// When it is cancelled if still unfinished.
+    #[serde(
+        default,
+        with = "stamp::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deadline: Option<DateTime<Utc>>,
     /// The interrupts a `waiting` task stopped at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interrupts: Vec<Interrupt>,
@@ -127,23 +139,28 @@ pub struct AsyncTask {
 impl AsyncTask {
     /// Records a newly observed status and run: `last_checked_at` is now; `last_updated_at`
     /// moves only when the status or run changed.
-    pub(crate) fn observed(&mut self, status: TaskStatus, run_id: Option<&str>, now: &str) {
+    pub(crate) fn observed(
+        &mut self,
+        status: TaskStatus,
+        run_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) {
         let run_changed = run_id.is_some_and(|run| run != self.run_id);
         if status != self.status || run_changed {
-            self.last_updated_at = now.to_owned();
+            self.last_updated_at = now;
         }
         self.status = status;
         if let Some(run) = run_id {
-            self.run_id = run.to_owned();
+            self.run_id = run;
         }
-        self.last_checked_at = now.to_owned();
+        self.last_checked_at = now;
     }
 
     /// The record as a write to the board.
     pub(crate) fn to_update(&self) -> Value {
         let mut write = JsonObject::new();
         write.insert(
-            self.task_id.clone(),
+            self.task_id.to_string(),
             serde_json::to_value(self).unwrap_or(Value::Null),
         );
         Value::Object(write)
@@ -159,7 +176,7 @@ pub fn board(channels: &JsonObject) -> Vec<AsyncTask> {
         .values()
         .filter_map(|record| serde_json::from_value(record.clone()).ok())
         .collect();
-    board.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    board.sort_by_key(|task| task.created_at);
     board
 }
 
@@ -186,7 +203,7 @@ pub fn board_channel(keep_finished: usize) -> Channel {
 }
 
 fn prune(tasks: &mut JsonObject, keep_finished: usize) {
-    let mut finished: Vec<(String, String)> = tasks
+    let mut finished: Vec<(DateTime<Utc>, String)> = tasks
         .iter()
         .filter_map(|(id, record)| {
             let task: AsyncTask = serde_json::from_value(record.clone()).ok()?;
@@ -203,120 +220,13 @@ fn prune(tasks: &mut JsonObject, keep_finished: usize) {
     }
 }
 
-/// Now, in the board's timestamp form.
-pub(crate) fn now() -> String {
-    stamp(chrono::Utc::now())
+/// Now, to the whole second, as the board keeps times: a record reads back equal to the one
+/// written.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
 }
 
-pub(crate) fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
+mod stamp;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn task(id: &str, status: TaskStatus, updated: &str) -> AsyncTask {
-        AsyncTask {
-            task_id: id.into(),
-            agent_name: "researcher".into(),
-            thread_id: id.into(),
-            run_id: format!("run-{id}"),
-            status,
-            created_at: updated.into(),
-            last_checked_at: updated.into(),
-            last_updated_at: updated.into(),
-            superseded_run_ids: Vec::new(),
-            purpose: None,
-            deadline: None,
-            interrupts: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn statuses_come_from_the_run_and_the_thread_together() {
-        use RunStatus as R;
-        use ThreadStatus as T;
-        assert_eq!(
-            TaskStatus::observe(R::Interrupted, None),
-            TaskStatus::Cancelled
-        );
-        assert_eq!(
-            TaskStatus::observe(R::Success, Some(T::Interrupted)),
-            TaskStatus::Waiting
-        );
-        assert_eq!(
-            TaskStatus::observe(R::Success, Some(T::Busy)),
-            TaskStatus::Running
-        );
-        assert_eq!(
-            TaskStatus::observe(R::Success, Some(T::Error)),
-            TaskStatus::Error
-        );
-        assert_eq!(
-            TaskStatus::observe(R::Success, Some(T::Idle)),
-            TaskStatus::Success
-        );
-        assert_eq!(TaskStatus::observe(R::Pending, None), TaskStatus::Pending);
-        assert_eq!(TaskStatus::observe(R::Timeout, None), TaskStatus::Timeout);
-        let legacy: TaskStatus = serde_json::from_value(json!("interrupted")).unwrap();
-        assert_eq!(legacy, TaskStatus::Cancelled);
-        assert!(TaskStatus::Waiting.is_unfinished() && !TaskStatus::Timeout.is_unfinished());
-    }
-
-    /// Deep Agents' reducer tests: merge into empty, update an entry whole, keep other keys.
-    #[test]
-    fn the_board_merges_by_task_id() {
-        let channel = board_channel(100);
-        let a = task("a", TaskStatus::Running, "2026-01-01T00:00:00Z");
-        let b = task("b", TaskStatus::Running, "2026-01-01T00:00:01Z");
-        let merged = channel.reduce(None, a.to_update());
-        assert_eq!(merged["a"]["status"], "running");
-        let merged = channel.reduce(Some(&merged), b.to_update());
-        let mut a2 = a.clone();
-        a2.status = TaskStatus::Success;
-        let merged = channel.reduce(Some(&merged), a2.to_update());
-        assert_eq!(merged["a"]["status"], "success");
-        assert_eq!(merged["b"]["status"], "running");
-        assert_eq!(merged.as_object().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn finished_tasks_past_the_cap_are_pruned_oldest_first_and_unfinished_never() {
-        let channel = board_channel(2);
-        let mut value = None;
-        for (i, status) in [
-            TaskStatus::Success,
-            TaskStatus::Running,
-            TaskStatus::Error,
-            TaskStatus::Cancelled,
-            TaskStatus::Waiting,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let record = task(&format!("t{i}"), status, &format!("2026-01-01T00:00:0{i}Z"));
-            value = Some(channel.reduce(value.as_ref(), record.to_update()));
-        }
-        let board = board(
-            &[(TASKS_CHANNEL.to_owned(), value.unwrap())]
-                .into_iter()
-                .collect(),
-        );
-        let ids: Vec<_> = board.iter().map(|t| t.task_id.as_str()).collect();
-        assert_eq!(ids, ["t1", "t2", "t3", "t4"]);
-    }
-
-    #[test]
-    fn observing_moves_last_updated_only_on_a_change() {
-        let mut record = task("a", TaskStatus::Running, "2026-01-01T00:00:00Z");
-        record.observed(TaskStatus::Running, None, "2026-01-01T00:01:00Z");
-        assert_eq!(record.last_updated_at, "2026-01-01T00:00:00Z");
-        assert_eq!(record.last_checked_at, "2026-01-01T00:01:00Z");
-        record.observed(TaskStatus::Running, Some("run-new"), "2026-01-01T00:02:00Z");
-        assert_eq!(record.last_updated_at, "2026-01-01T00:02:00Z");
-        record.observed(TaskStatus::Success, None, "2026-01-01T00:03:00Z");
-        assert_eq!(record.last_updated_at, "2026-01-01T00:03:00Z");
-    }
-}
+mod tests;
