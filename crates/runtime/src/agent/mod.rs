@@ -12,7 +12,7 @@ mod state;
 pub use state::{AgentState, Channel};
 
 use crate::graph::{EventSink, Graph, GraphOutput, GraphRun};
-use crate::middleware::Middleware;
+use crate::hooks::Middleware;
 use crate::model::{ChatModel, ModelSettings};
 use crate::tool::SharedTool;
 use crate::{Error, add_messages, messages_from_value};

@@ -2,7 +2,7 @@
 
 use super::{Agent, AgentState, RunContext};
 use crate::Error;
-use crate::middleware::ToolNext;
+use crate::hooks::ToolNext;
 use crate::model::{MessageBuilder, ModelDelta, ModelRequest};
 use crate::tool::{ToolContext, ToolOutput, check_arguments};
 use errand_protocol::{JsonObject, Message, MessageChunk, MessageKind, StreamPart, ToolCall};

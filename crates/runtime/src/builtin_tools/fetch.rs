@@ -37,7 +37,7 @@ Usage:
 ///
 /// ```
 /// use errand_runtime::tool::Tool;
-/// use errand_runtime::tools::FetchUrl;
+/// use errand_runtime::builtin_tools::FetchUrl;
 /// use std::time::Duration;
 ///
 /// let fetch = FetchUrl::new()

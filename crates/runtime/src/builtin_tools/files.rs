@@ -76,7 +76,7 @@ impl Default for Limits {
 /// A folder the file tools work in, and cannot leave.
 ///
 /// ```
-/// use errand_runtime::tools::Workspace;
+/// use errand_runtime::builtin_tools::Workspace;
 /// let folder = tempfile::tempdir().unwrap();
 /// let workspace = Workspace::new(folder.path()).unwrap();
 /// assert_eq!(workspace.tools().len(), 6);
