@@ -62,6 +62,7 @@ mod messages;
 pub mod model;
 #[cfg(any(feature = "anthropic", feature = "openai"))]
 pub mod providers;
+mod state;
 pub mod tool;
 
 pub use async_trait::async_trait;

@@ -19,8 +19,8 @@ mod summarization;
 pub use summarization::{SUMMARY_PREFIX, Summarization, approximate_tokens};
 
 use crate::Error;
-use crate::agent::{AgentState, Channel, RunContext};
 use crate::model::ModelRequest;
+use crate::state::{AgentState, Channel, RunContext};
 use crate::tool::{SharedTool, Tool, ToolContext, ToolOutput};
 use async_trait::async_trait;
 use errand_protocol::ToolCall;

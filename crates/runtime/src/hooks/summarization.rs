@@ -3,8 +3,8 @@
 
 use super::Middleware;
 use crate::Error;
-use crate::agent::{AgentState, RunContext};
 use crate::model::{ChatModel, ModelRequest};
+use crate::state::{AgentState, RunContext};
 use async_trait::async_trait;
 use errand_protocol::{Message, MessageKind};
 use serde_json::Value;

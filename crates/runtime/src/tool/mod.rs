@@ -13,7 +13,7 @@ mod schema;
 pub use function::FunctionTool;
 pub use schema::check_arguments;
 
-use crate::agent::AgentState;
+use crate::state::AgentState;
 use crate::{Error, EventSink, model::ToolSpec};
 use async_trait::async_trait;
 use errand_protocol::JsonObject;
