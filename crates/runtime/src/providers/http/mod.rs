@@ -21,7 +21,9 @@ mod calls;
 mod errors;
 
 pub(crate) use calls::{EventDecoder, WireFormat, complete, stream};
-pub(crate) use errors::{error_detail, parse, parse_event, status_code_error};
+#[cfg(feature = "openai")]
+pub(crate) use errors::error_detail;
+pub(crate) use errors::{parse, parse_event, status_code_error};
 
 use crate::Error;
 use errand_protocol::backoff::Backoff;
