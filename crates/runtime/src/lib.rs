@@ -52,8 +52,11 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod agent;
 #[cfg(any(feature = "files", feature = "fetch"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "files", feature = "fetch"))))]
 pub mod builtin_tools;
 mod error;
 mod graph;
@@ -61,6 +64,7 @@ pub mod hooks;
 mod messages;
 pub mod model;
 #[cfg(any(feature = "anthropic", feature = "openai"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "anthropic", feature = "openai"))))]
 pub mod providers;
 mod state;
 pub mod tool;

@@ -32,8 +32,10 @@ mod fetch;
 mod files;
 
 #[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub use fetch::FetchUrl;
 #[cfg(feature = "files")]
+#[cfg_attr(docsrs, doc(cfg(feature = "files")))]
 pub use files::{FILE_TOOL_NAMES, Limits, Workspace};
 
 use crate::Error;

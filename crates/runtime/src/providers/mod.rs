@@ -30,9 +30,11 @@ mod openai;
 mod shared;
 
 #[cfg(feature = "anthropic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
 pub use anthropic::{ANTHROPIC_BASE_URL, ANTHROPIC_DEFAULT_MAX_TOKENS, AnthropicModel};
 pub use http::RetryConfig;
 #[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use openai::{OPENAI_BASE_URL, OpenAiModel};
 
 use crate::Error;
