@@ -138,13 +138,7 @@ impl Workspace {
                 "\n[truncated: {more} more matches not shown; narrow the pattern]"
             );
         }
-        if walk.stopped {
-            let _ = write!(
-                answer,
-                "\n[truncated: the search stopped after {} entries; search a smaller folder]",
-                self.limits.walked_entries
-            );
-        }
+        walk.note_stopped(&mut answer, &self.limits);
         Ok(self.answer(answer))
     }
 
@@ -214,13 +208,7 @@ impl Workspace {
                 search.skipped
             );
         }
-        if walk.stopped {
-            let _ = write!(
-                answer,
-                "\n[truncated: the search stopped after {} entries; search a smaller folder]",
-                self.limits.walked_entries
-            );
-        }
+        walk.note_stopped(&mut answer, &self.limits);
         Ok(self.answer(answer))
     }
 }
@@ -233,6 +221,19 @@ struct Walk {
     visited: usize,
     /// The walk hit [`Limits::walked_entries`].
     stopped: bool,
+}
+
+impl Walk {
+    /// Adds to `answer` that the walk stopped at [`Limits::walked_entries`], when it did.
+    fn note_stopped(&self, answer: &mut String, limits: &Limits) {
+        if self.stopped {
+            let _ = write!(
+                answer,
+                "\n[truncated: the search stopped after {} entries; search a smaller folder]",
+                limits.walked_entries
+            );
+        }
+    }
 }
 
 /// One `grep` in progress.

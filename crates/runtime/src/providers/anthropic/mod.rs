@@ -24,11 +24,11 @@ use request::messages;
 use wire::PROVIDER;
 
 use crate::Error;
-use crate::model::{ChatModel, ModelDelta, ModelRequest, ModelStream};
+use crate::model::{ModelDelta, ModelRequest};
 use crate::providers::http::{self, Http, RetryConfig};
 use crate::providers::shared::{Env, process_env, system_prompt};
 use async_trait::async_trait;
-use errand_protocol::{JsonObject, Message};
+use errand_protocol::JsonObject;
 use serde_json::{Value, json};
 use std::fmt;
 
@@ -133,24 +133,7 @@ impl AnthropicModel {
     }
 }
 
-#[async_trait]
-impl ChatModel for AnthropicModel {
-    fn provider(&self) -> &str {
-        PROVIDER
-    }
-
-    fn model_name(&self) -> &str {
-        &self.model
-    }
-
-    async fn complete(&self, request: &ModelRequest) -> Result<Message, Error> {
-        http::complete(self, request).await
-    }
-
-    async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, Error> {
-        http::stream(self, request).await
-    }
-}
+http::chat_model_by_wire_format!(AnthropicModel);
 
 #[async_trait]
 impl http::WireFormat for AnthropicModel {

@@ -34,6 +34,39 @@ pub(crate) trait WireFormat: Send + Sync {
     fn decoder(model: &str) -> Self::Decoder;
 }
 
+/// Implements [`ChatModel`](crate::model::ChatModel) for a provider model by its
+/// [`WireFormat`]: every provider answers the trait the same way, whole through [`complete`]
+/// and streamed through [`stream`].
+macro_rules! chat_model_by_wire_format {
+    ($model:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::model::ChatModel for $model {
+            fn provider(&self) -> &str {
+                <$model as $crate::providers::http::WireFormat>::PROVIDER
+            }
+
+            fn model_name(&self) -> &str {
+                $crate::providers::http::WireFormat::model(self)
+            }
+
+            async fn complete(
+                &self,
+                request: &$crate::model::ModelRequest,
+            ) -> Result<errand_protocol::Message, $crate::Error> {
+                $crate::providers::http::complete(self, request).await
+            }
+
+            async fn stream(
+                &self,
+                request: &$crate::model::ModelRequest,
+            ) -> Result<$crate::model::ModelStream, $crate::Error> {
+                $crate::providers::http::stream(self, request).await
+            }
+        }
+    };
+}
+pub(crate) use chat_model_by_wire_format;
+
 /// One whole answer.
 pub(crate) async fn complete<W: WireFormat>(
     wire: &W,

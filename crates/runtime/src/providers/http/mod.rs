@@ -20,7 +20,7 @@
 mod calls;
 mod errors;
 
-pub(crate) use calls::{EventDecoder, WireFormat, complete, stream};
+pub(crate) use calls::{EventDecoder, WireFormat, chat_model_by_wire_format, complete, stream};
 #[cfg(feature = "openai")]
 pub(crate) use errors::error_detail;
 pub(crate) use errors::{parse, parse_event, status_code_error};

@@ -5,6 +5,7 @@ use super::*;
 use crate::model::{MessageBuilder, ToolSpec};
 use crate::providers::http::EventDecoder;
 use crate::providers::http::WireFormat;
+use errand_protocol::Message;
 use errand_protocol::ToolCall;
 
 #[test]
