@@ -7,7 +7,7 @@
 //! ([`check_arguments`]); a call that does not fit, or a tool that fails, answers the model
 //! with an error message and the conversation goes on.
 
-mod function;
+pub(crate) mod function;
 mod schema;
 
 pub use function::FunctionTool;

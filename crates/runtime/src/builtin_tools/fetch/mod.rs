@@ -21,6 +21,7 @@ use address::{PublicOnly, check_url};
 use text::{decode, html_to_text, is_text};
 
 use crate::Error;
+use crate::tool::function::{arguments_of, parameters_of};
 use crate::tool::{Tool, ToolContext, ToolOutput};
 use async_trait::async_trait;
 use errand_protocol::JsonObject;
@@ -259,21 +260,11 @@ impl Tool for FetchUrl {
     }
 
     fn parameters(&self) -> Value {
-        let mut schema = schemars::schema_for!(FetchArgs).to_value();
-        if let Some(object) = schema.as_object_mut() {
-            object.remove("$schema");
-            object.remove("title");
-        }
-        schema
+        parameters_of::<FetchArgs>()
     }
 
     async fn call(&self, args: JsonObject, context: ToolContext) -> Result<ToolOutput, Error> {
-        let args: FetchArgs = serde_json::from_value(Value::Object(args)).map_err(|error| {
-            Error::failed(
-                "ToolArgumentsError",
-                format!("the arguments do not fit the tool `fetch_url`: {error}"),
-            )
-        })?;
+        let args: FetchArgs = arguments_of(self.name(), args)?;
         tokio::select! {
             answer = self.fetch(&args.url) => answer.map(ToolOutput::text),
             () = context.cancel.cancelled() => Err(Error::Cancelled),
