@@ -3,9 +3,9 @@
 use crate::config::{AgentConfig, Config, ModelConfig};
 use anyhow::Context;
 use errand::runtime::agent::Agent;
-use errand::runtime::middleware::Summarization;
+use errand::runtime::hooks::Summarization;
 use errand::runtime::model::{ChatModel, ModelSettings};
-use errand::runtime::{providers, tools};
+use errand::runtime::{builtin_tools, providers};
 use std::sync::Arc;
 
 /// A model from its config.
@@ -52,7 +52,7 @@ fn build(config: &Config, name: &str, agent: &AgentConfig) -> anyhow::Result<Age
         .name(name)
         .settings(settings(model_config));
     for tool in &agent.tools {
-        builder = builder.tools(tools::by_name(tool, workspace.as_deref())?);
+        builder = builder.tools(builtin_tools::by_name(tool, workspace.as_deref())?);
     }
     if let Some(description) = &agent.description {
         builder = builder.description(description);

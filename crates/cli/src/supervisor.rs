@@ -9,7 +9,7 @@ use errand::middleware::{Approver, AsyncSubAgent, AsyncSubAgentMiddleware, Notic
 use errand::protocol::Message;
 use errand::runtime::Graph;
 use errand::runtime::agent::{Agent, AgentState, RunContext};
-use errand::runtime::middleware::Summarization;
+use errand::runtime::hooks::Summarization;
 use errand::runtime::model::{ChatModel, ModelSettings};
 use errand::server::Server;
 use errand::server::graphs::Echo;

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use errand_client::{Client, ClientBuilder, ClientCache};
 use errand_runtime::Error as RuntimeError;
 use errand_runtime::agent::{AgentState, Channel, RunContext};
-use errand_runtime::middleware::Middleware;
+use errand_runtime::hooks::Middleware;
 use errand_runtime::model::ModelRequest;
 use errand_runtime::tool::SharedTool;
 use serde_json::Value;

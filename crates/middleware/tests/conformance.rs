@@ -9,7 +9,7 @@ mod support;
 
 use chrono::{DateTime, Utc};
 use errand_middleware::runtime::agent::{Agent, AgentState, RunContext};
-use errand_middleware::runtime::middleware::Middleware;
+use errand_middleware::runtime::hooks::Middleware;
 use errand_middleware::runtime::model::{ModelRequest, ScriptedModel, Turn};
 use errand_middleware::{
     AsyncSubAgent, AsyncSubAgentMiddleware, Error, Mode, Settings, TASKS_CHANNEL, TOOL_NAMES,

@@ -12,7 +12,7 @@ use errand_middleware::{
 };
 use errand_protocol::{Message, MessageKind, RunStatus};
 use errand_runtime::agent::{Agent, AgentState, RunContext};
-use errand_runtime::middleware::Summarization;
+use errand_runtime::hooks::Summarization;
 use errand_runtime::model::{ModelRequest, ScriptedModel, Turn};
 use errand_runtime::tool::FunctionTool;
 use errand_server::Server;

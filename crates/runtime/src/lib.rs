@@ -5,14 +5,16 @@
 //! - [`model`]: the [`model::ChatModel`] trait (messages, tools and settings in; an assistant
 //!   message out, whole or streamed) and the Scripted model for tests and offline demos;
 //!   [`providers`] speaks Anthropic Messages and OpenAI-compatible Chat Completions.
-//! - [`tool`]: the [`tool::Tool`] trait, [`tool::FunctionTool`] over typed arguments with
-//!   schemars schemas, and the argument check every call passes first; [`tools`] has the
-//!   workspace file tools and `fetch_url`.
+//! - [`tool`]: the [`tool::Tool`] trait every tool implements, [`tool::FunctionTool`] over
+//!   typed arguments with schemars schemas, and the argument check every call passes first.
+//! - [`builtin_tools`]: the tools that come with the runtime, made on that trait: the workspace
+//!   file tools and `fetch_url`, and [`builtin_tools::by_name`] for config files.
 //! - [`agent`]: the loop (model, tools in parallel, model... until an answer or the step limit,
 //!   cancellable at every await), state channels with reducers beside the messages, and
 //!   hosting: an [`agent::Agent`] is a [`Graph`].
-//! - [`middleware`]: hooks before each model call, around each tool call and after the run;
-//!   [`middleware::Summarization`] is one.
+//! - [`hooks`]: the [`hooks::Middleware`] trait, hooks before each model call, around each tool
+//!   call and after the run; [`hooks::Summarization`] is one. (The `errand-middleware` crate,
+//!   the async subagent tools, is another, built on this trait from above.)
 //! - [`Graph`]: the interface a server hosts (input and thread values in, stream events out,
 //!   new values back, cancellable).
 //!
@@ -50,17 +52,22 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod agent;
+#[cfg(any(feature = "files", feature = "fetch"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "files", feature = "fetch"))))]
+pub mod builtin_tools;
 mod error;
 mod graph;
+pub mod hooks;
 mod messages;
-pub mod middleware;
 pub mod model;
 #[cfg(any(feature = "anthropic", feature = "openai"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "anthropic", feature = "openai"))))]
 pub mod providers;
+mod state;
 pub mod tool;
-#[cfg(any(feature = "files", feature = "fetch"))]
-pub mod tools;
 
 pub use async_trait::async_trait;
 pub use errand_protocol as protocol;

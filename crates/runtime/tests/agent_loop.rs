@@ -7,7 +7,7 @@
 
 use errand_protocol::{JsonObject, Message, MessageKind, StreamPart};
 use errand_runtime::agent::{Agent, AgentState, Channel, RunContext};
-use errand_runtime::middleware::{Middleware, SUMMARY_PREFIX, Summarization, ToolNext};
+use errand_runtime::hooks::{Middleware, SUMMARY_PREFIX, Summarization, ToolNext};
 use errand_runtime::model::{ModelRequest, ScriptedModel, Turn};
 use errand_runtime::tool::{FunctionTool, ToolContext, ToolOutput};
 use errand_runtime::{Error, EventSink, async_trait};

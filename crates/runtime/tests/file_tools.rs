@@ -8,8 +8,8 @@
 
 #![cfg(feature = "files")]
 
+use errand_runtime::builtin_tools::Workspace;
 use errand_runtime::tool::{SharedTool, ToolContext};
-use errand_runtime::tools::Workspace;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 
 use errand_client::Client;
 use errand_middleware::runtime::agent::{AgentState, Channel, RunContext};
-use errand_middleware::runtime::middleware::Middleware;
+use errand_middleware::runtime::hooks::Middleware;
 use errand_middleware::runtime::tool::{SharedTool, ToolContext, ToolOutput};
 use errand_middleware::runtime::{
     EventSink, Graph, GraphOutput, GraphRun, async_trait, messages_from_value,

@@ -5,25 +5,27 @@
 //! Every await watches the run's cancellation token. It streams what the server streams:
 //! `values` after each step, `updates` per node (`model`, `tools`), and `messages` chunks while
 //! the model writes.
+//!
+//! This file holds the [`Agent`] and its builder; `run.rs` the loop ([`Agent::run`]) and
+//! `hosting.rs` the [`Graph`] implementation. Both import this file, and it imports neither.
+//! [`AgentState`], [`Channel`] and [`RunContext`] live in the crate's `state` module, below
+//! the agent, the tools and the hooks, and are re-exported here.
+//!
+//! [`Graph`]: crate::Graph
 
+mod hosting;
 mod run;
-mod state;
 
-pub use state::{AgentState, Channel};
+pub use crate::state::{AgentState, Channel, RunContext};
 
-use crate::graph::{EventSink, Graph, GraphOutput, GraphRun};
-use crate::middleware::Middleware;
+use crate::Error;
+use crate::hooks::Middleware;
 use crate::model::{ChatModel, ModelSettings};
+use crate::state::Channels;
 use crate::tool::SharedTool;
-use crate::{Error, add_messages, messages_from_value};
-use async_trait::async_trait;
-use errand_protocol::{JsonObject, Message};
-use serde_json::Value;
-use state::Channels;
+use errand_protocol::JsonObject;
 use std::fmt;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// How many model calls a run may make unless told otherwise.
 pub const DEFAULT_MAX_STEPS: usize = 25;
@@ -101,32 +103,6 @@ impl Agent {
     /// Every tool it can call, its own and its middleware's.
     pub fn tools(&self) -> &[SharedTool] {
         &self.tools
-    }
-
-    /// Adds `input` to the conversation in `state` and runs the loop until the model's final
-    /// answer; answers the new state.
-    pub async fn run(
-        &self,
-        state: AgentState,
-        input: Vec<Message>,
-        run: &RunContext,
-    ) -> Result<AgentState, Error> {
-        let outcome = self.run_keeping(state, input, run).await;
-        outcome.result.map(|()| outcome.state)
-    }
-
-    /// [`Agent::run`], answering the state even when the run fails or is cancelled: the input,
-    /// what middleware added, and the steps that finished, with every tool call answered. What
-    /// a conversation that goes on after an error or a cancel needs.
-    pub async fn run_keeping(
-        &self,
-        mut state: AgentState,
-        input: Vec<Message>,
-        run: &RunContext,
-    ) -> RunOutcome {
-        add_messages(&mut state.messages, input);
-        let result = run::Loop { agent: self, run }.run(&mut state).await;
-        RunOutcome { state, result }
     }
 
     /// Applies a write to the state through the agent's channel reducers (`messages` through
@@ -278,85 +254,5 @@ impl AgentBuilder {
             settings: self.settings,
             max_steps: self.max_steps,
         })
-    }
-}
-
-/// What one run of an agent is given besides its state.
-#[derive(Debug, Clone)]
-pub struct RunContext {
-    /// The run.
-    pub run_id: Uuid,
-    /// The thread it runs on.
-    pub thread_id: Uuid,
-    /// The graph name it runs under.
-    pub graph_id: String,
-    /// The run's `config`.
-    pub config: JsonObject,
-    /// Fires when the run must stop.
-    pub cancel: CancellationToken,
-    /// Where the run's events go.
-    pub events: EventSink,
-}
-
-impl RunContext {
-    /// A context for running an agent outside a server: fresh ids, nothing streamed.
-    pub fn detached() -> Self {
-        Self {
-            run_id: Uuid::now_v7(),
-            thread_id: Uuid::now_v7(),
-            graph_id: "agent".into(),
-            config: JsonObject::new(),
-            cancel: CancellationToken::new(),
-            events: EventSink::discard(),
-        }
-    }
-}
-
-#[async_trait]
-impl Graph for Agent {
-    async fn invoke(&self, run: GraphRun) -> Result<GraphOutput, Error> {
-        let mut state = AgentState::from_values(&run.values)?;
-        if let Some(update) = run.command.as_ref().and_then(|c| c.update.clone()) {
-            self.apply_update(&mut state, object_of(update, "command.update")?)?;
-        }
-        if run.command.as_ref().is_some_and(|c| c.resume.is_some()) {
-            return Err(Error::failed(
-                "InvalidUpdateError",
-                "this agent never stops at an interrupt, so there is nothing to resume",
-            ));
-        }
-        let mut input = Vec::new();
-        if let Some(value) = run.input {
-            input = messages_from_value(&value)
-                .map_err(|error| Error::failed("InvalidUpdateError", error.to_string()))?;
-            let mut rest = object_of(value, "input")?;
-            rest.remove("messages");
-            self.apply_update(&mut state, rest)?;
-        }
-        let context = RunContext {
-            run_id: run.run_id,
-            thread_id: run.thread_id,
-            graph_id: run.graph_id,
-            config: run.config,
-            cancel: run.cancel,
-            events: run.events,
-        };
-        let state = self.run(state, input, &context).await?;
-        Ok(GraphOutput::finished(state.to_values()))
-    }
-
-    fn description(&self) -> Option<&str> {
-        self.description.as_deref()
-    }
-}
-
-fn object_of(value: Value, what: &str) -> Result<JsonObject, Error> {
-    match value {
-        Value::Object(object) => Ok(object),
-        Value::Null => Ok(JsonObject::new()),
-        other => Err(Error::failed(
-            "InvalidUpdateError",
-            format!("{what} must be an object of state keys, not {other}"),
-        )),
     }
 }

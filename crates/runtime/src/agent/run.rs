@@ -1,10 +1,11 @@
-//! One run of the agent loop.
+//! One run of the agent loop: [`Agent::run`] and what it does at each step.
 
-use super::{Agent, AgentState, RunContext};
-use crate::Error;
-use crate::middleware::ToolNext;
+use super::{Agent, RunOutcome};
+use crate::hooks::ToolNext;
 use crate::model::{MessageBuilder, ModelDelta, ModelRequest};
+use crate::state::{AgentState, RunContext};
 use crate::tool::{ToolContext, ToolOutput, check_arguments};
+use crate::{Error, add_messages};
 use errand_protocol::{JsonObject, Message, MessageChunk, MessageKind, StreamPart, ToolCall};
 use futures::StreamExt;
 use futures::future::join_all;
@@ -15,15 +16,43 @@ use std::sync::Arc;
 const MODEL_NODE: &str = "model";
 const TOOLS_NODE: &str = "tools";
 
-pub(super) struct Loop<'a> {
-    pub(super) agent: &'a Agent,
-    pub(super) run: &'a RunContext,
+impl Agent {
+    /// Adds `input` to the conversation in `state` and runs the loop until the model's final
+    /// answer; answers the new state.
+    pub async fn run(
+        &self,
+        state: AgentState,
+        input: Vec<Message>,
+        run: &RunContext,
+    ) -> Result<AgentState, Error> {
+        let outcome = self.run_keeping(state, input, run).await;
+        outcome.result.map(|()| outcome.state)
+    }
+
+    /// [`Agent::run`], answering the state even when the run fails or is cancelled: the input,
+    /// what middleware added, and the steps that finished, with every tool call answered. What
+    /// a conversation that goes on after an error or a cancel needs.
+    pub async fn run_keeping(
+        &self,
+        mut state: AgentState,
+        input: Vec<Message>,
+        run: &RunContext,
+    ) -> RunOutcome {
+        add_messages(&mut state.messages, input);
+        let result = Loop { agent: self, run }.run(&mut state).await;
+        RunOutcome { state, result }
+    }
+}
+
+struct Loop<'a> {
+    agent: &'a Agent,
+    run: &'a RunContext,
 }
 
 impl Loop<'_> {
     /// Runs the loop on `state` in place, so that a run that fails or is cancelled leaves
     /// what it did so far (its input, notices, the tool calls that finished).
-    pub(super) async fn run(&self, state: &mut AgentState) -> Result<(), Error> {
+    async fn run(&self, state: &mut AgentState) -> Result<(), Error> {
         self.emit(StreamPart::Values(state.to_values()));
         for step in 1..=self.agent.max_steps {
             for middleware in &self.agent.middleware {
@@ -74,7 +103,7 @@ impl Loop<'_> {
                 }
             }
             update.insert("messages".into(), json!(tool_messages));
-            crate::add_messages(&mut state.messages, tool_messages);
+            add_messages(&mut state.messages, tool_messages);
             self.emit(StreamPart::Updates(json!({ TOOLS_NODE: update })));
             self.emit(StreamPart::Values(state.to_values()));
             if cancelled {

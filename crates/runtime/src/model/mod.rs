@@ -11,6 +11,7 @@ mod scripted;
 
 pub use builder::MessageBuilder;
 #[cfg(feature = "scripted")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scripted")))]
 pub use scripted::{ScriptedModel, Turn};
 
 use crate::Error;

@@ -27,16 +27,19 @@ mod anthropic;
 mod http;
 #[cfg(feature = "openai")]
 mod openai;
+mod shared;
 
 #[cfg(feature = "anthropic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
 pub use anthropic::{ANTHROPIC_BASE_URL, ANTHROPIC_DEFAULT_MAX_TOKENS, AnthropicModel};
 pub use http::RetryConfig;
 #[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use openai::{OPENAI_BASE_URL, OpenAiModel};
 
 use crate::Error;
-use crate::model::{ChatModel, ModelRequest};
-use errand_protocol::MessageKind;
+use crate::model::ChatModel;
+use shared::{Env, process_env};
 use std::sync::Arc;
 
 /// The provider prefixes [`from_spec`] knows in this build.
@@ -78,15 +81,6 @@ pub fn from_spec_with_overrides(
     from_spec_with(spec, &lookup)
 }
 
-/// Reads an environment variable; an empty value counts as unset.
-pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-pub(crate) fn process_env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-}
-
 fn from_spec_with(spec: &str, env: Env<'_>) -> Result<Arc<dyn ChatModel>, Error> {
     let Some((provider, model)) = spec.split_once(':') else {
         return Err(Error::Config(format!(
@@ -125,24 +119,6 @@ fn from_spec_with(spec: &str, env: Env<'_>) -> Result<Arc<dyn ChatModel>, Error>
             PROVIDERS.join(", ")
         ))),
     }
-}
-
-/// The system prompt a provider sends: the request's own, then every system message of the
-/// conversation, separated by blank lines. `None` when all of them are empty.
-pub(crate) fn system_prompt(request: &ModelRequest) -> Option<String> {
-    let messages = request
-        .messages
-        .iter()
-        .filter(|message| message.kind == MessageKind::System)
-        .map(|message| message.text().into_owned());
-    let parts: Vec<String> = request
-        .system
-        .iter()
-        .cloned()
-        .chain(messages)
-        .filter(|part| !part.trim().is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
 #[cfg(all(test, feature = "anthropic", feature = "openai"))]
@@ -213,19 +189,5 @@ mod tests {
         assert!(!format!("{model:?}").contains("sk-secret"));
         let model = OpenAiModel::new(Some("sk-secret".into()), "gpt");
         assert!(!format!("{model:?}").contains("sk-secret"));
-    }
-
-    #[test]
-    fn system_prompt_folds_system_messages() {
-        use errand_protocol::Message;
-        let mut request = ModelRequest::new(vec![
-            Message::system("two"),
-            Message::human("hi"),
-            Message::system(" "),
-        ]);
-        assert_eq!(system_prompt(&request).as_deref(), Some("two"));
-        request.system = Some("one".into());
-        assert_eq!(system_prompt(&request).as_deref(), Some("one\n\ntwo"));
-        assert_eq!(system_prompt(&ModelRequest::default()), None);
     }
 }

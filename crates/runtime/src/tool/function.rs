@@ -55,16 +55,10 @@ impl<A: DeserializeOwned + JsonSchema + Send + 'static> FunctionTool<A> {
         F: Fn(A, ToolContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ToolOutput, Error>> + Send + 'static,
     {
-        let mut parameters = schemars::schema_for!(A).to_value();
-        if let Some(object) = parameters.as_object_mut() {
-            // Providers want a bare object schema; the title and meta-schema only cost tokens.
-            object.remove("$schema");
-            object.remove("title");
-        }
         Self {
             name: name.into(),
             description: description.into(),
-            parameters,
+            parameters: parameters_of::<A>(),
             handler: Box::new(move |args, context| Box::pin(handler(args, context))),
             args: PhantomData,
         }
@@ -86,12 +80,7 @@ impl<A: DeserializeOwned + JsonSchema + Send + 'static> Tool for FunctionTool<A>
     }
 
     async fn call(&self, args: JsonObject, context: ToolContext) -> Result<ToolOutput, Error> {
-        let args = serde_json::from_value(Value::Object(args)).map_err(|error| {
-            Error::failed(
-                "ToolArgumentsError",
-                format!("the arguments do not fit the tool `{}`: {error}", self.name),
-            )
-        })?;
+        let args = arguments_of(&self.name, args)?;
         (self.handler)(args, context).await
     }
 }
@@ -102,4 +91,25 @@ impl<A> fmt::Debug for FunctionTool<A> {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// The JSON schema of the argument type `A`, as providers want it: a bare object schema (the
+/// title and meta-schema only cost tokens).
+pub(crate) fn parameters_of<A: JsonSchema>() -> Value {
+    let mut parameters = schemars::schema_for!(A).to_value();
+    if let Some(object) = parameters.as_object_mut() {
+        object.remove("$schema");
+        object.remove("title");
+    }
+    parameters
+}
+
+/// A call's arguments read as `A`, or the error the model reads when they do not fit.
+pub(crate) fn arguments_of<A: DeserializeOwned>(tool: &str, args: JsonObject) -> Result<A, Error> {
+    serde_json::from_value(Value::Object(args)).map_err(|error| {
+        Error::failed(
+            "ToolArgumentsError",
+            format!("the arguments do not fit the tool `{tool}`: {error}"),
+        )
+    })
 }

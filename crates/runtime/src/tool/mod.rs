@@ -7,13 +7,13 @@
 //! ([`check_arguments`]); a call that does not fit, or a tool that fails, answers the model
 //! with an error message and the conversation goes on.
 
-mod function;
+pub(crate) mod function;
 mod schema;
 
 pub use function::FunctionTool;
 pub use schema::check_arguments;
 
-use crate::agent::AgentState;
+use crate::state::AgentState;
 use crate::{Error, EventSink, model::ToolSpec};
 use async_trait::async_trait;
 use errand_protocol::JsonObject;

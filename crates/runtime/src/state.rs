@@ -1,11 +1,20 @@
-//! An agent's state: the conversation, and channels beside it that keep their own values.
+//! What an agent's loop, its tools and its hooks share: the state of one agent on one thread
+//! (the conversation, and channels beside it that keep their own values) and the context of
+//! one run.
+//!
+//! It sits below [`crate::agent`], [`crate::tool`] and [`crate::hooks`], which all read these
+//! types, so that each of them imports it and none imports another back. Users reach the types
+//! as `errand_runtime::agent::{AgentState, Channel, RunContext}`.
 
 use crate::Error;
+use crate::graph::EventSink;
 use crate::messages::{add_messages, messages_from_value};
 use errand_protocol::{JsonObject, Message};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// The state of one agent on one thread.
 ///
@@ -148,6 +157,37 @@ impl Channels {
             state.channels.insert(key, merged);
         }
         Ok(())
+    }
+}
+
+/// What one run of an agent is given besides its state.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The run.
+    pub run_id: Uuid,
+    /// The thread it runs on.
+    pub thread_id: Uuid,
+    /// The graph name it runs under.
+    pub graph_id: String,
+    /// The run's `config`.
+    pub config: JsonObject,
+    /// Fires when the run must stop.
+    pub cancel: CancellationToken,
+    /// Where the run's events go.
+    pub events: EventSink,
+}
+
+impl RunContext {
+    /// A context for running an agent outside a server: fresh ids, nothing streamed.
+    pub fn detached() -> Self {
+        Self {
+            run_id: Uuid::now_v7(),
+            thread_id: Uuid::now_v7(),
+            graph_id: "agent".into(),
+            config: JsonObject::new(),
+            cancel: CancellationToken::new(),
+            events: EventSink::discard(),
+        }
     }
 }
 

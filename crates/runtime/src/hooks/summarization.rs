@@ -3,8 +3,8 @@
 
 use super::Middleware;
 use crate::Error;
-use crate::agent::{AgentState, RunContext};
 use crate::model::{ChatModel, ModelRequest};
+use crate::state::{AgentState, RunContext};
 use async_trait::async_trait;
 use errand_protocol::{Message, MessageKind};
 use serde_json::Value;
@@ -23,7 +23,7 @@ numbers exactly as written), work still open. Answer with the summary only.";
 /// The summarisation middleware. State channels are never touched: only `messages` shrink.
 ///
 /// ```
-/// use errand_runtime::middleware::Summarization;
+/// use errand_runtime::hooks::Summarization;
 /// use errand_runtime::model::{ScriptedModel, Turn};
 /// use std::sync::Arc;
 /// let summarizer = Arc::new(ScriptedModel::new([Turn::text("The user wants a report.")]));

@@ -1,4 +1,4 @@
-//! Middleware: hooks that shape an agent's loop without changing it.
+//! Hooks: middleware that shapes an agent's loop without changing it.
 //!
 //! A [`Middleware`] can give the agent tools and state channels, rewrite the state before each
 //! model call ([`Middleware::before_model`]: what summarisation and completion notices do), edit
@@ -6,14 +6,21 @@
 //! tools), wrap each tool call ([`Middleware::around_tool`]), and look at the state when the run
 //! ends ([`Middleware::after_run`]). Hooks run in the order the middleware were added; around a
 //! tool call the first one added is the outermost.
+//!
+//! The module is `hooks` so that it is not mistaken for the `errand-middleware` crate, which is
+//! one implementation of this trait (the async subagent tools) on the layer above. The trait
+//! keeps LangChain's name, `Middleware`, which [`AgentBuilder::middleware`] and every
+//! implementation use.
+//!
+//! [`AgentBuilder::middleware`]: crate::agent::AgentBuilder::middleware
 
 mod summarization;
 
 pub use summarization::{SUMMARY_PREFIX, Summarization, approximate_tokens};
 
 use crate::Error;
-use crate::agent::{AgentState, Channel, RunContext};
 use crate::model::ModelRequest;
+use crate::state::{AgentState, Channel, RunContext};
 use crate::tool::{SharedTool, Tool, ToolContext, ToolOutput};
 use async_trait::async_trait;
 use errand_protocol::ToolCall;

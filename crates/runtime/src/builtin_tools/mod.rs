@@ -1,4 +1,5 @@
-//! Built-in tools for hosted agents.
+//! Built-in tools for hosted agents: tools the runtime ships, each a [`Tool`] like any other
+//! (the trait and [`FunctionTool`] are in [`crate::tool`]).
 //!
 //! - File tools confined to a [`Workspace`] folder (feature `files`): `ls`, `read_file`,
 //!   `write_file`, `edit_file`, `glob` and `grep`, named and shaped like Deep Agents'
@@ -9,18 +10,21 @@
 //!
 //! ```
 //! # #[cfg(all(feature = "files", feature = "fetch"))] {
-//! use errand_runtime::tools;
+//! use errand_runtime::builtin_tools;
 //!
 //! let folder = tempfile::tempdir().unwrap();
-//! let files = tools::by_name("files", Some(folder.path())).unwrap();
+//! let files = builtin_tools::by_name("files", Some(folder.path())).unwrap();
 //! let names: Vec<&str> = files.iter().map(|tool| tool.name()).collect();
 //! assert_eq!(names, ["ls", "read_file", "write_file", "edit_file", "glob", "grep"]);
 //!
-//! assert_eq!(tools::by_name("fetch_url", None).unwrap()[0].name(), "fetch_url");
+//! assert_eq!(builtin_tools::by_name("fetch_url", None).unwrap()[0].name(), "fetch_url");
 //! // File tools need a folder to work in.
-//! assert!(tools::by_name("read_file", None).is_err());
+//! assert!(builtin_tools::by_name("read_file", None).is_err());
 //! # }
 //! ```
+//!
+//! [`Tool`]: crate::tool::Tool
+//! [`FunctionTool`]: crate::tool::FunctionTool
 
 #[cfg(feature = "fetch")]
 mod fetch;
@@ -28,8 +32,10 @@ mod fetch;
 mod files;
 
 #[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub use fetch::FetchUrl;
 #[cfg(feature = "files")]
+#[cfg_attr(docsrs, doc(cfg(feature = "files")))]
 pub use files::{FILE_TOOL_NAMES, Limits, Workspace};
 
 use crate::Error;
