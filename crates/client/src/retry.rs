@@ -38,6 +38,32 @@ impl RetryPolicy {
     }
 }
 
+/// The retries one call has left: every failure of the call, whether the send failed or the
+/// answer's body was cut off, spends from this one budget, so a call is sent at most
+/// `max_retries + 1` times.
+#[derive(Debug)]
+pub(crate) struct Retries {
+    policy: RetryPolicy,
+    spent: u32,
+}
+
+impl Retries {
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
+        Self { policy, spent: 0 }
+    }
+
+    /// After a failure that may be `repeatable`: true, once the backoff has passed, when the
+    /// call is to be sent again; false when it is not repeatable or the budget is spent.
+    pub(crate) async fn again(&mut self, repeatable: bool) -> bool {
+        if !repeatable || self.spent >= self.policy.max_retries {
+            return false;
+        }
+        self.spent += 1;
+        sleep(self.policy.delay(self.spent)).await;
+        true
+    }
+}
+
 /// Sleeps `delay` (tokio timer).
 pub(crate) async fn sleep(delay: Duration) {
     if !delay.is_zero() {
