@@ -73,6 +73,7 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// Sends requests over HTTP to `url` (`http://host:port`, `https://host/prefix`).
     #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     #[must_use]
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.target = Target::Url(url.into());
@@ -81,6 +82,7 @@ impl ClientBuilder {
 
     /// HTTP settings (HTTP/2 prior knowledge, pool); used with [`url`](Self::url).
     #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     #[must_use]
     pub fn http_options(mut self, options: crate::transport::HttpOptions) -> Self {
         self.http = options;
@@ -90,6 +92,7 @@ impl ClientBuilder {
     /// Sends requests into a `tower::Service` in this program (see
     /// [`InProcessTransport`](crate::transport::InProcessTransport)).
     #[cfg(feature = "in-process")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "in-process")))]
     #[must_use]
     pub fn in_process(
         self,
@@ -226,6 +229,7 @@ impl Client {
     /// A client of the server at `url`, with the default settings and the API key from the
     /// environment.
     #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn http(url: &str) -> Result<Self, ClientError> {
         Self::builder().url(url).build()
     }
@@ -233,6 +237,7 @@ impl Client {
     /// A client that calls `service` (e.g. `errand_server::Server::router()`) in-process, with
     /// the default settings and the API key from the environment.
     #[cfg(feature = "in-process")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "in-process")))]
     pub fn in_process(
         service: impl crate::transport::InProcessService<http_body_util::Full<Bytes>>,
     ) -> Result<Self, ClientError> {
