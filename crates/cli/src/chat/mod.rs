@@ -78,6 +78,9 @@ none.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct ChatArgs {
+    // The help names TOML tables in brackets; clap prints the comment as written, so the
+    // brackets stay, and are not links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The config file (errand.toml): [model], [agents.NAME], [async_subagents.NAME]. Without
     /// one, the model comes from the environment and the built-in `echo` subagent is hosted.
     #[arg(long)]
