@@ -48,6 +48,7 @@ pub(crate) struct Retries {
 }
 
 impl Retries {
+    /// The whole budget of `policy`, nothing spent.
     pub(crate) fn new(policy: RetryPolicy) -> Self {
         Self { policy, spent: 0 }
     }
@@ -91,6 +92,21 @@ mod tests {
         };
         assert_eq!(none.delay(2), Duration::from_secs(2));
         assert_eq!(RetryPolicy::NEVER.delay(1), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_call_repeats_max_retries_times_then_stops_and_never_when_not_repeatable() {
+        let policy = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::fast(3)
+        };
+        let mut retries = Retries::new(policy);
+        assert!(!retries.again(false).await, "not repeatable");
+        for _ in 0..3 {
+            assert!(retries.again(true).await);
+        }
+        assert!(!retries.again(true).await, "the budget is spent");
+        assert!(!Retries::new(RetryPolicy::NEVER).again(true).await);
     }
 
     #[test]
