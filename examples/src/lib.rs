@@ -10,7 +10,7 @@
 //! | `supervisor_http` | [`supervisor_http`] | a supervisor handing two tasks to that server |
 //! | `in_process` | [`in_process`] | the same in one program, over the in-process transport |
 //! | `mixed` | [`mixed`] | one supervisor, a local subagent and a remote one |
-//! | `read_stream` | – | decoding a run's server-sent event stream |
+//! | `read_stream` | [`read_stream`] | decoding a run's server-sent event stream into typed events |
 //!
 //! ```text
 //! cargo run -p errand-examples --example researcher_server            # prints its URL
@@ -29,6 +29,7 @@ use std::time::Instant;
 
 pub mod in_process;
 pub mod mixed;
+pub mod read_stream;
 pub mod researcher;
 pub mod supervisor;
 pub mod supervisor_http;

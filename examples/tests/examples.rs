@@ -1,13 +1,14 @@
 //! Runs each example: the library functions their `main`s call, and once the built binaries of
-//! the two-process example, as a user runs them.
+//! the two-process example and of `read_stream`, as a user runs them.
 
 // Helpers here run only inside tests: an unwrap that fails is the test failing.
 #![allow(clippy::unwrap_used)]
 
 use errand::middleware::TaskStatus;
+use errand::protocol::sse::SseDecoder;
 use errand_examples::researcher::ResearcherServer;
 use errand_examples::supervisor::{Outcome, short};
-use errand_examples::{Transcript, in_process, mixed, supervisor_http};
+use errand_examples::{Transcript, in_process, mixed, read_stream, supervisor_http};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -263,4 +264,97 @@ async fn supervisor_http_refuses_a_bad_url() {
         format!("{error:#}").contains("invalid url 'localhost:2024'"),
         "{error:#}"
     );
+}
+
+/// The recorded streams of `crates/protocol/tests/fixtures/sse/`, sorted by name.
+fn sse_fixtures() -> Vec<PathBuf> {
+    let folder =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/protocol/tests/fixtures/sse");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sse"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// What `read_stream` writes for `stream`.
+fn read_stream_output(stream: &[u8]) -> String {
+    let mut out = Vec::new();
+    read_stream::run(stream, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn read_stream_writes_one_line_per_event_of_every_recorded_stream() {
+    let fixtures = sse_fixtures();
+    assert!(fixtures.len() >= 10, "{fixtures:?}");
+    let mut lines = 0;
+    for path in fixtures {
+        let stream = std::fs::read(&path).unwrap();
+        let out = read_stream_output(&stream);
+        // A join of a finished run without an id replays nothing: its fixture is empty.
+        let items = SseDecoder::decode_all(&stream);
+        lines += items.len();
+        assert_eq!(
+            out.lines().count(),
+            items.len(),
+            "{}\n{out}",
+            path.display()
+        );
+    }
+    assert!(lines > 50, "{lines} lines in all");
+}
+
+#[test]
+fn read_stream_summarises_a_values_stream() {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/protocol/tests/fixtures/sse/values.sse");
+    let out = read_stream_output(&std::fs::read(fixture).unwrap());
+    assert_eq!(
+        out,
+        "[-] metadata: run 01a209d4-fbb7-77af-96e9-5750b624e2ee attempt 1\n\
+         [-] values: 1 messages\n\
+         [-] values: 2 messages\n"
+    );
+}
+
+/// The built `read_stream` on each recorded stream, given as a file and on stdin, writes what
+/// the library writes and exits 0.
+#[test]
+fn the_read_stream_binary_reads_every_recorded_stream() {
+    let Some(binary) = example_binary("read_stream") else {
+        eprintln!(
+            "skipped: the example binaries are not built (`cargo test -p errand-examples` builds them)"
+        );
+        return;
+    };
+    for path in sse_fixtures() {
+        let expected = read_stream_output(&std::fs::read(&path).unwrap());
+        let from_file = Running(
+            Command::new(&binary)
+                .arg(&path)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let (status, out) = finish(from_file, LIMIT);
+        assert!(status.success(), "{}: {status}\n{out}", path.display());
+        assert_eq!(out, expected, "{}", path.display());
+
+        let mut from_stdin = Running(
+            Command::new(&binary)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut stdin = from_stdin.0.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, &std::fs::read(&path).unwrap()).unwrap();
+        drop(stdin);
+        let (status, out) = finish(from_stdin, LIMIT);
+        assert!(status.success(), "{}: {status}\n{out}", path.display());
+        assert_eq!(out, expected, "{}", path.display());
+    }
 }

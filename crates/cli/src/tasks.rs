@@ -25,10 +25,9 @@ pub(crate) struct TasksArgs {
 enum TasksCommand {
     /// List the tasks on the server, newest first.
     List {
-        /// Only tasks with this status (pending, running, waiting, success, error, timeout,
-        /// cancelled).
+        /// Only tasks with this status.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<StatusFlag>,
         /// At most this many threads are looked at.
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -48,10 +47,45 @@ enum TasksCommand {
     },
 }
 
+/// A task status as a flag value: clap reads it, lists the names in `--help` and names them
+/// when a value is not one of them. The names are [`TaskStatus::ALL`]'s wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatusFlag(TaskStatus);
+
+impl StatusFlag {
+    /// One flag value per status, in [`TaskStatus::ALL`]'s order.
+    const ALL: [Self; TaskStatus::ALL.len()] = {
+        let mut flags = [Self(TaskStatus::Pending); TaskStatus::ALL.len()];
+        let mut at = 0;
+        while at < flags.len() {
+            flags[at] = Self(TaskStatus::ALL[at]);
+            at += 1;
+        }
+        flags
+    };
+}
+
+impl clap::ValueEnum for StatusFlag {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let value = clap::builder::PossibleValue::new(self.0.as_str());
+        Some(match self.0 {
+            // Deep Agents' older name, which `TaskStatus` reads as `cancelled` too.
+            TaskStatus::Cancelled => value.alias("interrupted"),
+            _ => value,
+        })
+    }
+}
+
 pub(crate) async fn run(args: TasksArgs) -> anyhow::Result<()> {
     let client = Client::http(&args.url).with_context(|| format!("the server at {}", args.url))?;
     match args.command {
-        TasksCommand::List { status, limit } => list(&client, status.as_deref(), limit).await,
+        TasksCommand::List { status, limit } => {
+            list(&client, status.map(|flag| flag.0), limit).await
+        }
         TasksCommand::Check { task_id, offset } => check(&client, task_id, offset).await,
         TasksCommand::Cancel { task_id } => cancel(&client, task_id).await,
     }
@@ -80,16 +114,7 @@ async fn status_of(client: &Client, thread: &Thread) -> anyhow::Result<Option<(U
     }))
 }
 
-async fn list(client: &Client, wanted: Option<&str>, limit: u32) -> anyhow::Result<()> {
-    let wanted = wanted
-        .map(|name| {
-            serde_json::from_value::<TaskStatus>(serde_json::Value::from(name)).map_err(|_| {
-                anyhow::anyhow!(
-                    "unknown status `{name}`: expected pending, running, waiting, success, error, timeout or cancelled"
-                )
-            })
-        })
-        .transpose()?;
+async fn list(client: &Client, wanted: Option<TaskStatus>, limit: u32) -> anyhow::Result<()> {
     let search = ThreadSearchRequest {
         limit,
         ..ThreadSearchRequest::default()
@@ -213,4 +238,47 @@ async fn cancel(client: &Client, task_id: Uuid) -> anyhow::Result<()> {
         status.map_or_else(|| "unknown".into(), |s| s.to_string())
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        tasks: TasksArgs,
+    }
+
+    fn status_of_flag(value: &str) -> Result<Option<TaskStatus>, clap::Error> {
+        let parsed = Command::try_parse_from(["errand", "list", "--status", value])?;
+        match parsed.tasks.command {
+            TasksCommand::List { status, .. } => Ok(status.map(|flag| flag.0)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_status_flag_takes_every_status_by_its_wire_name() {
+        for status in TaskStatus::ALL {
+            assert_eq!(status_of_flag(status.as_str()).ok(), Some(Some(status)));
+        }
+        assert_eq!(
+            status_of_flag("interrupted").ok(),
+            Some(Some(TaskStatus::Cancelled))
+        );
+    }
+
+    #[test]
+    fn a_bad_status_is_refused_with_the_names_it_could_be() {
+        let error = status_of_flag("bogus").expect_err("not a status");
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = error.to_string();
+        assert!(text.contains("bogus"), "{text}");
+        assert!(
+            text.contains("pending, running, waiting, success, error, timeout, cancelled"),
+            "{text}"
+        );
+    }
 }

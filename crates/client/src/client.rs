@@ -1,7 +1,7 @@
 //! The [`Client`], its builder, and how one call is sent: headers, timeouts, retries, errors.
 
 use crate::config::{ApiKey, default_headers};
-use crate::retry::{Safety, retry_error, retry_status, sleep};
+use crate::retry::{Retries, Safety, retry_error, retry_status};
 use crate::transport::{ResponseBody, Transport, TransportResponse};
 use crate::{Assistants, ClientError, RetryPolicy, Runs, Store, Threads, Timeouts};
 use bytes::{Bytes, BytesMut};
@@ -73,6 +73,7 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// Sends requests over HTTP to `url` (`http://host:port`, `https://host/prefix`).
     #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     #[must_use]
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.target = Target::Url(url.into());
@@ -81,6 +82,7 @@ impl ClientBuilder {
 
     /// HTTP settings (HTTP/2 prior knowledge, pool); used with [`url`](Self::url).
     #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     #[must_use]
     pub fn http_options(mut self, options: crate::transport::HttpOptions) -> Self {
         self.http = options;
@@ -90,6 +92,7 @@ impl ClientBuilder {
     /// Sends requests into a `tower::Service` in this program (see
     /// [`InProcessTransport`](crate::transport::InProcessTransport)).
     #[cfg(feature = "in-process")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "in-process")))]
     #[must_use]
     pub fn in_process(
         self,
@@ -226,6 +229,7 @@ impl Client {
     /// A client of the server at `url`, with the default settings and the API key from the
     /// environment.
     #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn http(url: &str) -> Result<Self, ClientError> {
         Self::builder().url(url).build()
     }
@@ -233,6 +237,7 @@ impl Client {
     /// A client that calls `service` (e.g. `errand_server::Server::router()`) in-process, with
     /// the default settings and the API key from the environment.
     #[cfg(feature = "in-process")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "in-process")))]
     pub fn in_process(
         service: impl crate::transport::InProcessService<http_body_util::Full<Bytes>>,
     ) -> Result<Self, ClientError> {
@@ -313,14 +318,23 @@ impl Client {
     /// Sends `call` until an answer with a success status comes, repeating it as its
     /// [`Safety`] allows; an error status becomes a [`ClientError`].
     pub(crate) async fn open(&self, call: &Call) -> Result<TransportResponse, ClientError> {
+        self.open_within(call, &mut Retries::new(self.inner.retry))
+            .await
+    }
+
+    /// [`open`](Self::open), spending the repeats from `retries`, which the caller may go on
+    /// spending when the answer's body fails.
+    async fn open_within(
+        &self,
+        call: &Call,
+        retries: &mut Retries,
+    ) -> Result<TransportResponse, ClientError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ClientError::Config(
                 "errand-client calls must run inside a tokio runtime".into(),
             ));
         }
-        let policy = self.inner.retry;
         let read = self.inner.timeouts.read;
-        let mut attempt = 0;
         loop {
             let request = self.request(call)?;
             let sent = tokio::time::timeout(read, self.inner.transport.send(request)).await;
@@ -333,15 +347,13 @@ impl Client {
                     after: read,
                 },
             };
-            let retryable = match error.api_error() {
+            let repeatable = match error.api_error() {
                 Some(answer) => retry_status(answer.status) && call.safety == Safety::Idempotent,
                 None => retry_error(&error, call.safety),
             };
-            if !retryable || attempt >= policy.max_retries {
+            if !retries.again(repeatable).await {
                 return Err(error);
             }
-            attempt += 1;
-            sleep(policy.delay(attempt)).await;
         }
     }
 
@@ -359,20 +371,18 @@ impl Client {
     }
 
     /// Sends `call` and reads its whole answer; a safe call whose body is cut off is sent again.
+    /// Failed sends and cut-off bodies spend one budget of retries.
     pub(crate) async fn fetch(
         &self,
         call: &Call,
     ) -> Result<(http::response::Parts, Bytes), ClientError> {
-        let policy = self.inner.retry;
-        let mut attempt = 0;
+        let mut retries = Retries::new(self.inner.retry);
         loop {
-            let (parts, body) = self.open(call).await?.into_parts();
+            let response = self.open_within(call, &mut retries).await?;
+            let (parts, body) = response.into_parts();
             match collect(body, self.inner.timeouts.read).await {
                 Ok(bytes) => return Ok((parts, bytes)),
-                Err(error) if attempt < policy.max_retries && retry_error(&error, call.safety) => {
-                    attempt += 1;
-                    sleep(policy.delay(attempt)).await;
-                }
+                Err(error) if retries.again(retry_error(&error, call.safety)).await => {}
                 Err(error) => return Err(error),
             }
         }

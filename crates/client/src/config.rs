@@ -43,7 +43,9 @@ impl Default for Timeouts {
 /// random part of up to `jitter` times that.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
-    /// How many times to try again after the first try; 0 never repeats.
+    /// How many times to try again after the first try; 0 never repeats. A call is sent at
+    /// most `max_retries + 1` times, whatever fails: a refused connection, an error status or
+    /// an answer cut off all spend from the same count.
     pub max_retries: u32,
     /// The delay before the first repeat.
     pub initial_backoff: Duration,

@@ -80,6 +80,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod assistants;
 mod cache;
 mod client;

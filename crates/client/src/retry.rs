@@ -38,6 +38,33 @@ impl RetryPolicy {
     }
 }
 
+/// The retries one call has left: every failure of the call, whether the send failed or the
+/// answer's body was cut off, spends from this one budget, so a call is sent at most
+/// `max_retries + 1` times.
+#[derive(Debug)]
+pub(crate) struct Retries {
+    policy: RetryPolicy,
+    spent: u32,
+}
+
+impl Retries {
+    /// The whole budget of `policy`, nothing spent.
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
+        Self { policy, spent: 0 }
+    }
+
+    /// After a failure that may be `repeatable`: true, once the backoff has passed, when the
+    /// call is to be sent again; false when it is not repeatable or the budget is spent.
+    pub(crate) async fn again(&mut self, repeatable: bool) -> bool {
+        if !repeatable || self.spent >= self.policy.max_retries {
+            return false;
+        }
+        self.spent += 1;
+        sleep(self.policy.delay(self.spent)).await;
+        true
+    }
+}
+
 /// Sleeps `delay` (tokio timer).
 pub(crate) async fn sleep(delay: Duration) {
     if !delay.is_zero() {
@@ -65,6 +92,21 @@ mod tests {
         };
         assert_eq!(none.delay(2), Duration::from_secs(2));
         assert_eq!(RetryPolicy::NEVER.delay(1), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_call_repeats_max_retries_times_then_stops_and_never_when_not_repeatable() {
+        let policy = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::fast(3)
+        };
+        let mut retries = Retries::new(policy);
+        assert!(!retries.again(false).await, "not repeatable");
+        for _ in 0..3 {
+            assert!(retries.again(true).await);
+        }
+        assert!(!retries.again(true).await, "the budget is spent");
+        assert!(!Retries::new(RetryPolicy::NEVER).again(true).await);
     }
 
     #[test]

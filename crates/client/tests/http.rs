@@ -1,5 +1,6 @@
-//! HTTP only: retries against a scripted server (503 then 200, a dropped connection, a server
-//! that is down then up), the headers sent, HTTP/2, and a stream cut by a TCP proxy.
+//! HTTP only: retries against a scripted server (503 then 200, a dropped connection, a body cut
+//! off, a server that is down then up, and how many times a failing call is sent), the headers
+//! sent, HTTP/2, and a stream cut by a TCP proxy.
 
 mod support;
 
@@ -27,6 +28,8 @@ enum Answer {
     Json(u16, String, Vec<(&'static str, &'static str)>),
     /// Close the connection without answering.
     Close,
+    /// A 200 whose body stops short of its `content-length`: the connection closes mid-body.
+    CutOff,
 }
 
 /// One request the scripted server read: its head (request line and headers).
@@ -131,6 +134,15 @@ async fn serve_connection(
         heads.lock().expect("lock").push(head);
         match script(number) {
             Answer::Close => return Ok(()),
+            Answer::CutOff => {
+                let body = r#"{"ok":"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len() + 100
+                );
+                socket.write_all(answer.as_bytes()).await?;
+                return Ok(());
+            }
             Answer::Json(status, body, extra) => {
                 let mut answer = format!(
                     "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
@@ -275,6 +287,49 @@ async fn a_dropped_connection_repeats_only_safe_calls() {
     let error = client.health().await.expect_err("closed");
     assert!(matches!(error, ClientError::Transport { .. }), "{error}");
     assert_eq!(server.count(), 1 + 1 + 3);
+}
+
+/// How many times a safe call (`GET /ok`, three retries) reached a server answering by
+/// `script`, once it failed.
+async fn sends_of_a_failing_safe_call(script: fn(usize) -> Answer) -> usize {
+    let server = Scripted::start(script).await;
+    let error = client(&server.url()).health().await.expect_err("fails");
+    assert!(error.is_transient(), "{error:?}");
+    server.count()
+}
+
+#[tokio::test]
+async fn a_safe_call_answered_503_and_cut_off_in_turn_is_sent_at_most_retries_plus_one_times() {
+    let sends = sends_of_a_failing_safe_call(|n| {
+        if n % 2 == 0 {
+            overloaded()
+        } else {
+            Answer::CutOff
+        }
+    })
+    .await;
+    assert_eq!(sends, 1 + 3);
+}
+
+#[tokio::test]
+async fn a_safe_call_dropped_and_cut_off_in_turn_is_sent_at_most_retries_plus_one_times() {
+    let sends = sends_of_a_failing_safe_call(|n| {
+        if n % 2 == 0 {
+            Answer::Close
+        } else {
+            Answer::CutOff
+        }
+    })
+    .await;
+    assert_eq!(sends, 1 + 3);
+}
+
+#[tokio::test]
+async fn a_safe_call_whose_bodies_are_all_cut_off_is_sent_retries_plus_one_times() {
+    assert_eq!(
+        sends_of_a_failing_safe_call(|_| Answer::CutOff).await,
+        1 + 3
+    );
 }
 
 #[tokio::test]

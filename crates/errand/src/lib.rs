@@ -20,14 +20,20 @@
 //! assert_eq!(body.stream_modes().len(), 2);
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use errand_client as client;
 #[cfg(feature = "middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "middleware")))]
 pub use errand_middleware as middleware;
 pub use errand_protocol as protocol;
 #[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub use errand_runtime as runtime;
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use errand_server as server;
 
 /// The README's Rust code, compiled by `cargo test --doc` so the quickstart cannot rot.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// HTTP settings beyond the timeouts.
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpOptions {
     /// Speak HTTP/2 without negotiating it (h2c on plain `http://`; errand serves it). Over
@@ -31,6 +32,7 @@ impl Default for HttpOptions {
 
 /// Sends requests to a server at a base URL with reqwest (rustls for `https://`, HTTP/1.1
 /// keep-alive and HTTP/2). Cloning shares the connection pool.
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,

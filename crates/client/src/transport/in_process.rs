@@ -35,6 +35,7 @@ type Call = dyn Fn(TransportRequest) -> BoxFuture<'static, Result<TransportRespo
 /// a runtime worker waits in that worker's queue, while one started from `block_on` (the body
 /// of `#[tokio::main]`, which is no worker) must wake a worker thread. On a 2-vCPU virtual
 /// machine that wake-up measured 16–47 µs per run created, against 1.5 µs from a task.
+#[cfg_attr(docsrs, doc(cfg(feature = "in-process")))]
 #[derive(Clone)]
 pub struct InProcessTransport {
     call: Arc<Call>,
@@ -51,6 +52,7 @@ impl fmt::Debug for InProcessTransport {
 
 /// A `tower::Service` the in-process transport can call: it takes requests with body `B`
 /// and answers a streaming body of bytes. Any axum `Router` is one, for any `B`.
+#[cfg_attr(docsrs, doc(cfg(feature = "in-process")))]
 pub trait InProcessService<B>:
     Service<
         http::Request<B>,
