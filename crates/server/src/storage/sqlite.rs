@@ -39,6 +39,7 @@ mod store;
 mod threads;
 mod writer;
 
+use super::encoding;
 use super::{
     CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, EventBatch, FinishedRun, Leases,
     NewCheckpoint, NewRun, Recovery, Renewal, ReplicaId, RunPage, Storage, StorageError,
@@ -324,7 +325,7 @@ impl Storage for SqliteStorage {
     async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun> {
         // Encoded and decoded here, outside the write transaction (see `finish_run`).
         let mut new = new;
-        let doc = runs::encode_new_run(&mut new)?;
+        let doc = encoding::encode_new_run(&mut new)?;
         // The write hands the encoded run back, for the answer.
         let (stored, doc) = self
             .write(move |conn| runs::create_run(conn, new, &doc).map(|stored| (stored, doc)))
@@ -332,7 +333,7 @@ impl Storage for SqliteStorage {
         Ok(CreatedRun {
             started: stored
                 .started
-                .map(|values| runs::start_from(values.as_deref(), None)),
+                .map(|values| encoding::start_from(values.as_deref(), None)),
             run: stored.run,
             json: doc,
             to_cancel: stored.to_cancel,

@@ -41,6 +41,7 @@ mod threads;
 mod tls;
 mod tx;
 
+use super::encoding;
 use super::{
     CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, EventBatch, FinishedRun, Leases,
     NewCheckpoint, NewRun, Recovery, Renewal, ReplicaId, RunPage, Signal, Storage, StorageError,
@@ -279,7 +280,7 @@ impl Storage for PostgresStorage {
 
     async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun> {
         let mut new = new;
-        let doc = runs::encode_new_run(&mut new)?;
+        let doc = encoding::encode_new_run(&mut new)?;
         transact!(self, |tx| runs::create_run(&tx, &new, &doc))
     }
 

@@ -1,7 +1,7 @@
 //! Claims: the next run that may start, taken for a replica without waiting on any lock, and
 //! when the next delayed run is due.
 
-use super::start_from;
+use crate::storage::encoding::start_from;
 use crate::storage::postgres::Tx;
 use crate::storage::postgres::codec::{RUN_COLUMNS, attempt, decode_run, get, timestamp};
 use crate::storage::{ClaimedRun, ReplicaId, StorageResult};

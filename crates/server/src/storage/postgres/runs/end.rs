@@ -2,7 +2,7 @@
 //! a requeue), and a rollback, each settling the thread's count of active runs and status.
 
 use super::events::{INSERT_EVENTS, event_columns};
-use super::{LOCK_RUN, ended_payloads, is_active, unless};
+use super::{ended_payloads, is_active, unless};
 use crate::storage::postgres::Tx;
 use crate::storage::postgres::codec::{RUN_COLUMNS, decode_run, get, run_status, to_json};
 use crate::storage::postgres::threads::{
@@ -11,7 +11,7 @@ use crate::storage::postgres::threads::{
 use crate::storage::rules::{Settled, fence};
 use crate::storage::{EndedRun, FinishedRun, Signal, StorageResult};
 use errand_protocol::{Run, RunStatus, Timestamp};
-use tokio_postgres::Statement;
+use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
 /// A [`FinishedRun`] with its JSON encoded, made before the transaction.
@@ -47,8 +47,7 @@ pub(in crate::storage::postgres) async fn finish_run(
 ) -> StorageResult<Option<EndedRun>> {
     let finished = encoded.finished;
     let run_id = finished.run_id;
-    let lock_thread = tx.prepare(LOCK_THREAD_OF_RUN).await?;
-    let lock_run = tx.prepare(LOCK_RUN).await?;
+    let locks = RunLocks::prepare(tx).await?;
     let latest = tx
         .prepare(
             "SELECT checkpoint_id FROM checkpoints WHERE thread_id = \
@@ -71,8 +70,8 @@ pub(in crate::storage::postgres) async fn finish_run(
     let (thread, run, latest) = tx
         .begin_with(async {
             let (thread, run, latest) = futures::join!(
-                tx.query(&lock_thread, &[&run_id]),
-                tx.query(&lock_run, &[&run_id]),
+                tx.query(&locks.thread, &[&run_id]),
+                tx.query(&locks.run, &[&run_id]),
                 unless(tx, no_checkpoints, &latest, &[&run_id]),
             );
             Ok(in_order!(thread, run, latest))
@@ -167,6 +166,43 @@ pub(in crate::storage::postgres) async fn finish_run(
     }))
 }
 
+/// A run's status and attempt, its row locked.
+const LOCK_RUN: &str = "SELECT status, attempt FROM runs WHERE run_id = $1 FOR UPDATE";
+
+/// The statements that begin a transaction on a run: its thread's row locked, then its own.
+struct RunLocks {
+    thread: Statement,
+    run: Statement,
+}
+
+impl RunLocks {
+    async fn prepare(tx: &Tx<'_>) -> StorageResult<Self> {
+        Ok(Self {
+            thread: tx.prepare(LOCK_THREAD_OF_RUN).await?,
+            run: tx.prepare(LOCK_RUN).await?,
+        })
+    }
+
+    /// Begins the transaction with both locks, sent together: answers the run's thread, its
+    /// count of active runs and status, and the run's row ([`LOCK_RUN`]); `None` when the run
+    /// is gone.
+    async fn begin(&self, tx: &Tx<'_>, run_id: Uuid) -> StorageResult<Option<(Uuid, Locked, Row)>> {
+        let (thread, run) = tx
+            .begin_with(async {
+                let (thread, run) = futures::join!(
+                    tx.query(&self.thread, &[&run_id]),
+                    tx.query(&self.run, &[&run_id])
+                );
+                Ok(in_order!(thread, run))
+            })
+            .await?;
+        let (Some(thread), Some(run)) = (thread.first(), run.into_iter().next()) else {
+            return Ok(None);
+        };
+        Ok(Some((get(thread, 0)?, Locked::read(thread, 1)?, run)))
+    }
+}
+
 pub(in crate::storage::postgres) async fn transition_run(
     tx: &Tx<'_>,
     run_id: Uuid,
@@ -174,8 +210,7 @@ pub(in crate::storage::postgres) async fn transition_run(
     to: RunStatus,
     at: Timestamp,
 ) -> StorageResult<Option<Run>> {
-    let lock_thread = tx.prepare(LOCK_THREAD_OF_RUN).await?;
-    let lock_run = tx.prepare(LOCK_RUN).await?;
+    let locks = RunLocks::prepare(tx).await?;
     let update = tx
         .prepare(&format!(
             "UPDATE runs SET status = $2, updated_at = $3 WHERE run_id = $1 \
@@ -186,21 +221,10 @@ pub(in crate::storage::postgres) async fn transition_run(
         .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"))
         .await?;
     let settle = tx.prepare(SETTLE).await?;
-    let (thread, run) = tx
-        .begin_with(async {
-            let (thread, run) = futures::join!(
-                tx.query(&lock_thread, &[&run_id]),
-                tx.query(&lock_run, &[&run_id])
-            );
-            Ok(in_order!(thread, run))
-        })
-        .await?;
-    let (Some(thread), Some(run)) = (thread.first(), run.first()) else {
+    let Some((thread_id, locked, run)) = locks.begin(tx, run_id).await? else {
         return Ok(None);
     };
-    let thread_id: Uuid = get(thread, 0)?;
-    let locked = Locked::read(thread, 1)?;
-    let before = run_status(get(run, 0)?)?;
+    let before = run_status(get(&run, 0)?)?;
     if !from.contains(&before) || before == to {
         let rows = tx.query(&load, &[&run_id]).await?;
         return rows
@@ -294,24 +318,12 @@ pub(in crate::storage::postgres) async fn rollback_run(
     attempt: Option<u32>,
     at: Timestamp,
 ) -> StorageResult<bool> {
-    let lock_thread = tx.prepare(LOCK_THREAD_OF_RUN).await?;
-    let lock_run = tx.prepare(LOCK_RUN).await?;
+    let locks = RunLocks::prepare(tx).await?;
     let rollback = Rollback::prepare(tx).await?;
-    let (thread, run) = tx
-        .begin_with(async {
-            let (thread, run) = futures::join!(
-                tx.query(&lock_thread, &[&run_id]),
-                tx.query(&lock_run, &[&run_id])
-            );
-            Ok(in_order!(thread, run))
-        })
-        .await?;
-    let (Some(thread), Some(run)) = (thread.first(), run.first()) else {
+    let Some((thread_id, locked, run)) = locks.begin(tx, run_id).await? else {
         return Ok(false);
     };
-    let thread_id: Uuid = get(thread, 0)?;
-    let locked = Locked::read(thread, 1)?;
-    let (status, held): (&str, i32) = (get(run, 0)?, get(run, 1)?);
+    let (status, held): (&str, i32) = (get(&run, 0)?, get(&run, 1)?);
     if let Some(attempt) = attempt {
         fence(run_id, attempt, status, held.into())?;
     }

@@ -8,12 +8,12 @@
 //! - `events.rs`: a run's stream events.
 
 use super::Tx;
-use super::codec::{RUN_COLUMNS, decode_nullable, decode_run, get, run_status, to_json};
+use super::codec::{RUN_COLUMNS, decode_run, get, run_status, to_json};
 use super::threads::{LOCK_THREAD, Locked, SETTLE, insert_thread};
+use crate::storage::encoding::start_from;
 use crate::storage::rules::{Admission, Settled, admit};
-use crate::storage::{CreatedRun, NewRun, RunPage, Signal, Start, StorageError, StorageResult};
+use crate::storage::{CreatedRun, NewRun, RunPage, Signal, StorageError, StorageResult};
 use errand_protocol::{IfNotExists, Run, RunStatus, Thread, ThreadStatus, Timestamp};
-use serde_json::Value;
 use std::future::Future;
 use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
@@ -37,23 +37,6 @@ pub(super) use end::{EncodedFinish, finish_run, rollback_run, transition_run};
 pub(super) use events::{append_event_batches, append_events, events_after};
 pub(super) use leases::{expire_leases, renew_lease, request_cancel};
 
-/// Encodes a new run's wire object, before the transaction: it is stored as is.
-pub(super) fn encode_new_run(new: &mut NewRun) -> StorageResult<String> {
-    new.run.status = RunStatus::Pending;
-    to_json(&new.run)
-}
-
-/// What a claimed run starts from: its thread's values, or why they cannot be read.
-fn start_from(values: Option<&str>, unreadable: Option<String>) -> Start {
-    if let Some(reason) = unreadable {
-        return Start::Unreadable(reason);
-    }
-    match decode_nullable(values, "threads.state_values") {
-        Ok(values) => Start::Values(values.into_option().unwrap_or(Value::Null)),
-        Err(error) => Start::Unreadable(format!("errand cannot read the thread's values: {error}")),
-    }
-}
-
 /// Whether a run with this status is counted in its thread's `active_runs`.
 fn is_active(status: RunStatus) -> bool {
     matches!(status, RunStatus::Pending | RunStatus::Running)
@@ -69,9 +52,6 @@ const INSERT_RUN: &str = "INSERT INTO runs (run_id, thread_id, status, created_a
 /// A thread's pending and running runs, oldest first.
 const ACTIVE_RUNS: &str = "SELECT run_id FROM runs WHERE thread_id = $1 \
     AND status IN ('pending', 'running') ORDER BY created_at, seq";
-
-/// A run's status and attempt, its row locked.
-const LOCK_RUN: &str = "SELECT status, attempt FROM runs WHERE run_id = $1 FOR UPDATE";
 
 pub(super) async fn create_run(tx: &Tx<'_>, new: &NewRun, doc: &str) -> StorageResult<CreatedRun> {
     let run = &new.run;

@@ -1,7 +1,7 @@
 //! Claims: the next run that may start, taken for a replica in one statement, and when the
 //! next delayed run is due.
 
-use super::start_from;
+use crate::storage::encoding::start_from;
 use crate::storage::sqlite::codec::{Db, RUN_COLUMNS, RunRow, attempt, timestamp};
 use crate::storage::{ClaimedRun, ReplicaId, StorageResult};
 use errand_protocol::Timestamp;

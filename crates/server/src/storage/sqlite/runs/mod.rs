@@ -21,22 +21,15 @@ pub(super) use events::{append_events, events_after};
 pub(super) use leases::RUNNING_RUNS;
 pub(super) use leases::{expire_leases, renew_lease, request_cancel};
 
-use super::codec::{Db, RUN_COLUMNS, RunRow, decode_nullable, readable_metadata, to_json, uuid};
+use super::codec::{Db, RUN_COLUMNS, RunRow, readable_metadata, to_json, uuid};
 use super::threads::{insert_thread, runs_ended};
 use crate::storage::rules::{Admission, Settled, admit, merge};
-use crate::storage::{NewRun, RunPage, Start, StorageError, StorageResult};
+use crate::storage::{NewRun, RunPage, StorageError, StorageResult};
 use errand_protocol::{IfNotExists, Run, RunStatus, Thread, ThreadStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 use uuid::Uuid;
 
-/// Encodes a new run's wire object, before the write transaction: it is stored as is.
-pub(super) fn encode_new_run(new: &mut NewRun) -> StorageResult<String> {
-    new.run.status = RunStatus::Pending;
-    to_json(&new.run)
-}
-
-/// Inserts a run whose wire object `doc` was encoded by [`encode_new_run`]. A run claimed at
+/// Inserts a run whose wire object `doc` was encoded by [`encode_new_run`](crate::storage::encoding::encode_new_run). A run claimed at
 /// once is answered with its thread's values as stored JSON, for the caller to decode outside
 /// the transaction.
 pub(super) fn create_run(conn: &Connection, new: NewRun, doc: &str) -> StorageResult<StoredRun> {
@@ -137,18 +130,6 @@ pub(super) struct StoredRun {
     /// Claimed at once: the thread's values, as stored JSON (none for a thread that never
     /// ran).
     pub(super) started: Option<Option<String>>,
-}
-
-/// What a claimed run starts from: its thread's values, decoded from their stored JSON, or
-/// the reason that it, `unreadable`, or they cannot be read.
-pub(super) fn start_from(values: Option<&str>, unreadable: Option<String>) -> Start {
-    if let Some(reason) = unreadable {
-        return Start::Unreadable(reason);
-    }
-    match decode_nullable(values, "threads.state_values") {
-        Ok(values) => Start::Values(values.into_option().unwrap_or(Value::Null)),
-        Err(error) => Start::Unreadable(format!("errand cannot read the thread's values: {error}")),
-    }
 }
 
 /// A thread's pending and running runs, oldest first. Asked only of a thread that has some;
