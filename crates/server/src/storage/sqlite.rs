@@ -84,10 +84,9 @@ struct Inner {
 /// The SQLite VFS a file database is opened with. `unix-excl` locks the file for this process
 /// alone, once, and keeps the WAL index in this process's memory: the connections of one
 /// process coordinate among themselves without a system call, where the default VFS makes six
-/// `fcntl` calls per write transaction and two to four per read (a fifth of a durable create,
-/// as strace and the bench showed). Another
-/// process cannot open the database while it is open here, which also keeps a second server
-/// from taking up the runs this one is executing.
+/// `fcntl` calls per write transaction and two to four per read, to let other processes share
+/// a file that this one alone uses. Another process cannot open the database while it is open
+/// here, which also keeps a second server from taking up the runs this one is executing.
 #[cfg(unix)]
 const FILE_VFS: &std::ffi::CStr = c"unix-excl";
 

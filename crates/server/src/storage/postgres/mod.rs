@@ -23,8 +23,8 @@
 //!   `pg_notify` by one task per storage, a few milliseconds' worth at a time in a transaction
 //!   of their own (`postgres/signals.rs`). A transaction that notifies takes a lock for the
 //!   whole database at its commit, which serialises the commits of every such transaction:
-//!   with a `NOTIFY` in each run's end, the commits of runs' ends queued behind one another
-//!   (most of the server's time, at a thousand runs per second). A signal lost when the server
+//!   with a `NOTIFY` in each run's end, the ends of all runs, on every replica, would commit
+//!   one at a time. A signal lost when the server
 //!   dies between a commit and its announcement is found by polling, as one lost with a
 //!   connection. One connection per storage `LISTEN`s.
 //! - **Few round trips.** A statement of a transaction is sent without waiting for the one
