@@ -3,9 +3,7 @@
 use super::recorder::{Charge, Recorder, checkpoint_metadata, panic_message};
 use super::{ActiveRun, Inner, Stop};
 use crate::hub::{RunChannel, RunEnd};
-use crate::storage::{
-    ClaimedRun, FinishedRun, JsonText, NewCheckpoint, Start, StorageError, StorageResult,
-};
+use crate::storage::{ClaimedRun, FinishedRun, JsonText, NewCheckpoint, Start};
 use errand_protocol::{
     CancelAction, Interrupt, JsonObject, Run, RunMetadata, RunStatus, StreamPart, ThreadStatus,
     Timestamp,
@@ -14,11 +12,9 @@ use errand_runtime::{Error as RuntimeError, Graph, GraphOutput, GraphRun};
 use futures::FutureExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
 /// How a graph's run came out, before it is recorded.
@@ -415,94 +411,8 @@ impl Inner {
             () = active.token.cancelled() => Outcome::Stopped,
         }
     }
-
-    /// Does a write that the life of a run cannot go on without (its end, its rollback),
-    /// trying again with backoff until storage takes it. `write` is told how many tries failed
-    /// for another reason than a full disk. Meanwhile the run stays claimed here and its
-    /// joiners keep waiting, and this server takes no new work ([`Executor::accepting`]), so
-    /// that none piles up behind a full disk; once space returns the write goes through and
-    /// the server goes on by itself. A shutdown ends the tries (`None`): the run is left
-    /// `running`, and the next start takes it up, as any run a stop cut off. So do
-    /// [`GIVE_UP_AFTER`] failures that are not a full disk, which no waiting mends: the server
-    /// goes on, and the run waits for the next start's recovery.
-    async fn until_written<T, F, W>(&self, run_id: Uuid, what: &str, mut write: W) -> Option<T>
-    where
-        W: FnMut(u32) -> F,
-        F: Future<Output = StorageResult<T>>,
-    {
-        let mut delay = RETRY_FIRST;
-        let mut other_failures = 0;
-        let mut waiting: Option<Waiting<'_>> = None;
-        for tries in 1_u32.. {
-            let error = match write(other_failures).await {
-                Ok(written) => {
-                    if waiting.is_some() {
-                        tracing::info!(%run_id, tries, "{what} succeeded after failing");
-                    }
-                    return Some(written);
-                }
-                Err(error) => error,
-            };
-            if let StorageError::Fenced { attempt, .. } = error {
-                // Another attempt holds the run now (this one stalled past its lease): what
-                // this one did is dropped, by design.
-                tracing::warn!(%run_id, attempt, "{what} refused: the run's lease was lost");
-                return None;
-            }
-            if !matches!(error, StorageError::Full(_)) {
-                other_failures += 1;
-                if other_failures >= GIVE_UP_AFTER {
-                    tracing::error!(
-                        %run_id,
-                        %error,
-                        tries,
-                        "{what} failed for good; the run is left for the next start to recover"
-                    );
-                    return None;
-                }
-            }
-            waiting.get_or_insert_with(|| Waiting::new(&self.ends_waiting));
-            tracing::error!(
-                %run_id,
-                %error,
-                tries,
-                retry_in_ms = delay.as_millis(),
-                "{what} failed; it is tried again"
-            );
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.shutdown.cancelled() => return None,
-            }
-            delay = (delay * 2).min(RETRY_MAX);
-        }
-        None
-    }
 }
 
-/// The first wait before a failed write of a run's end is tried again; it doubles up to
-/// [`RETRY_MAX`].
-const RETRY_FIRST: Duration = Duration::from_millis(50);
-/// The longest wait between two tries of a run's end.
-const RETRY_MAX: Duration = Duration::from_secs(5);
-/// Failures of a write for another reason than a full disk after which it is given up
-/// ([`Inner::until_written`]).
-const GIVE_UP_AFTER: u32 = 10;
 /// Failures of a run's whole end, for another reason than a full disk, after which its bare
 /// end is written instead ([`FinishedRun::bare`]).
 const BARE_END_AFTER: u32 = 3;
-
-/// Counts a write that waits to be tried again while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}

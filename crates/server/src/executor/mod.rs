@@ -29,6 +29,7 @@ mod lease;
 mod recorder;
 mod retention;
 mod streams;
+mod writes;
 
 use active::{ActiveRun, Stop};
 pub use admission::{AcceptedRun, RunRequest, RunScope};

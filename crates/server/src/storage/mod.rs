@@ -213,14 +213,10 @@ pub trait Storage: std::fmt::Debug + Send + Sync + 'static {
     async fn append_event_batches(&self, batches: &[EventBatch]) -> StorageResult<Vec<Uuid>> {
         let mut fenced = Vec::new();
         for batch in batches {
-            match self
+            let appended = self
                 .append_events(batch.run_id, batch.attempt, &batch.events)
-                .await
-            {
-                Ok(()) => {}
-                Err(StorageError::Fenced { run_id, .. }) => fenced.push(run_id),
-                Err(error) => return Err(error),
-            }
+                .await;
+            fenced.extend(rules::refused_append(appended)?);
         }
         Ok(fenced)
     }

@@ -87,6 +87,18 @@ pub fn fence(run_id: Uuid, attempt: u32, status: &str, held: i64) -> StorageResu
     }
 }
 
+/// What one run's append of events comes to in a call for several runs
+/// ([`Storage::append_event_batches`](super::Storage::append_event_batches)): the run, when
+/// its attempt no longer holds it and its events were refused, or none when they were stored.
+/// Any other failure fails the whole call.
+pub fn refused_append(appended: StorageResult<()>) -> StorageResult<Option<Uuid>> {
+    match appended {
+        Ok(()) => Ok(None),
+        Err(StorageError::Fenced { run_id, .. }) => Ok(Some(run_id)),
+        Err(error) => Err(error),
+    }
+}
+
 /// Whose running runs an end of leases takes up, by the replica ids `Id` as a backend stores
 /// them: those of the ended replicas, or every replica's but one's (runs held by nobody, left
 /// `running` by a server older than leases, included).
@@ -282,6 +294,18 @@ mod tests {
             Err(StorageError::Fenced { attempt: 1, .. })
         ));
         assert!(fence(run_id, 2, "pending", 2).is_err());
+    }
+
+    #[test]
+    fn of_several_appends_a_refused_one_names_its_run_and_any_other_failure_fails_them_all() {
+        let run_id = Uuid::from_u128(7);
+        assert_eq!(refused_append(Ok(())).ok(), Some(None));
+        let refused = refused_append(Err(StorageError::Fenced { run_id, attempt: 1 }));
+        assert_eq!(refused.ok(), Some(Some(run_id)));
+        assert!(matches!(
+            refused_append(Err(StorageError::Full("disk".into()))),
+            Err(StorageError::Full(_))
+        ));
     }
 
     #[test]

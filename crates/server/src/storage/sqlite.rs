@@ -39,12 +39,12 @@ mod store;
 mod threads;
 mod writer;
 
-use super::encoding;
 use super::{
     CheckpointRecord, ClaimedRun, CreatedRun, EndedRun, EventBatch, FinishedRun, Leases,
     NewCheckpoint, NewRun, Recovery, Renewal, ReplicaId, RunPage, Storage, StorageError,
     StorageResult, StoredEvent,
 };
+use super::{encoding, rules};
 use async_trait::async_trait;
 use checkpoint::{Checkpointer, Commits};
 use codec::Db;
@@ -424,11 +424,9 @@ impl Storage for SqliteStorage {
         self.write(move |conn| {
             let mut fenced = Vec::new();
             for batch in &batches {
-                match runs::append_events(conn, batch.run_id, batch.attempt, &batch.events) {
-                    Ok(()) => {}
-                    Err(StorageError::Fenced { run_id, .. }) => fenced.push(run_id),
-                    Err(error) => return Err(error),
-                }
+                let appended =
+                    runs::append_events(conn, batch.run_id, batch.attempt, &batch.events);
+                fenced.extend(rules::refused_append(appended)?);
             }
             Ok(fenced)
         })
