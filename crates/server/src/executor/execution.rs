@@ -268,7 +268,7 @@ impl Inner {
             },
             // The rest of the stream, with the final status, in one transaction: whoever
             // reads the final status can replay every event.
-            events: channel.read_after(stored).events,
+            events: channel.read_after(stored).events.into(),
             checkpoints,
             at: now,
         };

@@ -9,6 +9,11 @@
 //! [`SqliteStorage`] is the embedded default: a file, or memory for tests. `PostgresStorage`
 //! (feature `postgres`) keeps the same contract on a PostgreSQL database that several servers
 //! share.
+//!
+//! Here is the [`Storage`] trait; the types its calls take and answer are by topic in
+//! `error.rs`, `leases.rs` (holders, leases, signals), `runs.rs` (a run's life) and
+//! `records.rs` (checkpoints, events), all re-exported here. What both backends do alike is in
+//! [`rules`] (the rules across rows) and `encoding.rs` (how values are stored).
 
 mod encoding;
 mod error;

@@ -7,6 +7,7 @@ use errand_protocol::{
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A run to insert, and how to treat its thread.
@@ -107,8 +108,9 @@ pub struct FinishedRun {
     /// Interrupts the graph stopped at, by task id (the thread's `interrupts`).
     pub interrupts: BTreeMap<String, Vec<Interrupt>>,
     /// The events the run streamed that are not stored yet, stored with its end so the two are
-    /// one write.
-    pub events: Vec<StoredEvent>,
+    /// one write. Shared, so that a write handed to another thread (SQLite's writer) takes
+    /// them without a copy.
+    pub events: Arc<[StoredEvent]>,
     /// The checkpoints the run wrote, oldest first (one per step; the last holds the new
     /// values).
     pub checkpoints: Vec<NewCheckpoint>,
@@ -134,7 +136,7 @@ impl FinishedRun {
                 ),
             })),
             interrupts: BTreeMap::new(),
-            events: Vec::new(),
+            events: Arc::default(),
             checkpoints: Vec::new(),
             at: self.at,
         }

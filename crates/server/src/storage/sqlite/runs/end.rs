@@ -9,6 +9,7 @@ use crate::storage::sqlite::threads::{EncodedCheckpoint, insert_encoded_checkpoi
 use crate::storage::{EndedRun, FinishedRun, JsonText, StorageResult, StoredEvent};
 use errand_protocol::{Run, RunStatus, ThreadStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A [`FinishedRun`] with its JSON encoded, made before the write transaction.
@@ -21,7 +22,7 @@ pub(in crate::storage::sqlite) struct EncodedFinish {
     thread_status: ThreadStatus,
     error: String,
     interrupts: String,
-    events: Vec<StoredEvent>,
+    events: Arc<[StoredEvent]>,
     checkpoints: Vec<EncodedCheckpoint>,
     at: i64,
 }
@@ -39,7 +40,7 @@ impl EncodedFinish {
                 None => "null".to_owned(),
             },
             interrupts: to_json(&finished.interrupts)?,
-            events: finished.events.clone(),
+            events: Arc::clone(&finished.events),
             checkpoints: finished
                 .checkpoints
                 .iter()
