@@ -3,7 +3,7 @@
 
 use super::events::insert_events;
 use super::{is_active, run_state};
-use crate::storage::rules::{Settled, fence, thread_status};
+use crate::storage::rules::{Settled, fence, settle};
 use crate::storage::sqlite::codec::{self, Db, load_run, to_json};
 use crate::storage::sqlite::threads::{EncodedCheckpoint, insert_encoded_checkpoint, runs_ended};
 use crate::storage::{EndedRun, FinishedRun, JsonText, StorageResult, StoredEvent};
@@ -82,13 +82,8 @@ pub(in crate::storage::sqlite) fn finish_run(
         .db()?
         .execute(params![run_key, finished.status.as_str(), finished.at])
         .db()?;
-    let left = (active - 1).max(0);
     let current = codec::thread_status(&current).unwrap_or(ThreadStatus::Busy);
-    let status = thread_status(
-        current,
-        left.unsigned_abs(),
-        Settled::To(finished.thread_status),
-    );
+    let (left, status, _) = settle(current, active, 1, Settled::To(finished.thread_status));
     conn.prepare_cached(
         "UPDATE threads SET active_runs = ?7, status = ?2, \
          state_values = COALESCE(?3, state_values), error = ?4, interrupts = ?5, \
