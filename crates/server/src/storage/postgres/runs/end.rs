@@ -244,14 +244,12 @@ pub(in crate::storage::postgres) async fn transition_run(
         .commit_with(async {
             let (rows, settled, notified) = futures::join!(
                 tx.query(&update, &[&run_id, &to_name, &micros]),
-                async {
-                    if changed {
-                        tx.execute(&settle, &[&thread_id, &left, &status_name, &micros])
-                            .await
-                    } else {
-                        Ok(0)
-                    }
-                },
+                unless(
+                    tx,
+                    !changed,
+                    &settle,
+                    &[&thread_id, &left, &status_name, &micros]
+                ),
                 tx.notify(&payloads),
             );
             let (rows, _, ()) = in_order!(rows, settled, notified);

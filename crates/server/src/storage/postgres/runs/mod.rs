@@ -284,14 +284,12 @@ pub(super) async fn delete_run(
     let status = status.as_str();
     tx.commit_with(async {
         let (settled, notified) = futures::join!(
-            async {
-                if changed {
-                    tx.execute(&settle, &[&thread_id, &left, &status, &micros])
-                        .await
-                } else {
-                    Ok(0)
-                }
-            },
+            unless(
+                tx,
+                !changed,
+                &settle,
+                &[&thread_id, &left, &status, &micros]
+            ),
             tx.notify(&payloads),
         );
         in_order!(settled, notified);
