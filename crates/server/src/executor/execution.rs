@@ -3,7 +3,7 @@
 use super::recorder::{Charge, Recorder, checkpoint_metadata, panic_message};
 use super::{ActiveRun, Inner, Stop};
 use crate::hub::{RunChannel, RunEnd};
-use crate::storage::{ClaimedRun, FinishedRun, JsonText, NewCheckpoint, Start};
+use crate::storage::{ClaimedRun, FinishedRun, JsonText, NewCheckpoint, Start, StoredEvent};
 use errand_protocol::{
     CancelAction, Interrupt, JsonObject, Run, RunMetadata, RunStatus, StreamPart, ThreadStatus,
     Timestamp,
@@ -86,6 +86,34 @@ impl InFlight {
             start,
         };
         (in_flight, graph_start)
+    }
+
+    /// The end to record of the run: how it ended, the checkpoints of the `states` it
+    /// streamed, and the `events` of its stream not stored yet.
+    fn finished(
+        &self,
+        ending: Ending,
+        states: Vec<JsonText>,
+        events: Vec<StoredEvent>,
+        at: Timestamp,
+    ) -> FinishedRun {
+        let checkpoints = self.checkpoints(states, &ending.interrupts, at);
+        FinishedRun {
+            run_id: self.run_id,
+            attempt: self.attempt,
+            status: ending.status,
+            values: ending.values,
+            thread_status: ending.thread_status,
+            error: ending.error,
+            interrupts: if ending.interrupts.is_empty() {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(self.run_id.simple().to_string(), ending.interrupts)])
+            },
+            events: events.into(),
+            checkpoints,
+            at,
+        }
     }
 
     /// The checkpoints of the run's end: one per state it streamed, oldest first, the last
@@ -253,25 +281,10 @@ impl Inner {
             active.token.cancel();
         }
         let ending = Ending::of(outcome, &mut states, &recorder);
-        let checkpoints = run.checkpoints(states, &ending.interrupts, now);
-        let finished = FinishedRun {
-            run_id,
-            attempt: run.attempt,
-            status: ending.status,
-            values: ending.values,
-            thread_status: ending.thread_status,
-            error: ending.error,
-            interrupts: if ending.interrupts.is_empty() {
-                BTreeMap::new()
-            } else {
-                BTreeMap::from([(run_id.simple().to_string(), ending.interrupts)])
-            },
-            // The rest of the stream, with the final status, in one transaction: whoever
-            // reads the final status can replay every event.
-            events: channel.read_after(stored).events.into(),
-            checkpoints,
-            at: now,
-        };
+        // The rest of the stream goes with the final status, in one transaction: whoever
+        // reads the final status can replay every event.
+        let events = channel.read_after(stored).events;
+        let finished = run.finished(ending, states, events, now);
         if !self.record_end(finished, &channel).await {
             // Stopping, or given up: the run stays `running`, for the next start to take up.
             return;
