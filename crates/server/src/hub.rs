@@ -105,6 +105,17 @@ impl RunChannel {
         self.lock().events.clone()
     }
 
+    /// The data of every event named `name` so far, in order: the texts are shared, not copied,
+    /// and no other event is.
+    pub(crate) fn data_named(&self, name: &str) -> Vec<Arc<str>> {
+        self.lock()
+            .events
+            .iter()
+            .filter(|event| event.event == name)
+            .map(|event| Arc::clone(&event.data))
+            .collect()
+    }
+
     /// The events with `seq > after`.
     pub(crate) fn read_after(&self, after: u64) -> Batch {
         let state = self.lock();

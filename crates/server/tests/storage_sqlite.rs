@@ -183,7 +183,7 @@ async fn a_version_1_file_is_migrated_with_its_rows() {
     let waiting = enqueue(&storage, thread.thread_id, t(2)).await;
     claim(&storage, t(3)).await;
     let mut finished = success(done.run_id, 1, Some(json!({"n": 1})), t(4));
-    finished.events = vec![event(1, "metadata"), event(2, "values")];
+    finished.events = vec![event(1, "metadata"), event(2, "values")].into();
     finished.checkpoints = vec![
         checkpoint(Some(done.run_id), json!({"n": 0}), t(4)),
         checkpoint(Some(done.run_id), json!({"n": 1}), t(4)),

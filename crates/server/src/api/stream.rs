@@ -8,7 +8,9 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use errand_protocol::sse::{HEARTBEAT, SseFrame};
-use errand_protocol::{CancelAction, JsonObject, MessageChunk, MessageKind, StreamMode};
+use errand_protocol::{
+    CancelAction, JsonObject, MessageChunk, MessageKind, RunError, RunResult, StreamMode,
+};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -349,7 +351,12 @@ pub(crate) fn wait_body(
                 result = &mut result => {
                     let text = match result {
                         Ok(value) => value.to_string(),
-                        Err(error) => json!({ "__error__": { "error": "ServerError", "message": error.to_string() } }).to_string(),
+                        // The error as a failed run's result: `{"__error__": {...}}`.
+                        Err(error) => serde_json::to_string(&RunResult::Error(RunError {
+                            error: "ServerError".into(),
+                            message: error.to_string(),
+                        }))
+                        .unwrap_or_default(),
                     };
                     let _ = sender.send(Bytes::from(text)).await;
                     return;

@@ -16,6 +16,7 @@ use errand_protocol::{
     ThreadState, ThreadStateUpdate, Timestamp,
 };
 use errand_runtime::{add_messages, messages_from_value};
+use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -233,7 +234,7 @@ pub(crate) async fn update_state(
     State(state): State<AppState>,
     Path(thread_id): Path<String>,
     ApiJson(body): ApiJson<ThreadStateUpdate>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<StateUpdated>> {
     let thread_id = parse_id(&thread_id, "thread")?;
     let current = latest_state(&state, thread_id)
         .await?
@@ -263,16 +264,33 @@ pub(crate) async fn update_state(
             },
         )
         .await?;
-    let reference = json!({
-        "thread_id": thread_id,
-        "checkpoint_ns": "",
-        "checkpoint_id": record.checkpoint_id,
-    });
-    Ok(Json(json!({
-        "checkpoint": reference,
-        "configurable": reference,
-        "checkpoint_id": record.checkpoint_id,
-    })))
+    let reference = CheckpointRef {
+        thread_id,
+        checkpoint_ns: "",
+        checkpoint_id: record.checkpoint_id,
+    };
+    Ok(Json(StateUpdated {
+        checkpoint_id: reference.checkpoint_id.clone(),
+        configurable: reference.clone(),
+        checkpoint: reference,
+    }))
+}
+
+/// The answer to `POST /threads/{id}/state`: the checkpoint written, named each way the
+/// Python server names it (as a checkpoint, as a config's `configurable`, and by its id).
+#[derive(Debug, Serialize)]
+pub(crate) struct StateUpdated {
+    checkpoint: CheckpointRef,
+    configurable: CheckpointRef,
+    checkpoint_id: String,
+}
+
+/// Points at a checkpoint of a thread's root graph.
+#[derive(Debug, Clone, Serialize)]
+struct CheckpointRef {
+    thread_id: Uuid,
+    checkpoint_ns: &'static str,
+    checkpoint_id: String,
 }
 
 pub(crate) async fn history(

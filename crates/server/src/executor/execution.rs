@@ -2,22 +2,19 @@
 
 use super::recorder::{Charge, Recorder, checkpoint_metadata, panic_message};
 use super::{ActiveRun, Inner, Stop};
-use crate::hub::RunEnd;
-use crate::storage::{
-    ClaimedRun, FinishedRun, JsonText, NewCheckpoint, Start, StorageError, StorageResult,
-};
+use crate::hub::{RunChannel, RunEnd};
+use crate::storage::{ClaimedRun, FinishedRun, JsonText, NewCheckpoint, Start, StoredEvent};
 use errand_protocol::{
-    CancelAction, JsonObject, Run, RunMetadata, RunStatus, StreamPart, ThreadStatus, Timestamp,
+    CancelAction, Interrupt, JsonObject, Run, RunMetadata, RunStatus, StreamPart, ThreadStatus,
+    Timestamp,
 };
 use errand_runtime::{Error as RuntimeError, Graph, GraphOutput, GraphRun};
 use futures::FutureExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
 /// How a graph's run came out, before it is recorded.
@@ -28,17 +25,24 @@ enum Outcome {
     Stopped,
 }
 
-/// What a run in flight keeps of its claimed record: the few fields its execution and its end
-/// need. The record is unpacked before the first await, so that the task of each run in flight
-/// holds this, not the whole run (its kwargs alone are most of a kilobyte, held several times
-/// over by the nested futures of the run's task).
+/// What a run in flight keeps of its claimed record to record its end. The record is unpacked
+/// before the first await, so that the task of each run in flight holds this and
+/// [`GraphStart`], not the whole run (its kwargs alone are most of a kilobyte, held several
+/// times over by the nested futures of the run's task).
 struct InFlight {
     run_id: Uuid,
     thread_id: Uuid,
     attempt: u32,
     events_stored: u64,
     metadata: JsonObject,
+    /// The graph the run asks for, as its metadata names it.
+    graph_id: String,
+    /// A stateless run: its thread goes with it.
     temporary: bool,
+}
+
+/// What the graph of a run in flight starts from; given up to the graph when it starts.
+struct GraphStart {
     input: Option<Value>,
     command: Option<errand_protocol::Command>,
     config: JsonObject,
@@ -46,7 +50,7 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn of(claimed: Box<ClaimedRun>) -> Self {
+    fn of(claimed: Box<ClaimedRun>) -> (Self, GraphStart) {
         let ClaimedRun {
             run,
             attempt,
@@ -61,17 +65,158 @@ impl InFlight {
             kwargs,
             ..
         } = run;
-        Self {
+        let graph_id = metadata
+            .get("graph_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let in_flight = Self {
             run_id,
             thread_id,
             attempt,
             events_stored,
             metadata,
+            graph_id,
             temporary: kwargs.is_temporary(),
+        };
+        let graph_start = GraphStart {
             input: kwargs.input.into_option(),
             command: kwargs.command.into_option(),
             config: kwargs.config.into_option().unwrap_or_default(),
             start,
+        };
+        (in_flight, graph_start)
+    }
+
+    /// The end to record of the run: how it ended, the checkpoints of the `states` it
+    /// streamed, and the `events` of its stream not stored yet.
+    fn finished(
+        &self,
+        ending: Ending,
+        states: Vec<JsonText>,
+        events: Vec<StoredEvent>,
+        at: Timestamp,
+    ) -> FinishedRun {
+        let checkpoints = self.checkpoints(states, &ending.interrupts, at);
+        FinishedRun {
+            run_id: self.run_id,
+            attempt: self.attempt,
+            status: ending.status,
+            values: ending.values,
+            thread_status: ending.thread_status,
+            error: ending.error,
+            interrupts: if ending.interrupts.is_empty() {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(self.run_id.simple().to_string(), ending.interrupts)])
+            },
+            events: events.into(),
+            checkpoints,
+            at,
+        }
+    }
+
+    /// The checkpoints of the run's end: one per state it streamed, oldest first, the last
+    /// holding the interrupts it stopped at.
+    fn checkpoints(
+        &self,
+        states: Vec<JsonText>,
+        interrupts: &[Interrupt],
+        at: Timestamp,
+    ) -> Vec<NewCheckpoint> {
+        let last_step = states.len().saturating_sub(1);
+        states
+            .into_iter()
+            .enumerate()
+            .map(|(step, values)| NewCheckpoint {
+                checkpoint_id: Uuid::now_v7().to_string(),
+                run_id: Some(self.run_id),
+                values,
+                metadata: checkpoint_metadata(
+                    &self.metadata,
+                    self.run_id,
+                    self.thread_id,
+                    &self.graph_id,
+                    self.attempt,
+                    step,
+                ),
+                next: Vec::new(),
+                interrupts: if step == last_step {
+                    interrupts.to_vec()
+                } else {
+                    Vec::new()
+                },
+                created_at: at,
+            })
+            .collect()
+    }
+}
+
+/// How a run ends, as its end is written: its status and its thread's, the error shown on the
+/// thread, the values it leaves there, and the interrupts it stopped at.
+struct Ending {
+    status: RunStatus,
+    thread_status: ThreadStatus,
+    error: Option<Value>,
+    values: Option<JsonText>,
+    interrupts: Vec<Interrupt>,
+}
+
+impl Ending {
+    /// The end of a run whose graph came out as `outcome`, having streamed `states` (the last
+    /// of which is the thread's values unless the graph answers others, which are added to
+    /// them). A failure is streamed as an `error` event, as the Python server does.
+    fn of(outcome: Outcome, states: &mut Vec<JsonText>, recorder: &Recorder) -> Self {
+        let last_state = states.last().cloned();
+        match outcome {
+            Outcome::Stopped => Self {
+                status: RunStatus::Interrupted,
+                thread_status: ThreadStatus::Interrupted,
+                error: Some(json!({
+                    "error": "UserInterrupt",
+                    "message": "interrupt requested via POST /threads/{thread_id}/runs/{run_id}/cancel"
+                })),
+                values: last_state,
+                interrupts: Vec::new(),
+            },
+            Outcome::Done(output) => {
+                let thread_status = if output.interrupts.is_empty() {
+                    ThreadStatus::Idle
+                } else {
+                    ThreadStatus::Interrupted
+                };
+                let values = JsonText::of(&output.values);
+                drop(output.values);
+                // One checkpoint per state the run streamed, and the final values last.
+                if last_state.as_ref() != Some(&values) {
+                    states.push(values.clone());
+                }
+                Self {
+                    status: RunStatus::Success,
+                    thread_status,
+                    error: None,
+                    values: Some(values),
+                    interrupts: output.interrupts,
+                }
+            }
+            Outcome::Failed { kind, message } => {
+                let error = json!({ "error": kind, "message": message });
+                recorder.record_raw("error", &error);
+                Self {
+                    status: RunStatus::Error,
+                    thread_status: ThreadStatus::Error,
+                    error: Some(error),
+                    values: last_state,
+                    interrupts: Vec::new(),
+                }
+            }
+            Outcome::TimedOut => Self {
+                status: RunStatus::Timeout,
+                thread_status: ThreadStatus::Error,
+                error: Some(json!({ "error": "TimeoutError", "message": "" })),
+                values: last_state,
+                interrupts: Vec::new(),
+            },
         }
     }
 }
@@ -83,194 +228,145 @@ impl Inner {
         active: Arc<ActiveRun>,
         charge: Charge,
     ) {
-        let run = InFlight::of(claimed);
-        let run_id = run.run_id;
-        self.run_to_end(run, &active, charge).await;
-        self.unregister(run_id);
-        self.hub.close(run_id);
+        let (run, graph_start) = InFlight::of(claimed);
+        self.run_to_end(&run, graph_start, &active, charge).await;
+        self.unregister(run.run_id);
+        self.hub.close(run.run_id);
     }
 
-    async fn run_to_end(&self, run: InFlight, active: &ActiveRun, charge: Charge) {
-        let InFlight {
+    /// A run's life here: its graph runs to an outcome, which is recorded as the run's end, or
+    /// left for another attempt, or rolled back, as the reason it stopped for asks.
+    async fn run_to_end(
+        &self,
+        run: &InFlight,
+        graph_start: GraphStart,
+        active: &ActiveRun,
+        charge: Charge,
+    ) {
+        let run_id = run.run_id;
+        let channel = self.hub.channel(run_id);
+        self.streams
+            .add(run_id, run.attempt, Arc::clone(&channel), run.events_stored)
+            .await;
+        let recorder = Arc::new(Recorder::new(
+            Arc::clone(&channel),
+            charge,
+            run.events_stored,
+        ));
+        recorder.record(&StreamPart::Metadata(RunMetadata {
             run_id,
-            thread_id,
-            attempt,
-            events_stored,
-            metadata,
-            temporary,
+            attempt: run.attempt,
+            extra: JsonObject::new(),
+        }));
+        let outcome = self.run_graph(run, graph_start, &recorder, active).await;
+        let stored = self
+            .streams
+            .remove(run_id)
+            .await
+            .unwrap_or(run.events_stored);
+        let now = Timestamp::now();
+        match (&outcome, active.reason()) {
+            // Left as it is: a shutdown gives it back to the queue; a lost lease means another
+            // attempt has it.
+            (Outcome::Stopped, Some(Stop::Shutdown | Stop::Lost)) => return,
+            (Outcome::Stopped, Some(Stop::Cancel(CancelAction::Rollback))) => {
+                self.roll_back(run, now).await;
+                return;
+            }
+            _ => {}
+        }
+        let mut states = recorder.states();
+        if matches!(outcome, Outcome::TimedOut) {
+            // Whatever the graph left running is told to stop.
+            active.token.cancel();
+        }
+        let ending = Ending::of(outcome, &mut states, &recorder);
+        // The rest of the stream goes with the final status, in one transaction: whoever
+        // reads the final status can replay every event.
+        let events = channel.read_after(stored).events;
+        let finished = run.finished(ending, states, events, now);
+        if !self.record_end(finished, &channel).await {
+            // Stopping, or given up: the run stays `running`, for the next start to take up.
+            return;
+        }
+        if run.temporary {
+            self.until_written(run_id, "deleting a stateless run's thread", |_| {
+                self.storage.delete_thread(run.thread_id)
+            })
+            .await;
+        }
+    }
+
+    /// Starts the run's graph, or fails the run when it cannot start (its record cannot be
+    /// read, or its graph is not hosted here), and runs it to its outcome.
+    async fn run_graph(
+        &self,
+        run: &InFlight,
+        graph_start: GraphStart,
+        recorder: &Arc<Recorder>,
+        active: &ActiveRun,
+    ) -> Outcome {
+        let GraphStart {
             input,
             command,
             config,
             start,
-        } = run;
-        let channel = self.hub.channel(run_id);
-        self.streams
-            .add(run_id, attempt, Arc::clone(&channel), events_stored)
-            .await;
-        let recorder = Arc::new(Recorder::new(Arc::clone(&channel), charge, events_stored));
-        recorder.record(&StreamPart::Metadata(RunMetadata {
-            run_id,
-            attempt,
-            extra: JsonObject::new(),
-        }));
-
-        let graph_id = metadata
-            .get("graph_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let outcome = match (start, self.graphs.by_name(&graph_id)) {
-            (Start::Unreadable(reason), _) => Outcome::Failed {
-                kind: "UnreadableRun".into(),
-                message: reason,
-            },
-            (Start::Values(_), None) => Outcome::Failed {
+        } = graph_start;
+        let values = match start {
+            Start::Unreadable(reason) => {
+                return Outcome::Failed {
+                    kind: "UnreadableRun".into(),
+                    message: reason,
+                };
+            }
+            Start::Values(values) => values,
+        };
+        let Some(hosted) = self.graphs.by_name(&run.graph_id) else {
+            return Outcome::Failed {
                 kind: "GraphNotFound".into(),
-                message: format!("graph `{graph_id}` is not hosted by this server"),
+                message: format!("graph `{}` is not hosted by this server", run.graph_id),
+            };
+        };
+        let graph_run = GraphRun {
+            run_id: run.run_id,
+            thread_id: run.thread_id,
+            graph_id: run.graph_id.clone(),
+            input,
+            command,
+            values: if values.is_null() {
+                Value::Object(JsonObject::new())
+            } else {
+                values
             },
-            (Start::Values(values), Some(hosted)) => {
-                let graph_run = GraphRun {
-                    run_id,
-                    thread_id,
-                    graph_id: graph_id.clone(),
-                    input,
-                    command,
-                    values: if values.is_null() {
-                        Value::Object(JsonObject::new())
-                    } else {
-                        values
-                    },
-                    config,
-                    cancel: active.token.clone(),
-                    events: recorder.sink(),
-                };
-                self.invoke(&*hosted.graph, graph_run, active).await
-            }
+            config,
+            cancel: active.token.clone(),
+            events: recorder.sink(),
         };
+        self.invoke(&*hosted.graph, graph_run, active).await
+    }
 
-        let stored = self.streams.remove(run_id).await.unwrap_or(events_stored);
-        let now = Timestamp::now();
-        let stop = active.reason();
-        // The states the run streamed, as streamed; the last is the thread's values unless the
-        // graph answers others.
-        let mut states = recorder.states();
-        let (status, thread_status, error, output_values, interrupts) = match outcome {
-            Outcome::Stopped if matches!(stop, Some(Stop::Shutdown | Stop::Lost)) => {
-                // Leave it as it is: a shutdown gives it back to the queue; a lost lease means
-                // another attempt has it.
-                return;
-            }
-            Outcome::Stopped if stop == Some(Stop::Cancel(CancelAction::Rollback)) => {
-                let rolled_back = self
-                    .until_written(run_id, "rolling back a run", |_| {
-                        self.storage.rollback_run(run_id, Some(attempt), now)
-                    })
-                    .await;
-                if rolled_back.is_some() {
-                    // The run that asked for the rollback waits on the thread: it may start now.
-                    self.wake.notify_one();
-                }
-                return;
-            }
-            Outcome::Stopped => (
-                RunStatus::Interrupted,
-                ThreadStatus::Interrupted,
-                Some(json!({
-                    "error": "UserInterrupt",
-                    "message": "interrupt requested via POST /threads/{thread_id}/runs/{run_id}/cancel"
-                })),
-                states.last().cloned(),
-                Vec::new(),
-            ),
-            Outcome::Done(output) => {
-                let thread_status = if output.interrupts.is_empty() {
-                    ThreadStatus::Idle
-                } else {
-                    ThreadStatus::Interrupted
-                };
-                let values = JsonText::of(&output.values);
-                drop(output.values);
-                // One checkpoint per state the run streamed, and the final values last.
-                if states.last() != Some(&values) {
-                    states.push(values.clone());
-                }
-                (
-                    RunStatus::Success,
-                    thread_status,
-                    None,
-                    Some(values),
-                    output.interrupts,
-                )
-            }
-            Outcome::Failed { kind, message } => {
-                let error = json!({ "error": kind, "message": message });
-                recorder.record_raw("error", &error);
-                (
-                    RunStatus::Error,
-                    ThreadStatus::Error,
-                    Some(error),
-                    states.last().cloned(),
-                    Vec::new(),
-                )
-            }
-            Outcome::TimedOut => {
-                active.token.cancel();
-                (
-                    RunStatus::Timeout,
-                    ThreadStatus::Error,
-                    Some(json!({ "error": "TimeoutError", "message": "" })),
-                    states.last().cloned(),
-                    Vec::new(),
-                )
-            }
-        };
-
-        let last_step = states.len().saturating_sub(1);
-        let checkpoints = states
-            .into_iter()
-            .enumerate()
-            .map(|(step, values)| NewCheckpoint {
-                checkpoint_id: Uuid::now_v7().to_string(),
-                run_id: Some(run_id),
-                values,
-                metadata: checkpoint_metadata(
-                    &metadata, run_id, thread_id, &graph_id, attempt, step,
-                ),
-                next: Vec::new(),
-                interrupts: if step == last_step {
-                    interrupts.clone()
-                } else {
-                    Vec::new()
-                },
-                created_at: now,
+    /// Rolls back a run its cancel asked to roll back: deleted with what it wrote.
+    async fn roll_back(&self, run: &InFlight, at: Timestamp) {
+        let rolled_back = self
+            .until_written(run.run_id, "rolling back a run", |_| {
+                self.storage.rollback_run(run.run_id, Some(run.attempt), at)
             })
-            .collect();
-        let ended_interrupts = interrupts.clone();
-        let interrupts = if interrupts.is_empty() {
-            BTreeMap::new()
-        } else {
-            BTreeMap::from([(run_id.simple().to_string(), interrupts)])
-        };
-        let finished = FinishedRun {
-            run_id,
-            attempt,
-            status,
-            values: output_values,
-            thread_status,
-            error,
-            interrupts,
-            // The rest of the stream, with the final status, in one transaction: whoever
-            // reads the final status can replay every event.
-            events: channel.read_after(stored).events,
-            checkpoints,
-            at: now,
-        };
-        // Past a few failures that are not a full disk, what the run produced is what storage
-        // cannot take: its bare end is written instead, so the run does not stay claimed.
+            .await;
+        if rolled_back.is_some() {
+            // The run that asked for the rollback waits on the thread: it may start now.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Writes the run's end and tells its joiners how it ended. Past a few failures that are
+    /// not a full disk, what the run produced is what storage cannot take: its bare end is
+    /// written instead, so the run does not stay claimed. False when neither could be written
+    /// (stopping, or given up): the run is left claimed.
+    async fn record_end(&self, finished: FinishedRun, channel: &RunChannel) -> bool {
         let bare = finished.bare();
         let wrote_bare = AtomicBool::new(false);
         let ended = self
-            .until_written(run_id, "recording the end of a run", |failures| {
+            .until_written(finished.run_id, "recording the end of a run", |failures| {
                 let give_up = failures >= BARE_END_AFTER;
                 wrote_bare.store(give_up, Ordering::Relaxed);
                 self.storage
@@ -278,9 +374,9 @@ impl Inner {
             })
             .await;
         let Some(ended) = ended else {
-            // Stopping, or given up: the run stays `running`, for the next start to take up.
-            return;
+            return false;
         };
+        // `None`: the run was deleted meanwhile; nobody is told of an end.
         if let Some(ended) = ended {
             // Joiners following the run live answer from this, without reading storage.
             channel.set_end(if wrote_bare.load(Ordering::Relaxed) {
@@ -290,8 +386,8 @@ impl Inner {
                 }
             } else {
                 RunEnd {
-                    status,
-                    interrupts: ended_interrupts,
+                    status: finished.status,
+                    interrupts: finished.interrupts.into_values().flatten().collect(),
                 }
             });
             // The next run on the thread may start now.
@@ -299,12 +395,7 @@ impl Inner {
                 self.wake.notify_one();
             }
         }
-        if temporary {
-            self.until_written(run_id, "deleting a stateless run's thread", |_| {
-                self.storage.delete_thread(thread_id)
-            })
-            .await;
-        }
+        true
     }
 
     /// Runs a graph to its outcome: its output, its error, its timeout, or its stop. A graph
@@ -333,94 +424,8 @@ impl Inner {
             () = active.token.cancelled() => Outcome::Stopped,
         }
     }
-
-    /// Does a write that the life of a run cannot go on without (its end, its rollback),
-    /// trying again with backoff until storage takes it. `write` is told how many tries failed
-    /// for another reason than a full disk. Meanwhile the run stays claimed here and its
-    /// joiners keep waiting, and this server takes no new work ([`Executor::accepting`]), so
-    /// that none piles up behind a full disk; once space returns the write goes through and
-    /// the server goes on by itself. A shutdown ends the tries (`None`): the run is left
-    /// `running`, and the next start takes it up, as any run a stop cut off. So do
-    /// [`GIVE_UP_AFTER`] failures that are not a full disk, which no waiting mends: the server
-    /// goes on, and the run waits for the next start's recovery.
-    async fn until_written<T, F, W>(&self, run_id: Uuid, what: &str, mut write: W) -> Option<T>
-    where
-        W: FnMut(u32) -> F,
-        F: Future<Output = StorageResult<T>>,
-    {
-        let mut delay = RETRY_FIRST;
-        let mut other_failures = 0;
-        let mut waiting: Option<Waiting<'_>> = None;
-        for tries in 1_u32.. {
-            let error = match write(other_failures).await {
-                Ok(written) => {
-                    if waiting.is_some() {
-                        tracing::info!(%run_id, tries, "{what} succeeded after failing");
-                    }
-                    return Some(written);
-                }
-                Err(error) => error,
-            };
-            if let StorageError::Fenced { attempt, .. } = error {
-                // Another attempt holds the run now (this one stalled past its lease): what
-                // this one did is dropped, by design.
-                tracing::warn!(%run_id, attempt, "{what} refused: the run's lease was lost");
-                return None;
-            }
-            if !matches!(error, StorageError::Full(_)) {
-                other_failures += 1;
-                if other_failures >= GIVE_UP_AFTER {
-                    tracing::error!(
-                        %run_id,
-                        %error,
-                        tries,
-                        "{what} failed for good; the run is left for the next start to recover"
-                    );
-                    return None;
-                }
-            }
-            waiting.get_or_insert_with(|| Waiting::new(&self.ends_waiting));
-            tracing::error!(
-                %run_id,
-                %error,
-                tries,
-                retry_in_ms = delay.as_millis(),
-                "{what} failed; it is tried again"
-            );
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.shutdown.cancelled() => return None,
-            }
-            delay = (delay * 2).min(RETRY_MAX);
-        }
-        None
-    }
 }
 
-/// The first wait before a failed write of a run's end is tried again; it doubles up to
-/// [`RETRY_MAX`].
-const RETRY_FIRST: Duration = Duration::from_millis(50);
-/// The longest wait between two tries of a run's end.
-const RETRY_MAX: Duration = Duration::from_secs(5);
-/// Failures of a write for another reason than a full disk after which it is given up
-/// ([`Inner::until_written`]).
-const GIVE_UP_AFTER: u32 = 10;
 /// Failures of a run's whole end, for another reason than a full disk, after which its bare
 /// end is written instead ([`FinishedRun::bare`]).
 const BARE_END_AFTER: u32 = 3;
-
-/// Counts a write that waits to be tried again while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}

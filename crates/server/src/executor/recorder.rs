@@ -83,10 +83,9 @@ impl Recorder {
     /// Every state the run streamed (its `values` events), oldest first, as streamed.
     pub(super) fn states(&self) -> Vec<JsonText> {
         self.channel
-            .snapshot()
+            .data_named("values")
             .into_iter()
-            .filter(|event| event.event == "values")
-            .map(|event| JsonText::encoded(event.data))
+            .map(JsonText::encoded)
             .collect()
     }
 

@@ -11,7 +11,7 @@
 //! its columns tell, with the reason under [`UNREADABLE`], so that one bad row never takes a
 //! list, a search, a bulk cancel or the run queue down with it.
 
-use super::{StorageError, StorageResult, UNREADABLE};
+use super::{NewRun, Start, StorageError, StorageResult, UNREADABLE};
 use errand_protocol::{
     Interrupt, JsonObject, MultitaskStrategy, Nullable, Run, RunKwargs, RunStatus, Thread,
     ThreadStatus, Timestamp,
@@ -295,6 +295,25 @@ pub(super) fn decode_run(
         .and_then(Value::as_str)
         .map(str::to_owned);
     Ok((run, reason))
+}
+
+/// A new run's wire object as stored, encoded before the write (outside the transaction):
+/// it is stored as is, with status `pending`.
+pub(super) fn encode_new_run(new: &mut NewRun) -> StorageResult<String> {
+    new.run.status = RunStatus::Pending;
+    to_json(&new.run)
+}
+
+/// What a claimed run starts from: its thread's values, decoded from their stored JSON, or
+/// the reason that the run (`unreadable`) or the values cannot be read.
+pub(super) fn start_from(values: Option<&str>, unreadable: Option<String>) -> Start {
+    if let Some(reason) = unreadable {
+        return Start::Unreadable(reason);
+    }
+    match decode_nullable(values, "threads.state_values") {
+        Ok(values) => Start::Values(values.into_option().unwrap_or(Value::Null)),
+        Err(error) => Start::Unreadable(format!("errand cannot read the thread's values: {error}")),
+    }
 }
 
 // ---- store ----

@@ -57,6 +57,19 @@ pub fn thread_status(current: ThreadStatus, active: u64, settled: Settled) -> Th
     }
 }
 
+/// A thread after `ended` of its `active` runs ended or went (negative when runs became
+/// active): how many it has left, its status ([`thread_status`]), and whether its row changes.
+pub fn settle(
+    current: ThreadStatus,
+    active: i64,
+    ended: i64,
+    settled: Settled,
+) -> (i64, ThreadStatus, bool) {
+    let left = (active - ended).max(0);
+    let status = thread_status(current, left.unsigned_abs(), settled);
+    (left, status, ended != 0 || status != current)
+}
+
 /// True when every key of `filter` is in `object` with an equal value (a missing object
 /// contains only the empty filter): how threads, runs, assistants, checkpoints and store items
 /// are searched by metadata or values.
@@ -84,6 +97,18 @@ pub fn fence(run_id: Uuid, attempt: u32, status: &str, held: i64) -> StorageResu
         Ok(())
     } else {
         Err(StorageError::Fenced { run_id, attempt })
+    }
+}
+
+/// What one run's append of events comes to in a call for several runs
+/// ([`Storage::append_event_batches`](super::Storage::append_event_batches)): the run, when
+/// its attempt no longer holds it and its events were refused, or none when they were stored.
+/// Any other failure fails the whole call.
+pub fn refused_append(appended: StorageResult<()>) -> StorageResult<Option<Uuid>> {
+    match appended {
+        Ok(()) => Ok(None),
+        Err(StorageError::Fenced { run_id, .. }) => Ok(Some(run_id)),
+        Err(error) => Err(error),
     }
 }
 
@@ -282,6 +307,38 @@ mod tests {
             Err(StorageError::Fenced { attempt: 1, .. })
         ));
         assert!(fence(run_id, 2, "pending", 2).is_err());
+    }
+
+    #[test]
+    fn a_thread_settles_busy_while_runs_are_left_and_changes_only_when_something_moved() {
+        let busy = ThreadStatus::Busy;
+        assert_eq!(settle(busy, 2, 1, Settled::Idle), (1, busy, true));
+        assert_eq!(
+            settle(busy, 1, 1, Settled::To(ThreadStatus::Error)),
+            (0, ThreadStatus::Error, true)
+        );
+        assert_eq!(settle(busy, 1, -1, Settled::Idle), (2, busy, true));
+        assert_eq!(
+            settle(ThreadStatus::Idle, 0, 0, Settled::Idle),
+            (0, ThreadStatus::Idle, false)
+        );
+        // A count gone wrong never goes below none.
+        assert_eq!(
+            settle(busy, 0, 1, Settled::Idle),
+            (0, ThreadStatus::Idle, true)
+        );
+    }
+
+    #[test]
+    fn of_several_appends_a_refused_one_names_its_run_and_any_other_failure_fails_them_all() {
+        let run_id = Uuid::from_u128(7);
+        assert_eq!(refused_append(Ok(())).ok(), Some(None));
+        let refused = refused_append(Err(StorageError::Fenced { run_id, attempt: 1 }));
+        assert_eq!(refused.ok(), Some(Some(run_id)));
+        assert!(matches!(
+            refused_append(Err(StorageError::Full("disk".into()))),
+            Err(StorageError::Full(_))
+        ));
     }
 
     #[test]

@@ -44,6 +44,7 @@ use super::{
     NewCheckpoint, NewRun, Recovery, Renewal, ReplicaId, RunPage, Storage, StorageError,
     StorageResult, StoredEvent,
 };
+use super::{encoding, rules};
 use async_trait::async_trait;
 use checkpoint::{Checkpointer, Commits};
 use codec::Db;
@@ -83,10 +84,9 @@ struct Inner {
 /// The SQLite VFS a file database is opened with. `unix-excl` locks the file for this process
 /// alone, once, and keeps the WAL index in this process's memory: the connections of one
 /// process coordinate among themselves without a system call, where the default VFS makes six
-/// `fcntl` calls per write transaction and two to four per read (a fifth of a durable create,
-/// as strace and the bench showed). Another
-/// process cannot open the database while it is open here, which also keeps a second server
-/// from taking up the runs this one is executing.
+/// `fcntl` calls per write transaction and two to four per read, to let other processes share
+/// a file that this one alone uses. Another process cannot open the database while it is open
+/// here, which also keeps a second server from taking up the runs this one is executing.
 #[cfg(unix)]
 const FILE_VFS: &std::ffi::CStr = c"unix-excl";
 
@@ -324,7 +324,7 @@ impl Storage for SqliteStorage {
     async fn create_run(&self, new: NewRun) -> StorageResult<CreatedRun> {
         // Encoded and decoded here, outside the write transaction (see `finish_run`).
         let mut new = new;
-        let doc = runs::encode_new_run(&mut new)?;
+        let doc = encoding::encode_new_run(&mut new)?;
         // The write hands the encoded run back, for the answer.
         let (stored, doc) = self
             .write(move |conn| runs::create_run(conn, new, &doc).map(|stored| (stored, doc)))
@@ -332,7 +332,7 @@ impl Storage for SqliteStorage {
         Ok(CreatedRun {
             started: stored
                 .started
-                .map(|values| runs::start_from(values.as_deref(), None)),
+                .map(|values| encoding::start_from(values.as_deref(), None)),
             run: stored.run,
             json: doc,
             to_cancel: stored.to_cancel,
@@ -424,11 +424,9 @@ impl Storage for SqliteStorage {
         self.write(move |conn| {
             let mut fenced = Vec::new();
             for batch in &batches {
-                match runs::append_events(conn, batch.run_id, batch.attempt, &batch.events) {
-                    Ok(()) => {}
-                    Err(StorageError::Fenced { run_id, .. }) => fenced.push(run_id),
-                    Err(error) => return Err(error),
-                }
+                let appended =
+                    runs::append_events(conn, batch.run_id, batch.attempt, &batch.events);
+                fenced.extend(rules::refused_append(appended)?);
             }
             Ok(fenced)
         })

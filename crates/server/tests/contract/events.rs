@@ -96,7 +96,7 @@ contract_test! {
 
         // The events of a run's end are appended the same way.
         let mut finished = done(&claimed, t(2));
-        finished.events = vec![event(3, "again"), event(4, "end")];
+        finished.events = vec![event(3, "again"), event(4, "end")].into();
         storage.finish_run(&finished).await.unwrap().unwrap();
         assert_eq!(
             storage.events_after(run.run_id, 0).await.unwrap(),

@@ -55,7 +55,7 @@ contract_test! {
             .unwrap_err();
         assert!(fenced(&error, run.run_id, 1), "{error:?}");
         let mut stale_end = success(run.run_id, 1, Some(json!({"by": "a"})), t(13));
-        stale_end.events = vec![event(2, "stale")];
+        stale_end.events = vec![event(2, "stale")].into();
         let error = storage.finish_run(&stale_end).await.unwrap_err();
         assert!(fenced(&error, run.run_id, 1), "{error:?}");
         let error = storage
@@ -76,7 +76,7 @@ contract_test! {
             .await
             .unwrap();
         let mut end = success(run.run_id, 2, Some(json!({"by": "b"})), t(14));
-        end.events = vec![event(2, "end")];
+        end.events = vec![event(2, "end")].into();
         storage.finish_run(&end).await.unwrap().unwrap();
         assert_eq!(
             storage.events_after(run.run_id, 0).await.unwrap(),

@@ -316,7 +316,7 @@ contract_test! {
                 thread_status: ThreadStatus::Interrupted,
                 error: None,
                 interrupts: interrupts.clone(),
-                events: Vec::new(),
+                events: Vec::new().into(),
                 checkpoints: vec![first_checkpoint.clone()],
                 at: t(5),
             })
@@ -353,7 +353,7 @@ contract_test! {
                 thread_status: ThreadStatus::Error,
                 error: Some(error.clone()),
                 interrupts: BTreeMap::new(),
-                events: Vec::new(),
+                events: Vec::new().into(),
                 checkpoints: vec![second_checkpoint.clone()],
                 at: t(7),
             })
@@ -535,7 +535,7 @@ contract_test! {
                 thread_status: ThreadStatus::Error,
                 error: Some(json!({"error": "E", "message": "m"})),
                 interrupts: BTreeMap::new(),
-                events: Vec::new(),
+                events: Vec::new().into(),
                 checkpoints: Vec::new(),
                 at: t(2),
             })

@@ -170,7 +170,7 @@ pub fn success(run_id: Uuid, attempt: u32, values: Option<Value>, at: Timestamp)
         thread_status: ThreadStatus::Idle,
         error: None,
         interrupts: BTreeMap::new(),
-        events: Vec::new(),
+        events: Vec::new().into(),
         checkpoints: values
             .map(|values| checkpoint(Some(run_id), values, at))
             .into_iter()
@@ -186,7 +186,8 @@ pub fn finished(run_id: Uuid, attempt: u32, at: Timestamp) -> FinishedRun {
             seq: 1,
             event: "values".into(),
             data: "{}".into(),
-        }],
+        }]
+        .into(),
         ..success(run_id, attempt, None, at)
     }
 }

@@ -463,10 +463,11 @@ impl Locked {
     /// After `ended` of its active runs ended or went: the count left and the thread's status
     /// (`rules::thread_status`), and whether the row must change.
     pub(super) fn settle(self, ended: i32, settled: Settled) -> (i32, ThreadStatus, bool) {
-        let left = (self.active - ended).max(0);
-        let status =
-            crate::storage::rules::thread_status(self.status, left.unsigned_abs().into(), settled);
-        (left, status, ended != 0 || status != self.status)
+        let (left, status, changed) =
+            crate::storage::rules::settle(self.status, self.active.into(), ended.into(), settled);
+        // Within `i32`: at most the count it had and one run more.
+        let left = i32::try_from(left).unwrap_or(i32::MAX);
+        (left, status, changed)
     }
 }
 

@@ -12,8 +12,8 @@
 
 use crate::storage::encoding::{RunKeys, decode_run};
 pub(super) use crate::storage::encoding::{
-    ThreadColumns, attempt, decode_nullable, event_seq, from_json, namespace_key, namespace_range,
-    run_status, sql_int, thread_status, timestamp, to_json,
+    ThreadColumns, attempt, event_seq, from_json, namespace_key, namespace_range, run_status,
+    sql_int, thread_status, timestamp, to_json,
 };
 use crate::storage::{CheckpointRecord, StorageError, StorageResult};
 use errand_protocol::{JsonObject, Run, StoreItem, Thread};

@@ -4,7 +4,7 @@ use super::codec::{
     CHECKPOINT_COLUMNS, CheckpointRow, Db, THREAD_COLUMNS, ThreadColumns, ThreadRow, load_thread,
     readable_metadata, to_json,
 };
-use crate::storage::rules::{Settled, contains, merge, thread_status};
+use crate::storage::rules::{Settled, contains, merge, settle};
 use crate::storage::{CheckpointRecord, JsonText, NewCheckpoint, StorageError, StorageResult};
 use errand_protocol::{
     IfExists, JsonObject, SortOrder, Thread, ThreadSearchRequest, Timestamp, TtlStrategy,
@@ -419,9 +419,8 @@ pub(super) fn runs_ended(
         return Ok(());
     };
     let current = super::codec::thread_status(&current)?;
-    let active = (active - ended).max(0);
-    let status = thread_status(current, active.unsigned_abs(), settled);
-    if ended != 0 || status != current {
+    let (active, status, changed) = settle(current, active, ended, settled);
+    if changed {
         conn.prepare_cached(
             "UPDATE threads SET active_runs = ?2, status = ?3, \
              updated_at = CASE WHEN status = ?3 THEN updated_at ELSE ?4 END WHERE thread_id = ?1",

@@ -8,9 +8,9 @@
 //!
 //! When nothing is queued and the connection is free, a request does not queue at all: the
 //! caller runs it in place, in the same way (a transaction of its own, committed before it
-//! returns). A write takes tens of microseconds; handing it to another thread and waking the
-//! caller back costs as much again (two futex wake-ups, two context switches), which is what a
-//! lone request (a client creating a thread, then a run) mostly waited for.
+//! returns). A write takes tens of microseconds, and handing it to another thread and waking
+//! the caller back (two futex wake-ups, two context switches) takes as long again: a lone
+//! request (a client creating a thread, then a run) need not wait for that.
 
 use super::checkpoint::Commits;
 use super::codec::{Db, storage_error};
