@@ -1,4 +1,4 @@
-//! The dependency order of `DESIGN.md`: protocol <- client <- middleware; protocol <- runtime <-
+//! The dependency order of `DESIGN.md` (at the repository root): protocol <- client <- middleware; protocol <- runtime <-
 //! middleware; protocol + runtime <- server; everything <- cli. A library crate may depend only on
 //! the crates below it; tools (cli, xtask, examples, tests) may use any.
 //!

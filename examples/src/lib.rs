@@ -1,4 +1,5 @@
-//! Runnable examples of errand; each `.rs` file in `examples/` is a `cargo run --example`.
+//! Runnable examples of errand; each `.rs` file in `examples/` is a `cargo run --example`. The
+//! layers they use: [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md).
 //!
 //! Every example runs offline on Scripted models and ends by itself within a few seconds.
 //! Their logic lives in this library, one module per example, so the examples' `main`s and the

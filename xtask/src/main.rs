@@ -1,4 +1,5 @@
-//! `cargo xtask`: the project's chores, in Rust so they run wherever cargo does.
+//! `cargo xtask`: the project's chores, in Rust so they run wherever cargo does. How the code
+//! they build, test and measure is laid out: [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md).
 //!
 //! - `cargo xtask codegen` writes `spec/openapi.json` and `spec/schemas/*.json` from the wire
 //!   types of `errand-protocol`;

@@ -5,7 +5,8 @@
 //! - `errand tasks`: list, check or cancel the tasks on a server.
 //! - `errand demo`: the whole story offline, in one process.
 //!
-//! All read one config file, `errand.toml` (see `config.rs`).
+//! All read one config file, `errand.toml` (see `config.rs`). The command sits on top of every
+//! layer, through the `errand` facade: [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md).
 
 mod agents;
 mod chat;

@@ -1,7 +1,7 @@
 //! errand-client: one typed client for errand and any LangGraph server, over HTTP or
 //! in-process.
 //!
-//! Its place in the layers (see `DESIGN.md`): it speaks [`errand_protocol`]'s types and nothing
+//! Its place in the layers (see [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md)): it speaks [`errand_protocol`]'s types and nothing
 //! above them. A URL gives HTTP; no URL gives an in-process call into a server in the same
 //! program (what ASGI is to Python), with the same requests and the same answers.
 //!

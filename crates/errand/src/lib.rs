@@ -3,7 +3,8 @@
 //! A supervisor agent hands long work to other agents behind the Agent Protocol (the LangGraph
 //! server API), gets a task id back at once, and stays free to talk to its user, start more tasks,
 //! steer or cancel a running one, and list every task it started. This crate gathers the layers
-//! behind feature flags, so one dependency brings what a program needs:
+//! behind feature flags, so one dependency brings what a program needs (how the layers fit:
+//! [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md)):
 //!
 //! | feature      | module                  | what it is                                     | default |
 //! |--------------|-------------------------|------------------------------------------------|---------|

@@ -1,6 +1,6 @@
 //! errand-middleware: background subagents for a supervisor agent.
 //!
-//! Its place in the layers (see `DESIGN.md`): it builds on [`errand_client`] to reach subagents
+//! Its place in the layers (see [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md)): it builds on [`errand_client`] to reach subagents
 //! and on [`errand_runtime`] to give the supervisor its tools; it never knows how a transport
 //! works. [`AsyncSubAgentMiddleware`] gives a supervisor Deep Agents' five tools
 //! (`start_async_task`, `check_async_task`, `update_async_task`, `cancel_async_task`,

@@ -2,7 +2,8 @@
 //! official `langgraph-sdk` clients and Deep Agents send.
 //!
 //! This crate is the stable floor the others stand on, in the way `axum-core` is for axum: plain
-//! data with serde and schemars, no IO and no async runtime. It has
+//! data with serde and schemars, no IO and no async runtime; every other crate builds on it
+//! (the layers: [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md)). It has
 //!
 //! - the resources: [`Thread`], [`ThreadState`], [`Run`], [`Assistant`], [`StoreItem`], and the
 //!   statuses [`ThreadStatus`] and [`RunStatus`];

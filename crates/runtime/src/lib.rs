@@ -1,6 +1,6 @@
 //! errand-runtime: the agent loop that supervisors and hosted subagents run on.
 //!
-//! Its place in the layers (see `DESIGN.md`): it builds on [`errand_protocol`] only.
+//! Its place in the layers (see [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md)): it builds on [`errand_protocol`] only.
 //!
 //! - [`model`]: the [`model::ChatModel`] trait (messages, tools and settings in; an assistant
 //!   message out, whole or streamed) and the Scripted model for tests and offline demos;

@@ -3,7 +3,7 @@
 //! It serves the LangGraph server API as the official clients call it, keeps every accepted
 //! thread and run in [`storage`] before it answers, runs graphs on an [`Executor`] (one running
 //! run per thread, the multitask strategies, cancel, timeouts), and streams their events with
-//! replay. Its place in the layers (see `DESIGN.md`): it serves [`errand_protocol`]'s types and
+//! replay. Its place in the layers (see [`DESIGN.md`](https://github.com/errand-rs/errand/blob/main/DESIGN.md)): it serves [`errand_protocol`]'s types and
 //! hosts [`errand_runtime::Graph`]s; it never knows about the supervisor's tools.
 //!
 //! ```
