@@ -16,6 +16,7 @@ use anyhow::Context;
 use errand::client::Client;
 use errand::middleware::{
     AsyncSubAgent, AsyncSubAgentMiddleware, Settings, TaskEvent, Timing, board, is_notification,
+    notice_field,
 };
 use errand::protocol::{Message, MessageKind};
 use errand::runtime::agent::{Agent, AgentState, RunContext};
@@ -326,14 +327,7 @@ fn supervisor_model(assignments: Vec<Assignment>) -> ScriptedModel {
 
 /// One sentence for a notice: whose task, its status, and its result.
 fn summarise_notice(text: &str) -> String {
-    let field = |tag: &str| {
-        text.split(&format!("<{tag}>"))
-            .nth(1)
-            .and_then(|rest| rest.split(&format!("</{tag}>")).next())
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let field = |tag: &str| notice_field(text, tag).unwrap_or_default();
     format!(
         "Result from {} (task {}, {}): {}",
         field("agent-name"),

@@ -9,7 +9,7 @@
 use crate::agents;
 use crate::config::Config;
 use crate::supervisor::{self, Options, Supervisor};
-use errand::middleware::{AsyncTask, Settings, TaskEvent, Timing, board};
+use errand::middleware::{AsyncTask, Settings, TaskEvent, Timing, board, notice_field};
 use errand::protocol::{Message, MessageKind};
 use errand::runtime::agent::Agent;
 use errand::runtime::model::{ChatModel, ModelRequest, ModelSettings, ScriptedModel, Turn};
@@ -368,14 +368,7 @@ fn scripted_supervisor() -> ScriptedModel {
 
 /// One line for a notice: the task's status and the first line of its result.
 fn summarise_notice(text: &str) -> String {
-    let field = |tag: &str| {
-        text.split(&format!("<{tag}>"))
-            .nth(1)
-            .and_then(|rest| rest.split(&format!("</{tag}>")).next())
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let field = |tag: &str| notice_field(text, tag).unwrap_or_default();
     let result = field("result")
         .split_whitespace()
         .collect::<Vec<_>>()

@@ -16,26 +16,15 @@ use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use serde_json::json;
 use std::error::Error as _;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// `PROPTEST_CASES` cases if set, else `default`.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// The fuzz targets' shared parts (the case count above all), kept with the protocol's.
+#[path = "../../protocol/tests/fuzz_support/mod.rs"]
+mod fuzz_support;
+use fuzz_support::config;
 
 /// Answers a stream request with `chunks`, anything else with 404.
 #[derive(Debug)]

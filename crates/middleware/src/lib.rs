@@ -39,7 +39,9 @@ mod watch;
 pub use approval::{Action, Approval, ApprovalRequest, Approver};
 pub use error::Error;
 pub use middleware::{AsyncSubAgentMiddleware, AsyncSubAgentMiddlewareBuilder};
-pub use notice::{NOTICE_TEXT_LIMIT, NOTIFICATION_KEY, TaskEvent, is_notification, notification};
+pub use notice::{
+    NOTICE_TEXT_LIMIT, NOTIFICATION_KEY, TaskEvent, is_notification, notice_field, notification,
+};
 pub use observe::{Observation, final_text, observe, page};
 pub use settings::Settings;
 pub use spec::{AsyncSubAgent, Mode, UpdateStrategy};

@@ -108,6 +108,39 @@ pub fn notification(event: &TaskEvent, superseded: bool) -> Message {
     message
 }
 
+/// One field of a notice's text (`task-id`, `agent-name`, `status`, `result`, `details`),
+/// trimmed and unescaped: what a program reading notices (a Scripted supervisor, a log) needs
+/// without knowing how [`notification`] lays them out. `None` when the notice has no such tag.
+///
+/// ```
+/// use errand_middleware::{TaskEvent, TaskStatus, notice_field, notification};
+///
+/// let event = TaskEvent {
+///     task_id: uuid::Uuid::nil(),
+///     agent_name: "researcher".into(),
+///     run_id: uuid::Uuid::nil(),
+///     status: TaskStatus::Success,
+///     result: Some("Tides <follow> the moon.".into()),
+///     error: None,
+///     interrupts: Vec::new(),
+/// };
+/// let text = notification(&event, false).text().into_owned();
+/// assert_eq!(notice_field(&text, "status").as_deref(), Some("success"));
+/// assert_eq!(notice_field(&text, "result").as_deref(), Some("Tides <follow> the moon."));
+/// assert_eq!(notice_field(&text, "deadline"), None);
+/// ```
+pub fn notice_field(text: &str, tag: &str) -> Option<String> {
+    let (_, rest) = text.split_once(&format!("<{tag}>"))?;
+    let (field, _) = rest.split_once(&format!("</{tag}>"))?;
+    Some(unescape(field.trim()))
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// Escapes what could close or open the notice's tags (`&`, `<`, `>`), as `html.escape` does
 /// without quotes.
 fn escape(text: &str) -> String {

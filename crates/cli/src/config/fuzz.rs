@@ -11,27 +11,16 @@ use super::Config;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::FileFailurePersistence;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// A variable no environment sets.
 const UNSET: &str = "ERRAND_FUZZ_SURELY_UNSET";
 
-/// `PROPTEST_CASES` cases if set, else `default`.
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+/// The fuzz targets' shared parts (the case count above all), kept with the protocol's.
+#[path = "../../../protocol/tests/fuzz_support/mod.rs"]
+mod fuzz_support;
+use fuzz_support::config;
 
 /// `text` as a TOML basic string.
 fn toml_string(text: &str) -> String {

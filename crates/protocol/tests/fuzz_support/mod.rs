@@ -1,5 +1,6 @@
-//! What the fuzz targets of this crate share: the case count, JSON values of every kind, and
-//! byte-level mutations.
+//! What the fuzz targets share: the case count, JSON values of every kind, and byte-level
+//! mutations. The protocol's targets use it, and so do the client's stream target and the
+//! CLI's config target (through `#[path]`), so every target reads `PROPTEST_CASES` alike.
 
 #![allow(dead_code, unreachable_pub)]
 
