@@ -3,6 +3,7 @@
 use futures::future::BoxFuture;
 use std::fmt;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// What the supervisor is about to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +34,7 @@ pub struct ApprovalRequest {
     /// The subagent it concerns.
     pub agent_name: String,
     /// The task, for update and cancel.
-    pub task_id: Option<String>,
+    pub task_id: Option<Uuid>,
     /// The task's description (start) or the new instructions (update).
     pub text: Option<String>,
 }

@@ -380,18 +380,17 @@ async fn the_approval_hook_refuses_a_start_and_approves_an_update() {
     );
 
     let asked = asked.lock().unwrap().clone();
-    let id = id.to_string();
-    let seen: Vec<(Action, Option<&str>, Option<&str>)> = asked
+    let seen: Vec<(Action, Option<uuid::Uuid>, Option<&str>)> = asked
         .iter()
-        .map(|r| (r.action, r.task_id.as_deref(), r.text.as_deref()))
+        .map(|r| (r.action, r.task_id, r.text.as_deref()))
         .collect();
     assert_eq!(
         seen,
         [
             (Action::Start, None, Some("delete everything")),
             (Action::Start, None, Some("sleep=30")),
-            (Action::Update, Some(id.as_str()), Some("say hi instead")),
-            (Action::Cancel, Some(id.as_str()), None),
+            (Action::Update, Some(id), Some("say hi instead")),
+            (Action::Cancel, Some(id), None),
         ]
     );
     assert!(asked.iter().all(|r| r.agent_name == "echoer"));

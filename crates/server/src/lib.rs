@@ -26,6 +26,7 @@
 
 // Nothing a request carries may panic the server: no indexing or slicing that can miss, no
 // panics or expects outside tests (a request's own panic is still caught, as the last line).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(
     not(test),
     deny(

@@ -8,7 +8,7 @@ use errand::middleware::{Action, Approval, ApprovalRequest, TaskEvent, TaskStatu
 pub(super) fn describe(request: &ApprovalRequest) -> String {
     let mut text = format!("{} of `{}` task", request.action, request.agent_name);
     if let Some(task) = &request.task_id {
-        text.push_str(&format!(" {}", short(task)));
+        text.push_str(&format!(" {}", short(&task.to_string())));
     }
     if let Some(words) = &request.text {
         let label = match request.action {
@@ -34,7 +34,7 @@ pub(super) fn approval_prompt(request: &ApprovalRequest) -> String {
         };
         prompt.push_str(&format!(": {words}"));
     } else if let Some(task) = &request.task_id {
-        prompt.push_str(&format!(" {}", short(task)));
+        prompt.push_str(&format!(" {}", short(&task.to_string())));
     }
     prompt.push_str("? [y/N] ");
     prompt

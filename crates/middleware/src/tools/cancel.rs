@@ -37,7 +37,7 @@ pub(super) async fn cancel(shared: &Shared, args: CancelArgs, context: ToolConte
     let request = ApprovalRequest {
         action: Action::Cancel,
         agent_name: spec.name.clone(),
-        task_id: Some(record.task_id.to_string()),
+        task_id: Some(record.task_id),
         text: None,
     };
     if let Some(reason) = shared.refused(request).await {

@@ -68,7 +68,7 @@ pub(super) async fn update(shared: &Shared, args: UpdateArgs, context: ToolConte
     let request = ApprovalRequest {
         action: Action::Update,
         agent_name: spec.name.clone(),
-        task_id: Some(record.task_id.to_string()),
+        task_id: Some(record.task_id),
         text: Some(args.message.clone()),
     };
     if let Some(reason) = shared.refused(request).await {

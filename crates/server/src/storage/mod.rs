@@ -27,6 +27,7 @@ mod sqlite;
 pub use error::{BackendError, StorageError, StorageResult};
 pub use leases::{Leases, Recovery, Renewal, ReplicaId, Signal};
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresConfig, PostgresStorage};
 pub use records::{CheckpointRecord, EventBatch, JsonText, NewCheckpoint, StoredEvent};
 pub use runs::{ClaimedRun, CreatedRun, EndedRun, FinishedRun, NewRun, RunPage, Start};
