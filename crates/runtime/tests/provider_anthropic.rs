@@ -9,13 +9,13 @@ mod common;
 
 use common::{
     MockServer, Reply, argument_pieces, assert_a_dropped_call_closes_its_request,
-    assert_rate_limited, assert_retried_once_the_same, assert_weather_calls, fast_retry, hi,
-    history_with_results, malformed_details, sse_body, streamed, weather_question, weather_request,
-    weather_tool,
+    assert_a_stream_error_then_a_cut_stream, assert_rate_limited, assert_retried_once_the_same,
+    assert_weather_calls, fast_retry, hi, history_with_results, malformed_details, sse_body,
+    streamed, weather_question, weather_request, weather_tool,
 };
 use errand_protocol::Message;
 use errand_runtime::Error;
-use errand_runtime::model::{ChatModel, ModelDelta};
+use errand_runtime::model::ChatModel;
 use errand_runtime::providers::AnthropicModel;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -460,19 +460,14 @@ async fn stream_errors_and_cut_streams_are_errors() {
     let cut = streamed_text("Hello").replace("event: message_delta", "event: x-cut");
     let cut = &cut[..cut.find("event: x-cut").unwrap()];
     let server = MockServer::start([Reply::sse(&overloaded), Reply::sse(cut)]).await;
-    let model = model(&server);
-
-    let error = streamed(&model, &hi()).await.1.unwrap_err();
-    assert!(
-        matches!(&error, Error::Provider { status: 529, detail, .. } if detail.contains("Overloaded")),
-        "{error:?}"
-    );
-    let (deltas, result) = streamed(&model, &hi()).await;
-    assert_eq!(deltas, [ModelDelta::Text("Hello".into())]);
-    assert!(
-        matches!(&result, Err(Error::Transport { detail, .. }) if detail.contains("message_stop")),
-        "{result:?}"
-    );
+    assert_a_stream_error_then_a_cut_stream(
+        &model(&server),
+        529,
+        "Overloaded",
+        "Hello",
+        "message_stop",
+    )
+    .await;
 }
 
 #[tokio::test]

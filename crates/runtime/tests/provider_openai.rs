@@ -9,13 +9,13 @@ mod common;
 
 use common::{
     MockServer, Reply, argument_pieces, assert_a_dropped_call_closes_its_request,
-    assert_rate_limited, assert_retried_once_the_same, assert_weather_calls, fast_retry, hi,
-    history_with_results, malformed_details, sse_body, streamed, weather_question, weather_request,
-    weather_tool,
+    assert_a_stream_error_then_a_cut_stream, assert_rate_limited, assert_retried_once_the_same,
+    assert_weather_calls, fast_retry, hi, history_with_results, malformed_details, sse_body,
+    streamed, weather_question, weather_request, weather_tool,
 };
 use errand_protocol::Message;
 use errand_runtime::Error;
-use errand_runtime::model::{ChatModel, ModelDelta, ModelRequest, ModelSettings};
+use errand_runtime::model::{ChatModel, ModelRequest, ModelSettings};
 use errand_runtime::providers::OpenAiModel;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -512,19 +512,14 @@ async fn stream_errors_and_cut_streams_are_errors() {
     ]);
     let cut = sse_body(&[chunk(json!({"content": "Hel"}), Value::Null)]);
     let server = MockServer::start([Reply::sse(&failed), Reply::sse(&cut)]).await;
-    let model = model(&server);
-
-    let error = streamed(&model, &hi()).await.1.unwrap_err();
-    assert!(
-        matches!(&error, Error::Provider { status: 500, detail, .. } if detail.contains("server had an error")),
-        "{error:?}"
-    );
-    let (deltas, result) = streamed(&model, &hi()).await;
-    assert_eq!(deltas, [ModelDelta::Text("Hel".into())]);
-    assert!(
-        matches!(&result, Err(Error::Transport { detail, .. }) if detail.contains("[DONE]")),
-        "{result:?}"
-    );
+    assert_a_stream_error_then_a_cut_stream(
+        &model(&server),
+        500,
+        "server had an error",
+        "Hel",
+        "[DONE]",
+    )
+    .await;
 }
 
 #[tokio::test]

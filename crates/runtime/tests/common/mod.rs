@@ -447,3 +447,28 @@ pub(crate) async fn assert_a_dropped_call_closes_its_request<F: Future>(
         .await
         .expect("the server saw the connection close");
 }
+
+/// Streams [`hi`] twice from a server that answers first a stream that reports an error, then
+/// one cut off before its end: the first must fail with the provider's `status` and a detail
+/// containing `error_says`; the second must hand over `text_before_cut`, then fail as a
+/// transport error naming `missing_end`, the end marker that never came.
+pub(crate) async fn assert_a_stream_error_then_a_cut_stream(
+    model: &dyn ChatModel,
+    status: u16,
+    error_says: &str,
+    text_before_cut: &str,
+    missing_end: &str,
+) {
+    let error = streamed(model, &hi()).await.1.unwrap_err();
+    assert!(
+        matches!(&error, Error::Provider { status: got, detail, .. }
+            if *got == status && detail.contains(error_says)),
+        "{error:?}"
+    );
+    let (deltas, result) = streamed(model, &hi()).await;
+    assert_eq!(deltas, [ModelDelta::Text(text_before_cut.into())]);
+    assert!(
+        matches!(&result, Err(Error::Transport { detail, .. }) if detail.contains(missing_end)),
+        "{result:?}"
+    );
+}
