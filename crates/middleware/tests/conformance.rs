@@ -34,6 +34,15 @@ fn age(supervisor: &mut Supervisor, task_id: &Uuid) {
     });
 }
 
+/// Starts a task that runs for 30 s, waits until its run is running, and ages it: a live
+/// task whose next change of `last_updated_at` shows.
+async fn start_aged_slow_task(supervisor: &mut Supervisor, client: &errand_client::Client) -> Uuid {
+    let id = supervisor.start("echoer", "sleep=30").await;
+    supervisor.wait_run(client, id, RunStatus::Running).await;
+    age(supervisor, &id);
+    id
+}
+
 fn is_stamp(text: &str) -> bool {
     chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ").is_ok()
 }
@@ -319,9 +328,7 @@ async fn start_creates_a_thread_and_a_run_of_the_graph_with_the_description() {
 #[tokio::test]
 async fn check_reports_running_then_the_last_message_and_moves_last_updated_only_on_change() {
     let (server, client, mut supervisor) = echo_supervisor().await;
-    let slow = supervisor.start("echoer", "sleep=30").await;
-    supervisor.wait_run(&client, slow, RunStatus::Running).await;
-    age(&mut supervisor, &slow);
+    let slow = start_aged_slow_task(&mut supervisor, &client).await;
     let output = supervisor
         .call("check_async_task", json!({"task_id": slow}))
         .await;
@@ -427,9 +434,7 @@ async fn unknown_task_ids_are_refused_by_check_update_and_cancel() {
 #[tokio::test]
 async fn update_interrupts_the_current_run_and_keeps_the_task_id() {
     let (server, client, mut supervisor) = echo_supervisor().await;
-    let id = supervisor.start("echoer", "sleep=30").await;
-    supervisor.wait_run(&client, id, RunStatus::Running).await;
-    age(&mut supervisor, &id);
+    let id = start_aged_slow_task(&mut supervisor, &client).await;
     let before = supervisor.task(id);
 
     let output = supervisor
@@ -570,13 +575,6 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
         output.content,
         format!("Cancelled async subagent task: {id}")
     );
-    for (i, run) in [&first.run_id, &queued.run_id, &task.run_id]
-        .into_iter()
-        .enumerate()
-    {
-        let r = run_of(&client, &id, run).await;
-        eprintln!("DEBUG run {i} {run} {:?}", r.status);
-    }
     for run in [&first.run_id, &queued.run_id, &task.run_id] {
         wait_run_status(&client, &id, run, RunStatus::Interrupted).await;
     }
@@ -588,9 +586,7 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
 #[tokio::test]
 async fn cancel_stops_a_running_task_and_records_cancelled() {
     let (server, client, mut supervisor) = echo_supervisor().await;
-    let id = supervisor.start("echoer", "sleep=30").await;
-    supervisor.wait_run(&client, id, RunStatus::Running).await;
-    age(&mut supervisor, &id);
+    let id = start_aged_slow_task(&mut supervisor, &client).await;
     let output = supervisor
         .call("cancel_async_task", json!({"task_id": id}))
         .await;
