@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{echo, echo_streamed, texts};
+use support::{echo, echo_streamed, fast, new_thread, texts};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -168,11 +168,9 @@ fn overloaded() -> Answer {
     Answer::Json(503, r#"{"detail":"overloaded"}"#.into(), vec![])
 }
 
+/// A client of `url`: [`fast`], reconnecting as often as it retries.
 fn client(url: &str) -> Client {
-    Client::builder()
-        .url(url)
-        .api_key(None)
-        .retry(RetryPolicy::fast(3))
+    fast(Client::builder().url(url))
         .reconnect(RetryPolicy::fast(3))
         .build()
         .expect("client")
@@ -494,11 +492,7 @@ async fn http2_with_prior_knowledge() {
         .api_key(None)
         .build()
         .expect("client");
-    let thread = client
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&client).await;
     let result = client
         .runs()
         .wait(thread.thread_id, &echo("h2"))
@@ -572,18 +566,10 @@ async fn a_stream_cut_by_a_proxy_resumes_with_every_event_once() {
     let server = support::server(None).await;
     let served = support::serve(&server).await;
     let proxy = Proxy::start(served.addr()).await;
-    let client = Client::builder()
-        .url(format!("http://{}", proxy.addr))
-        .api_key(None)
-        .retry(RetryPolicy::fast(3))
-        .reconnect(RetryPolicy::fast(5))
+    let client = fast(Client::builder().url(format!("http://{}", proxy.addr)))
         .build()
         .expect("client");
-    let thread = client
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&client).await;
     let mut stream = client
         .runs()
         .stream(thread.thread_id, &echo_streamed("sleep=0.5"))

@@ -5,9 +5,7 @@
 mod support;
 
 use bytes::Bytes;
-use errand_client::protocol::{
-    InProcessAnswer, InProcessCall, RunResult, StreamEvent, Thread, ThreadCreate,
-};
+use errand_client::protocol::{InProcessAnswer, InProcessCall, RunResult, StreamEvent, Thread};
 use errand_client::transport::{InProcessTransport, Transport};
 use errand_client::{Client, ClientCache, ClientError};
 use futures::StreamExt as _;
@@ -15,16 +13,12 @@ use http_body_util::Full;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{echo, echo_streamed, texts};
+use support::{echo, echo_streamed, new_thread, texts};
 
 /// Creates a thread, waits on a run, and streams another: the calls that spawn work on the
 /// caller's runtime.
 async fn exercise(client: Client) {
-    let thread = client
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&client).await;
     let waited = client
         .runs()
         .wait(thread.thread_id, &echo("one"))
@@ -227,11 +221,7 @@ async fn the_cache_shares_clients_by_target_and_headers() {
     assert_eq!(cache.len(), 3);
     assert_eq!(remote.transport().target(), served.url());
     // The clones work, in-process and over HTTP, and share one server.
-    let thread = b
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&b).await;
     let seen = remote
         .threads()
         .get(thread.thread_id)

@@ -16,15 +16,15 @@
 mod support;
 
 use errand_client::protocol::{
-    Run, RunCreate, RunResult, RunStatus, StreamEvent, StreamMode, StreamModes, StreamPart,
-    ThreadCreate,
+    RunCreate, RunResult, RunStatus, StreamMode, StreamModes, StreamPart,
 };
 use errand_client::transport::Transport;
 use errand_client::{CancelOptions, Client, JoinStreamOptions, ListRuns, RetryPolicy};
-use futures::StreamExt as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use support::{Cut, Cutting, echo, texts};
+use std::time::Duration;
+use support::{
+    Cut, Cutting, all_events, echo, fast, joined, names, new_thread, texts, wait_status,
+};
 use uuid::Uuid;
 
 /// The peer's URL, or `None` (with a note) when the test should be skipped.
@@ -40,11 +40,9 @@ fn peer_url() -> Option<String> {
     }
 }
 
+/// A client of the peer at `url`: [`fast`], with more reconnects for the peer's slower queue.
 fn client(url: &str) -> Client {
-    Client::builder()
-        .url(url)
-        .api_key(None)
-        .retry(RetryPolicy::fast(3))
+    fast(Client::builder().url(url))
         .reconnect(RetryPolicy::fast(8))
         .build()
         .expect("client")
@@ -61,40 +59,6 @@ fn resumable(text: &str) -> RunCreate {
     body
 }
 
-/// Polls the run until its status is one of `wanted`, for at most 30 s.
-async fn wait_for(client: &Client, thread_id: Uuid, run_id: Uuid, wanted: &[RunStatus]) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let run = client.runs().get(thread_id, run_id).await.expect("run");
-        if wanted.contains(&run.status) {
-            return run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run stuck in {:?}, wanted {wanted:?}",
-            run.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Every event of a stream, for at most 60 s, failing on an error.
-async fn collect(mut stream: errand_client::RunStream) -> Vec<StreamEvent> {
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Some(event) = tokio::time::timeout_at(deadline, stream.next())
-        .await
-        .expect("the stream ends in time")
-    {
-        events.push(event.expect("an event"));
-    }
-    events
-}
-
-fn names(events: &[StreamEvent]) -> Vec<String> {
-    events.iter().map(StreamEvent::event_name).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_thread_run_get_join() {
     let Some(url) = peer_url() else {
@@ -102,11 +66,7 @@ async fn peer_thread_run_get_join() {
     };
     let client = client(&url);
     assert!(client.health().await.expect("health").ok);
-    let thread = client
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&client).await;
     let run = client
         .runs()
         .create(thread.thread_id, &echo("hello"))
@@ -128,7 +88,7 @@ async fn peer_thread_run_get_join() {
         panic!("the run failed: {joined:?}");
     };
     assert_eq!(texts(&values), ["hello", "echo: hello"]);
-    let done = wait_for(&client, thread.thread_id, run.run_id, &[RunStatus::Success]).await;
+    let done = wait_status(&client, &run, RunStatus::Success).await;
     assert_eq!(done.status, RunStatus::Success);
     let listed = client
         .runs()
@@ -158,18 +118,14 @@ async fn peer_stream() {
         return;
     };
     let client = client(&url);
-    let thread = client
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&client).await;
     let stream = client
         .runs()
         .stream(thread.thread_id, &resumable("hi"))
         .await
         .expect("stream");
     let run = stream.run().expect("the peer names the run in Location");
-    let events = collect(stream).await;
+    let events = all_events(stream).await;
     assert_eq!(names(&events), ["metadata", "values", "updates", "values"]);
     assert!(
         events.iter().all(|e| e.id.is_some()),
@@ -186,7 +142,7 @@ async fn peer_stream() {
         StreamMode::Values,
         StreamMode::Updates,
     ]));
-    let events = collect(
+    let events = all_events(
         client
             .runs()
             .stream(thread.thread_id, &plain)
@@ -203,16 +159,11 @@ async fn peer_stream() {
         .create(thread.thread_id, &resumable("sleep=1"))
         .await
         .expect("run");
-    let all = collect(
-        client
-            .runs()
-            .join_stream(
-                thread.thread_id,
-                running.run_id,
-                JoinStreamOptions::default(),
-            )
-            .await
-            .expect("join_stream"),
+    let all = joined(
+        &client,
+        thread.thread_id,
+        running.run_id,
+        JoinStreamOptions::default(),
     )
     .await;
     assert_eq!(names(&all).last().map(String::as_str), Some("values"));
@@ -232,24 +183,17 @@ async fn resumed_once(url: &str, text: &str, cut_delay: Duration) -> Vec<Option<
         )
         .with_delay(cut_delay),
     );
-    let client = Client::builder()
-        .transport(cutting.clone())
-        .api_key(None)
-        .retry(RetryPolicy::fast(3))
+    let client = fast(Client::builder().transport(cutting.clone()))
         .reconnect(RetryPolicy::fast(8))
         .build()
         .expect("client");
-    let thread = client
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&client).await;
     let stream = client
         .runs()
         .stream(thread.thread_id, &resumable(text))
         .await
         .expect("stream");
-    let events = collect(stream).await;
+    let events = all_events(stream).await;
     assert_eq!(
         names(&events),
         ["metadata", "values", "updates", "values"],
@@ -291,29 +235,19 @@ async fn peer_cancel() {
         return;
     };
     let client = client(&url);
-    let thread = client
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&client).await;
     let run = client
         .runs()
         .create(thread.thread_id, &echo("sleep=30"))
         .await
         .expect("run");
-    wait_for(&client, thread.thread_id, run.run_id, &[RunStatus::Running]).await;
+    wait_status(&client, &run, RunStatus::Running).await;
     client
         .runs()
         .cancel(thread.thread_id, run.run_id, CancelOptions::default())
         .await
         .expect("cancel");
-    let cancelled = wait_for(
-        &client,
-        thread.thread_id,
-        run.run_id,
-        &[RunStatus::Interrupted],
-    )
-    .await;
+    let cancelled = wait_status(&client, &run, RunStatus::Interrupted).await;
     assert_eq!(cancelled.status, RunStatus::Interrupted);
     let again = client
         .runs()

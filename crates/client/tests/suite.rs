@@ -9,35 +9,15 @@ use errand_client::protocol::{
     StoreSearchRequest, StreamEvent, StreamPart, ThreadCreate, ThreadPatch, ThreadSearchRequest,
     ThreadStateUpdate, ThreadStatus, assistant_id_for_graph,
 };
-use errand_client::{
-    CancelOptions, Client, ClientError, JoinStreamOptions, ListRuns, RetryPolicy, RunStream,
-};
+use errand_client::{CancelOptions, Client, ClientError, JoinStreamOptions, ListRuns, RetryPolicy};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{Cut, Cutting, Env, Kind, echo, echo_streamed, env, env_with, texts, unknown_id};
-
-/// Every event of a stream, failing on the first error.
-async fn all_events(mut stream: RunStream) -> Vec<StreamEvent> {
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while let Some(event) = tokio::time::timeout_at(deadline, stream.next())
-        .await
-        .expect("the stream ends in time")
-    {
-        events.push(event.expect("an event"));
-    }
-    events
-}
-
-fn names(events: &[StreamEvent]) -> Vec<String> {
-    events.iter().map(StreamEvent::event_name).collect()
-}
-
-fn ids(events: &[StreamEvent]) -> Vec<String> {
-    events.iter().filter_map(|event| event.id.clone()).collect()
-}
+use support::{
+    Cut, Cutting, Env, Kind, all_events, echo, echo_streamed, env, env_with, ids, joined, names,
+    new_thread, texts, unknown_id,
+};
 
 fn object(value: Value) -> JsonObject {
     match value {
@@ -310,38 +290,33 @@ async fn runs_stream_typed_events(kind: Kind) {
     );
 
     // Joining a finished run replays it; from an id, only what follows.
-    let replay = all_events(
-        runs.join_stream(thread.thread_id, run.run_id, JoinStreamOptions::default())
-            .await
-            .expect("join_stream"),
+    let replay = joined(
+        &env.client,
+        thread.thread_id,
+        run.run_id,
+        JoinStreamOptions::default(),
     )
     .await;
     assert_complete_echo(&replay, "hi");
-    let tail = all_events(
-        runs.join_stream(
-            thread.thread_id,
-            run.run_id,
-            JoinStreamOptions {
-                last_event_id: Some("3".into()),
-                ..JoinStreamOptions::default()
-            },
-        )
-        .await
-        .expect("join_stream"),
+    let tail = joined(
+        &env.client,
+        thread.thread_id,
+        run.run_id,
+        JoinStreamOptions {
+            last_event_id: Some("3".into()),
+            ..JoinStreamOptions::default()
+        },
     )
     .await;
     assert_eq!(ids(&tail), ["4", "5"]);
-    let updates = all_events(
-        runs.join_stream(
-            thread.thread_id,
-            run.run_id,
-            JoinStreamOptions {
-                stream_mode: vec![errand_client::protocol::StreamMode::Updates],
-                ..JoinStreamOptions::default()
-            },
-        )
-        .await
-        .expect("join_stream"),
+    let updates = joined(
+        &env.client,
+        thread.thread_id,
+        run.run_id,
+        JoinStreamOptions {
+            stream_mode: vec![errand_client::protocol::StreamMode::Updates],
+            ..JoinStreamOptions::default()
+        },
     )
     .await;
     assert_eq!(names(&updates), ["metadata", "updates"]);
@@ -364,14 +339,11 @@ async fn runs_stream_typed_events(kind: Kind) {
         .create(thread.thread_id, &echo_streamed("sleep=0.3"))
         .await
         .expect("run");
-    let live = all_events(
-        runs.join_stream(
-            thread.thread_id,
-            running.run_id,
-            JoinStreamOptions::default(),
-        )
-        .await
-        .expect("join_stream"),
+    let live = joined(
+        &env.client,
+        thread.thread_id,
+        running.run_id,
+        JoinStreamOptions::default(),
     )
     .await;
     assert_eq!(live.len(), 5, "{:?}", names(&live));
@@ -873,11 +845,7 @@ async fn a_cut_wait_is_joined_again(kind: Kind) {
         .reconnect(RetryPolicy::fast(3))
         .build()
         .expect("client");
-    let thread = client
-        .threads()
-        .create(&ThreadCreate::default())
-        .await
-        .expect("thread");
+    let thread = new_thread(&client).await;
     let result = client
         .runs()
         .wait(thread.thread_id, &echo("w"))

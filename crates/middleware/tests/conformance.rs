@@ -18,27 +18,13 @@ use errand_middleware::{
 use errand_protocol::{Message, MessageKind, MultitaskStrategy, RunStatus};
 use serde_json::{Value, json};
 use support::{
-    Supervisor, json_of, local, run_of, serve, server, server_run, task_id_of, thread_messages,
-    threads_of, wait_run_status, wait_until,
+    Supervisor, echo_supervisor, echoer, json_of, launched_task, local, middleware, run_of, serve,
+    server, server_run, task_id_of, thread_messages, threads_of, wait_run_status, wait_until,
 };
 use uuid::Uuid;
 
 /// 2020-01-01T00:00:00Z.
 const OLD: DateTime<Utc> = DateTime::from_timestamp(1_577_836_800, 0).unwrap();
-
-fn echoer() -> AsyncSubAgent {
-    AsyncSubAgent::new("echoer", "Repeats what it is told.", "echo")
-}
-
-fn middleware(
-    server: &errand_server::Server,
-    specs: Vec<AsyncSubAgent>,
-) -> AsyncSubAgentMiddleware {
-    AsyncSubAgentMiddleware::builder(specs)
-        .local_client(local(server))
-        .build()
-        .unwrap()
-}
 
 /// Puts old timestamps on a task so a change of `last_updated_at` shows.
 fn age(supervisor: &mut Supervisor, task_id: &Uuid) {
@@ -46,6 +32,15 @@ fn age(supervisor: &mut Supervisor, task_id: &Uuid) {
         task.last_checked_at = OLD;
         task.last_updated_at = OLD;
     });
+}
+
+/// Starts a task that runs for 30 s, waits until its run is running, and ages it: a live
+/// task whose next change of `last_updated_at` shows.
+async fn start_aged_slow_task(supervisor: &mut Supervisor, client: &errand_client::Client) -> Uuid {
+    let id = supervisor.start("echoer", "sleep=30").await;
+    supervisor.wait_run(client, id, RunStatus::Running).await;
+    age(supervisor, &id);
+    id
 }
 
 fn is_stamp(text: &str) -> bool {
@@ -250,9 +245,7 @@ async fn an_unknown_subagent_type_is_refused_with_the_available_ones() {
 
 #[tokio::test]
 async fn start_creates_a_thread_and_a_run_of_the_graph_with_the_description() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
+    let (server, client, mut supervisor) = echo_supervisor().await;
     let output = supervisor
         .call(
             "start_async_task",
@@ -334,13 +327,8 @@ async fn start_creates_a_thread_and_a_run_of_the_graph_with_the_description() {
 
 #[tokio::test]
 async fn check_reports_running_then_the_last_message_and_moves_last_updated_only_on_change() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let slow = supervisor.start("echoer", "sleep=30").await;
-    let task = supervisor.task(slow);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
-    age(&mut supervisor, &slow);
+    let (server, client, mut supervisor) = echo_supervisor().await;
+    let slow = start_aged_slow_task(&mut supervisor, &client).await;
     let output = supervisor
         .call("check_async_task", json!({"task_id": slow}))
         .await;
@@ -353,8 +341,9 @@ async fn check_reports_running_then_the_last_message_and_moves_last_updated_only
     assert_ne!(task.last_checked_at, OLD);
 
     let quick = supervisor.start("echoer", "hello").await;
-    let task = supervisor.task(quick);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    supervisor
+        .wait_run(&client, quick, RunStatus::Success)
+        .await;
     age(&mut supervisor, &quick);
     // The id is taken verbatim, surrounding whitespace tolerated.
     let output = supervisor
@@ -377,12 +366,9 @@ async fn check_reports_running_then_the_last_message_and_moves_last_updated_only
 
 #[tokio::test]
 async fn check_surfaces_the_error_of_a_failed_run() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
+    let (server, client, mut supervisor) = echo_supervisor().await;
     let id = supervisor.start("echoer", "fail=the disk is full").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Error).await;
+    supervisor.wait_run(&client, id, RunStatus::Error).await;
     age(&mut supervisor, &id);
     let answer = json_of(
         &supervisor
@@ -410,8 +396,7 @@ async fn check_of_a_run_that_ended_without_messages_says_so() {
         vec![AsyncSubAgent::new("mute", "Says nothing.", "silent")],
     ));
     let id = supervisor.start("mute", "anything").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    supervisor.wait_run(&client, id, RunStatus::Success).await;
     let answer = json_of(
         &supervisor
             .call("check_async_task", json!({"task_id": id}))
@@ -448,19 +433,8 @@ async fn unknown_task_ids_are_refused_by_check_update_and_cancel() {
 
 #[tokio::test]
 async fn update_interrupts_the_current_run_and_keeps_the_task_id() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let id = supervisor.start("echoer", "sleep=30").await;
-    let before = supervisor.task(id);
-    wait_run_status(
-        &client,
-        &before.thread_id,
-        &before.run_id,
-        RunStatus::Running,
-    )
-    .await;
-    age(&mut supervisor, &id);
+    let (server, client, mut supervisor) = echo_supervisor().await;
+    let id = start_aged_slow_task(&mut supervisor, &client).await;
     let before = supervisor.task(id);
 
     let output = supervisor
@@ -521,8 +495,7 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
         vec![echoer().update_strategy(UpdateStrategy::Enqueue)],
     ));
     let id = supervisor.start("echoer", "sleep=30").await;
-    let first = supervisor.task(id);
-    wait_run_status(&client, &first.thread_id, &first.run_id, RunStatus::Running).await;
+    let first = supervisor.wait_run(&client, id, RunStatus::Running).await;
 
     let output = supervisor
         .call(
@@ -602,13 +575,6 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
         output.content,
         format!("Cancelled async subagent task: {id}")
     );
-    for (i, run) in [&first.run_id, &queued.run_id, &task.run_id]
-        .into_iter()
-        .enumerate()
-    {
-        let r = run_of(&client, &id, run).await;
-        eprintln!("DEBUG run {i} {run} {:?}", r.status);
-    }
     for run in [&first.run_id, &queued.run_id, &task.run_id] {
         wait_run_status(&client, &id, run, RunStatus::Interrupted).await;
     }
@@ -619,13 +585,8 @@ async fn update_with_enqueue_queues_behind_the_current_run_once_per_turn() {
 
 #[tokio::test]
 async fn cancel_stops_a_running_task_and_records_cancelled() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
-    let id = supervisor.start("echoer", "sleep=30").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
-    age(&mut supervisor, &id);
+    let (server, client, mut supervisor) = echo_supervisor().await;
+    let id = start_aged_slow_task(&mut supervisor, &client).await;
     let output = supervisor
         .call("cancel_async_task", json!({"task_id": id}))
         .await;
@@ -656,9 +617,7 @@ async fn cancel_stops_a_running_task_and_records_cancelled() {
 
 #[tokio::test]
 async fn list_shows_every_task_with_its_live_status() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
+    let (server, client, mut supervisor) = echo_supervisor().await;
     let output = supervisor.call("list_async_tasks", json!({})).await;
     assert_eq!(output.content, "No async subagent tasks tracked.");
 
@@ -676,10 +635,10 @@ async fn list_shows_every_task_with_its_live_status() {
         ])
         .await;
     let (quick, slow) = (task_id_of(&outputs[0]), task_id_of(&outputs[1]));
-    let task = supervisor.task(quick);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
-    let task = supervisor.task(slow);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
+    supervisor
+        .wait_run(&client, quick, RunStatus::Success)
+        .await;
+    supervisor.wait_run(&client, slow, RunStatus::Running).await;
     age(&mut supervisor, &quick);
     age(&mut supervisor, &slow);
 
@@ -754,8 +713,7 @@ async fn the_tools_work_over_http() {
     let mut supervisor =
         Supervisor::new(AsyncSubAgentMiddleware::builder([remote]).build().unwrap());
     let id = supervisor.start("echoer", "sleep=30").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Running).await;
+    supervisor.wait_run(&client, id, RunStatus::Running).await;
     let output = supervisor
         .call(
             "update_async_task",
@@ -766,8 +724,7 @@ async fn the_tools_work_over_http() {
         output.content,
         format!("Updated async subagent. task_id: {id}")
     );
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    supervisor.wait_run(&client, id, RunStatus::Success).await;
     let answer = json_of(
         &supervisor
             .call("check_async_task", json!({"task_id": id}))
@@ -789,16 +746,6 @@ async fn the_tools_work_over_http() {
         cancelled.content
     );
     drop(served);
-}
-
-/// The task id in the latest answer of the start tool in `messages`.
-fn launched_task(messages: &[Message]) -> Option<String> {
-    messages.iter().rev().find_map(|message| {
-        message
-            .text()
-            .strip_prefix("Launched async subagent. task_id: ")
-            .map(str::to_owned)
-    })
 }
 
 #[tokio::test]
@@ -886,8 +833,7 @@ async fn a_task_stopped_at_an_interrupt_is_waiting_with_its_interrupts() {
         vec![AsyncSubAgent::new("buyer", "Buys things.", "asks")],
     ));
     let id = supervisor.start("buyer", "buy a lamp").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    supervisor.wait_run(&client, id, RunStatus::Success).await;
 
     // The notice says so, with what the subagent asks.
     supervisor.wait_notices(1).await;

@@ -15,13 +15,11 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{
-    Supervisor, json_of, local, run_of, server, server_run, task_id_of, threads_of, wait_run_status,
+    Supervisor, echoer, json_of, local, middleware_with, run_of, server, server_run, task_id_of,
+    threads_of, wait_run_status,
 };
 
-fn echoer() -> AsyncSubAgent {
-    AsyncSubAgent::new("echoer", "Repeats what it is told.", "echo")
-}
-
+/// Checks often, so a deadline shows within a second.
 fn quick_timing() -> Timing {
     Timing {
         check_every: Duration::from_millis(200),
@@ -30,19 +28,14 @@ fn quick_timing() -> Timing {
     }
 }
 
+/// The middleware for `specs` on `server` with `settings`, checking runs at [`quick_timing`].
 fn build(
     server: &errand_server::Server,
     specs: Vec<AsyncSubAgent>,
     settings: Settings,
 ) -> AsyncSubAgentMiddleware {
-    AsyncSubAgentMiddleware::builder(specs)
-        .local_client(local(server))
-        .settings(Settings {
-            timing: quick_timing(),
-            ..settings
-        })
-        .build()
-        .unwrap()
+    let timing = quick_timing();
+    middleware_with(server, specs, Settings { timing, ..settings })
 }
 
 #[tokio::test]
@@ -251,8 +244,7 @@ async fn results_are_text_only_capped_with_a_marker_and_read_on_with_offset() {
         },
     ));
     let id = supervisor.start("thinker", "think").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    supervisor.wait_run(&client, id, RunStatus::Success).await;
     let full = "The answer is 42.\nChecked twice.";
 
     // The notice carries the text only (not capped by max_result_chars: notices have their
@@ -411,8 +403,7 @@ async fn the_running_task_cap_counts_live_statuses_not_cached_ones() {
         },
     ));
     let id = supervisor.start("echoer", "hello").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    supervisor.wait_run(&client, id, RunStatus::Success).await;
     assert_eq!(supervisor.task(id).status, TaskStatus::Running, "cached");
     let second = supervisor
         .call(

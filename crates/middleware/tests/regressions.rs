@@ -8,42 +8,24 @@ use errand_middleware::runtime::agent::Agent;
 use errand_middleware::runtime::model::{ScriptedModel, Turn};
 use errand_middleware::runtime::{Graph, GraphOutput, GraphRun, async_trait};
 use errand_middleware::{
-    AsyncSubAgent, AsyncSubAgentMiddleware, NOTIFICATION_KEY, TaskStatus, UpdateStrategy, board,
-    find_task, is_notification,
+    AsyncSubAgent, NOTIFICATION_KEY, TaskStatus, UpdateStrategy, board, find_task, is_notification,
 };
-use errand_protocol::{Message, MessageKind, RunCreate, RunResult, RunStatus, ThreadCreate};
+use errand_protocol::{MessageKind, RunCreate, RunResult, RunStatus, ThreadCreate};
 use serde_json::json;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use support::{
-    Supervisor, json_of, local, server, server_run, server_with, thread_messages, threads_of,
-    wait_run_status, wait_until,
+    Supervisor, echo_supervisor, echoer, json_of, launched_task, local, middleware, server,
+    server_run, server_with, thread_messages, threads_of, wait_run_status, wait_until,
 };
 use uuid::Uuid;
-
-fn echoer() -> AsyncSubAgent {
-    AsyncSubAgent::new("echoer", "Repeats what it is told.", "echo")
-}
-
-fn middleware(
-    server: &errand_server::Server,
-    specs: Vec<AsyncSubAgent>,
-) -> AsyncSubAgentMiddleware {
-    AsyncSubAgentMiddleware::builder(specs)
-        .local_client(local(server))
-        .build()
-        .unwrap()
-}
 
 /// Deep Agents #6234: cancel records `cancelled` even when the run had already finished.
 #[tokio::test]
 async fn cancel_of_a_finished_run_says_it_finished_and_the_board_keeps_success() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
+    let (server, client, mut supervisor) = echo_supervisor().await;
     let id = supervisor.start("echoer", "hello").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    let task = supervisor.wait_run(&client, id, RunStatus::Success).await;
 
     let output = supervisor
         .call("cancel_async_task", json!({"task_id": id}))
@@ -76,12 +58,9 @@ async fn cancel_of_a_finished_run_says_it_finished_and_the_board_keeps_success()
 /// running that has since finished is missing from `status_filter="success"`.
 #[tokio::test]
 async fn list_filters_on_the_live_status_not_the_cached_one() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
+    let (server, client, mut supervisor) = echo_supervisor().await;
     let id = supervisor.start("echoer", "hello").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    supervisor.wait_run(&client, id, RunStatus::Success).await;
     assert_eq!(
         supervisor.task(id).status,
         TaskStatus::Running,
@@ -230,12 +209,9 @@ async fn the_thread_made_for_a_run_that_could_not_be_created_is_deleted() {
 /// LangGraph server; here it works from a plain current-thread runtime.
 #[tokio::test(flavor = "current_thread")]
 async fn the_in_process_transport_works_from_a_current_thread_runtime() {
-    let server = server().await;
-    let client = local(&server);
-    let mut supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
+    let (server, client, mut supervisor) = echo_supervisor().await;
     let id = supervisor.start("echoer", "hi there").await;
-    let task = supervisor.task(id);
-    wait_run_status(&client, &task.thread_id, &task.run_id, RunStatus::Success).await;
+    supervisor.wait_run(&client, id, RunStatus::Success).await;
     // The watcher, spawned on this runtime, followed the run too.
     supervisor.wait_notices(1).await;
     let answer = json_of(
@@ -264,14 +240,24 @@ impl Graph for Late {
     }
 }
 
-/// The latest launched task id in `messages`.
-fn launched_task(messages: &[Message]) -> Option<String> {
-    messages.iter().rev().find_map(|message| {
-        message
-            .text()
-            .strip_prefix("Launched async subagent. task_id: ")
-            .map(str::to_owned)
-    })
+/// Runs the `supervisor` graph on `thread_id` with the user's `text` to its end: its values.
+/// Panics with `failed` when the run does not end with values.
+async fn run_supervisor(
+    client: &errand_client::Client,
+    thread_id: Uuid,
+    text: &str,
+    failed: &str,
+) -> serde_json::Value {
+    let input = json!({"messages": [{"role": "user", "content": text}]});
+    let run = client
+        .runs()
+        .create(thread_id, &RunCreate::new("supervisor", input))
+        .await
+        .unwrap();
+    let RunResult::Values(values) = client.runs().join(thread_id, run.run_id).await.unwrap() else {
+        panic!("{failed}");
+    };
+    values
 }
 
 /// Deep Agents #4173: a supervisor hosted by a server starts a task in-process on that same
@@ -315,25 +301,13 @@ async fn a_supervisor_hosted_by_the_server_starts_a_task_in_process_on_that_serv
         .create(&ThreadCreate::default())
         .await
         .unwrap();
-    let run = client
-        .runs()
-        .create(
-            thread.thread_id,
-            &RunCreate::new(
-                "supervisor",
-                json!({"messages": [{"role": "user", "content": "start"}]}),
-            ),
-        )
-        .await
-        .unwrap();
-    let RunResult::Values(values) = client
-        .runs()
-        .join(thread.thread_id, run.run_id)
-        .await
-        .unwrap()
-    else {
-        panic!("the supervisor's run failed");
-    };
+    let values = run_supervisor(
+        &client,
+        thread.thread_id,
+        "start",
+        "the supervisor's run failed",
+    )
+    .await;
     let messages = errand_middleware::runtime::messages_from_value(&values).unwrap();
     assert_eq!(messages.last().unwrap().text(), "Started it.");
     let id = launched_task(&messages).unwrap();
@@ -351,25 +325,13 @@ async fn a_supervisor_hosted_by_the_server_starts_a_task_in_process_on_that_serv
         middleware.pending_notices(thread.thread_id) == 1
     })
     .await;
-    let run = client
-        .runs()
-        .create(
-            thread.thread_id,
-            &RunCreate::new(
-                "supervisor",
-                json!({"messages": [{"role": "user", "content": "news?"}]}),
-            ),
-        )
-        .await
-        .unwrap();
-    let RunResult::Values(values) = client
-        .runs()
-        .join(thread.thread_id, run.run_id)
-        .await
-        .unwrap()
-    else {
-        panic!("the supervisor's second run failed");
-    };
+    let values = run_supervisor(
+        &client,
+        thread.thread_id,
+        "news?",
+        "the supervisor's second run failed",
+    )
+    .await;
     let messages = errand_middleware::runtime::messages_from_value(&values).unwrap();
     assert_eq!(messages.last().unwrap().text(), "1 notice(s).");
     let notice = messages.iter().find(|m| is_notification(m)).unwrap();

@@ -5,6 +5,8 @@
 // Helpers here run only inside tests: an unwrap that fails is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use errand_client::Client;
 use errand_middleware::{
     AsyncSubAgent, AsyncSubAgentMiddleware, NOTIFICATION_KEY, Settings, TaskEvent, TaskStatus,
@@ -16,14 +18,12 @@ use errand_runtime::hooks::Summarization;
 use errand_runtime::model::{ModelRequest, ScriptedModel, Turn};
 use errand_runtime::tool::FunctionTool;
 use errand_server::Server;
-use errand_server::graphs::Echo;
-use errand_server::storage::SqliteStorage;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{launched, local, run_of, server_with, wait_until};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// Where the subagents are reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,14 +53,8 @@ async fn subagents(transport: Transport, researcher_pause: Duration) -> Subagent
         .name("researcher")
         .build()
         .unwrap();
-    let server = Server::builder()
-        .graph("echo", Echo)
-        .graph("researcher", researcher)
-        .storage(Arc::new(SqliteStorage::in_memory().unwrap()))
-        .start()
-        .await
-        .unwrap();
-    let client = Client::in_process(server.router()).unwrap();
+    let server = server_with(|builder| builder.graph("researcher", researcher)).await;
+    let client = local(&server);
     let stop = CancellationToken::new();
     let url = match transport {
         Transport::InProcess => None,
@@ -112,19 +106,6 @@ fn fast_timing() -> Settings {
         },
         ..Settings::default()
     }
-}
-
-/// Task ids in the order the supervisor's start calls launched them.
-fn launched(messages: &[Message]) -> Vec<String> {
-    messages
-        .iter()
-        .filter(|m| m.kind == MessageKind::Tool)
-        .filter_map(|m| {
-            m.text()
-                .strip_prefix("Launched async subagent. task_id: ")
-                .map(str::to_owned)
-        })
-        .collect()
 }
 
 /// The supervisor's script: it reacts to the user's last words, to tool answers and to notices.
@@ -193,22 +174,6 @@ async fn turn(agent: &Agent, state: AgentState, run: &RunContext, text: &str) ->
     .expect("a supervisor turn never waits on its subagents")
     .unwrap()
 }
-
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gave up waiting for {what}");
-}
-
-async fn run_status(client: &Client, task: &str, run: Uuid) -> RunStatus {
-    let thread = Uuid::parse_str(task).unwrap();
-    client.runs().get(thread, run).await.unwrap().status
-}
-
 async fn fire_and_steer(transport: Transport) {
     let subagents = subagents(transport, Duration::from_secs(1)).await;
     let url = subagents.url.as_deref();
@@ -244,7 +209,7 @@ async fn fire_and_steer(transport: Transport) {
         .find(|t| t.task_id.to_string() == ids[0])
         .unwrap()
         .run_id;
-    assert!(!run_status(client, &ids[0], echo_run).await.is_terminal());
+    assert!(!run_of(client, &ids[0], echo_run).await.status.is_terminal());
 
     // A second user turn is answered while all of them still run.
     let state = turn(&supervisor, state, &run, "how is it going?").await;
@@ -252,10 +217,10 @@ async fn fire_and_steer(transport: Transport) {
         state.messages.last().unwrap().text(),
         "They are working; I'll tell you when one is done."
     );
-    assert!(!run_status(client, &ids[0], echo_run).await.is_terminal());
+    assert!(!run_of(client, &ids[0], echo_run).await.status.is_terminal());
 
     // The researcher finishes: its notice is pushed, no check call needed.
-    wait_for("the researcher's notice", || {
+    wait_until("the researcher's notice", || async {
         events
             .lock()
             .unwrap()
@@ -330,13 +295,13 @@ async fn fire_and_steer(transport: Transport) {
         .unwrap();
     assert_eq!(echo.status, TaskStatus::Cancelled);
     assert_eq!(
-        run_status(client, &ids[0], echo.run_id).await,
+        run_of(client, &ids[0], echo.run_id).await.status,
         RunStatus::Interrupted
     );
 
     // The queued task's original run and its follow-up both end; the earlier run's notice is
     // marked as superseded, never taken for the follow-up's result.
-    wait_for("both runs of the queued task", || {
+    wait_until("both runs of the queued task", || async {
         events
             .lock()
             .unwrap()
@@ -510,7 +475,7 @@ async fn a_task_on_a_server_that_stops_answering_ends_in_error_with_a_reason() {
 
     // The server goes away: the listener closes and nothing answers any more.
     subagents.stop.cancel();
-    wait_for("the unreachable notice", || {
+    wait_until("the unreachable notice", || async {
         !events.lock().unwrap().is_empty()
     })
     .await;

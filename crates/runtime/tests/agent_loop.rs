@@ -55,6 +55,21 @@ fn slow_tool(started: &Arc<tokio::sync::Notify>) -> FunctionTool<Lookup> {
     )
 }
 
+/// Cancels `cancel` once `started` is notified (a [`slow_tool`] call has begun), and answers
+/// what the run in `task` ended with, for at most 30 s.
+async fn cancelled_once_started<T>(
+    started: &tokio::sync::Notify,
+    cancel: &tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<T>,
+) -> T {
+    started.notified().await;
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn failing_tool() -> FunctionTool<Lookup> {
     FunctionTool::new("flaky", "Always fails.", |args: Lookup, _| async move {
         Err(Error::failed(
@@ -271,12 +286,7 @@ async fn cancelling_during_a_tool_call_stops_the_tool_and_the_run() {
             .run(AgentState::default(), vec![Message::human("hi")], &run)
             .await
     });
-    started.notified().await;
-    cancel.cancel();
-    let result = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .unwrap()
-        .unwrap();
+    let result = cancelled_once_started(&started, &cancel, task).await;
     assert_eq!(result.unwrap_err(), Error::Cancelled);
     assert_eq!(
         model.requests().len(),
@@ -507,12 +517,7 @@ async fn a_cancelled_run_keeps_what_it_finished_and_answers_every_call() {
             .run_keeping(AgentState::default(), vec![Message::human("go")], &run)
             .await
     });
-    started.notified().await;
-    cancel.cancel();
-    let outcome = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .unwrap()
-        .unwrap();
+    let outcome = cancelled_once_started(&started, &cancel, task).await;
     assert_eq!(outcome.result, Err(Error::Cancelled));
     let state = outcome.state;
     assert_eq!(state.channels["notes"], json!({"a": "kept"}));

@@ -7,10 +7,15 @@
 
 mod common;
 
-use common::{MockServer, Reply, collect, fast_retry, sse_body};
-use errand_protocol::{Message, MessageKind, ToolCall};
+use common::{
+    MockServer, Reply, argument_pieces, assert_a_dropped_call_closes_its_request,
+    assert_a_stream_error_then_a_cut_stream, assert_rate_limited, assert_retried_once_the_same,
+    assert_weather_calls, fast_retry, hi, history_with_results, malformed_details, sse_body,
+    streamed, weather_question, weather_request, weather_tool,
+};
+use errand_protocol::Message;
 use errand_runtime::Error;
-use errand_runtime::model::{ChatModel, ModelDelta, ModelRequest, ToolSpec};
+use errand_runtime::model::ChatModel;
 use errand_runtime::providers::AnthropicModel;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -22,22 +27,6 @@ fn model(server: &MockServer) -> AnthropicModel {
     AnthropicModel::new("test-key", MODEL)
         .with_base_url(&server.url)
         .with_retry(fast_retry(3))
-}
-
-fn weather_tool() -> ToolSpec {
-    ToolSpec {
-        name: "get_weather".into(),
-        description: "The weather in a city now.".into(),
-        parameters: json!({
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"]
-        }),
-    }
-}
-
-fn args(value: &Value) -> errand_protocol::JsonObject {
-    value.as_object().cloned().expect("an object")
 }
 
 fn answer(content: Value, stop_reason: &str) -> Value {
@@ -60,28 +49,6 @@ fn answer(content: Value, stop_reason: &str) -> Value {
 
 fn error_body(kind: &str, message: &str) -> Value {
     json!({"type": "error", "error": {"type": kind, "message": message}})
-}
-
-/// The history of the conversation the tool tests hold: a greeting, a question, a tool call
-/// for two cities and their results.
-fn history_with_results(call: &Message) -> Vec<Message> {
-    vec![
-        Message::human("Hi"),
-        Message::ai("Hello! How can I help?"),
-        Message::human("Weather in Paris and Rome?"),
-        call.clone(),
-        Message::tool("toolu_01", "18 C, sunny"),
-        Message::tool("toolu_02", "24 C, clear"),
-    ]
-}
-
-fn request(messages: Vec<Message>) -> ModelRequest {
-    ModelRequest {
-        system: Some("You are a weather bot.".into()),
-        messages,
-        tools: vec![weather_tool()],
-        ..ModelRequest::default()
-    }
 }
 
 /// The body the API must get for the last turn: tool uses and their results, results merged
@@ -117,16 +84,9 @@ fn expected_final_body(stream: bool) -> Value {
     body
 }
 
+/// [`assert_weather_calls`] with this provider's ids and metadata.
 fn assert_tool_call_message(message: &Message) {
-    assert_eq!(message.kind, MessageKind::Ai);
-    assert_eq!(message.text(), "Let me check.");
-    assert_eq!(
-        message.tool_calls(),
-        [
-            ToolCall::new("toolu_01", "get_weather", args(&json!({"city": "Paris"}))),
-            ToolCall::new("toolu_02", "get_weather", args(&json!({"city": "Rome"}))),
-        ]
-    );
+    assert_weather_calls(message, ["toolu_01", "toolu_02"]);
     assert_eq!(message.response_metadata["stop_reason"], "tool_use");
     assert_eq!(
         message.response_metadata["model_name"],
@@ -172,7 +132,7 @@ async fn tool_conversation_in_whole_answers() {
     let model = model(&server);
 
     let greeting = model
-        .complete(&request(vec![Message::human("Hi")]))
+        .complete(&weather_request(vec![Message::human("Hi")]))
         .await
         .unwrap();
     assert_eq!(greeting.text(), "Hello! How can I help?");
@@ -186,16 +146,15 @@ async fn tool_conversation_in_whole_answers() {
         })
     );
 
-    let mut messages = vec![
-        Message::human("Hi"),
-        Message::ai("Hello! How can I help?"),
-        Message::human("Weather in Paris and Rome?"),
-    ];
-    let call = model.complete(&request(messages.clone())).await.unwrap();
+    let mut messages = weather_question();
+    let call = model
+        .complete(&weather_request(messages.clone()))
+        .await
+        .unwrap();
     assert_tool_call_message(&call);
 
-    messages = history_with_results(&call);
-    let last = model.complete(&request(messages)).await.unwrap();
+    messages = history_with_results(&call, ["toolu_01", "toolu_02"]);
+    let last = model.complete(&weather_request(messages)).await.unwrap();
     assert_eq!(last.text(), "Paris: 18 C, Rome: 24 C.");
 
     let requests = server.requests();
@@ -317,11 +276,7 @@ async fn tool_conversation_streamed() {
     .await;
     let model = model(&server);
 
-    let stream = model
-        .stream(&request(vec![Message::human("Hi")]))
-        .await
-        .unwrap();
-    let (_, greeting) = collect("anthropic", stream).await;
+    let (_, greeting) = streamed(&model, &weather_request(vec![Message::human("Hi")])).await;
     let greeting = greeting.unwrap();
     assert_eq!(greeting.text(), "Hello! How can I help?");
     assert_eq!(
@@ -329,15 +284,7 @@ async fn tool_conversation_streamed() {
         json!({"input_tokens": 200, "output_tokens": 12, "total_tokens": 212})
     );
 
-    let stream = model
-        .stream(&request(vec![
-            Message::human("Hi"),
-            Message::ai("Hello! How can I help?"),
-            Message::human("Weather in Paris and Rome?"),
-        ]))
-        .await
-        .unwrap();
-    let (deltas, call) = collect("anthropic", stream).await;
+    let (deltas, call) = streamed(&model, &weather_request(weather_question())).await;
     let call = call.unwrap();
     assert_tool_call_message(&call);
     assert_eq!(
@@ -345,24 +292,14 @@ async fn tool_conversation_streamed() {
         json!({"input_tokens": 120, "output_tokens": 40, "total_tokens": 160})
     );
     // The pieces arrive as pieces, for clients that show tool calls as they are written.
-    let pieces: Vec<_> = deltas
-        .iter()
-        .filter_map(|delta| match delta {
-            ModelDelta::ToolCall {
-                index: 1,
-                arguments,
-                ..
-            } => Some(arguments.as_str()),
-            _ => None,
-        })
-        .collect();
+    let pieces = argument_pieces(&deltas, 1);
     assert_eq!(pieces, ["", "", "{\"ci", "ty\": \"Par", "is\"}"]);
 
-    let stream = model
-        .stream(&request(history_with_results(&call)))
-        .await
-        .unwrap();
-    let (_, last) = collect("anthropic", stream).await;
+    let (_, last) = streamed(
+        &model,
+        &weather_request(history_with_results(&call, ["toolu_01", "toolu_02"])),
+    )
+    .await;
     assert_eq!(last.unwrap().text(), "Paris: 18 C, Rome: 24 C.");
 
     let bodies = server.bodies();
@@ -391,14 +328,9 @@ async fn rate_limits_are_retried_after_the_wait_asked_for() {
         hello(),
     ])
     .await;
-    let answer = model(&server)
-        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .unwrap();
+    let answer = model(&server).complete(&hi()).await.unwrap();
     assert_eq!(answer.text(), "Hello");
-    let bodies = server.bodies();
-    assert_eq!(bodies.len(), 2);
-    assert_eq!(bodies[0], bodies[1], "the retry sends the same request");
+    assert_retried_once_the_same(&server);
 }
 
 #[tokio::test]
@@ -411,14 +343,7 @@ async fn server_errors_are_retried() {
     ])
     .await;
     let model = model(&server).with_retry(fast_retry(4));
-    let stream = model
-        .stream(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .unwrap();
-    assert_eq!(
-        collect("anthropic", stream).await.1.unwrap().text(),
-        "Hello"
-    );
+    assert_eq!(streamed(&model, &hi()).await.1.unwrap().text(), "Hello");
     assert_eq!(server.requests().len(), 4);
 }
 
@@ -428,22 +353,13 @@ async fn a_rate_limit_that_outlasts_the_retries_is_rate_limited() {
         Reply::json(429, &error_body("rate_limit_error", "slow down")).header("retry-after", "7")
     };
     let server = MockServer::start([limited(), limited(), limited(), hello()]).await;
-    let error = model(&server)
-        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .unwrap_err();
-    match error {
-        Error::RateLimited {
-            provider,
-            retry_after,
-            detail,
-        } => {
-            assert_eq!(provider, "anthropic");
-            assert_eq!(retry_after, Some(Duration::from_secs(7)));
-            assert_eq!(detail, "rate_limit_error: slow down");
-        }
-        other => panic!("expected RateLimited, got {other:?}"),
-    }
+    let error = model(&server).complete(&hi()).await.unwrap_err();
+    assert_rate_limited(
+        error,
+        "anthropic",
+        Duration::from_secs(7),
+        "rate_limit_error: slow down",
+    );
     assert_eq!(server.requests().len(), 3, "three attempts, then the error");
 }
 
@@ -457,10 +373,7 @@ async fn a_refused_key_is_unauthorized_at_once() {
         hello(),
     ])
     .await;
-    let error = model(&server)
-        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .unwrap_err();
+    let error = model(&server).complete(&hi()).await.unwrap_err();
     assert_eq!(
         error,
         Error::Unauthorized {
@@ -478,11 +391,7 @@ async fn an_unknown_model_is_named() {
         &error_body("not_found_error", "model: claude-test"),
     )])
     .await;
-    let error = model(&server)
-        .stream(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .err()
-        .expect("an error");
+    let error = model(&server).stream(&hi()).await.err().expect("an error");
     assert!(
         matches!(&error, Error::UnknownModel { model, detail, .. }
             if model == MODEL && detail.contains("model: claude-test")),
@@ -523,25 +432,8 @@ async fn malformed_answers_are_clear_errors() {
     let server =
         MockServer::start([not_json, no_content, bad_input, bad_event, bad_stream_input]).await;
     let model = model(&server);
-    let request = ModelRequest::new(vec![Message::human("Hi")]);
 
-    let mut details = Vec::new();
-    for _ in 0..3 {
-        match model.complete(&request).await.unwrap_err() {
-            Error::MalformedResponse { provider, detail } => {
-                assert_eq!(provider, "anthropic");
-                details.push(detail);
-            }
-            other => panic!("expected MalformedResponse, got {other:?}"),
-        }
-    }
-    for _ in 0..2 {
-        let stream = model.stream(&request).await.unwrap();
-        match collect("anthropic", stream).await.1.unwrap_err() {
-            Error::MalformedResponse { detail, .. } => details.push(detail),
-            other => panic!("expected MalformedResponse, got {other:?}"),
-        }
-    }
+    let details = malformed_details(&model, 3, 2).await;
     assert!(details[0].contains("not JSON"), "{}", details[0]);
     assert!(
         details[1].contains("missing field `content`"),
@@ -568,35 +460,21 @@ async fn stream_errors_and_cut_streams_are_errors() {
     let cut = streamed_text("Hello").replace("event: message_delta", "event: x-cut");
     let cut = &cut[..cut.find("event: x-cut").unwrap()];
     let server = MockServer::start([Reply::sse(&overloaded), Reply::sse(cut)]).await;
-    let model = model(&server);
-    let request = ModelRequest::new(vec![Message::human("Hi")]);
-
-    let stream = model.stream(&request).await.unwrap();
-    let error = collect("anthropic", stream).await.1.unwrap_err();
-    assert!(
-        matches!(&error, Error::Provider { status: 529, detail, .. } if detail.contains("Overloaded")),
-        "{error:?}"
-    );
-    let stream = model.stream(&request).await.unwrap();
-    let (deltas, result) = collect("anthropic", stream).await;
-    assert_eq!(deltas, [ModelDelta::Text("Hello".into())]);
-    assert!(
-        matches!(&result, Err(Error::Transport { detail, .. }) if detail.contains("message_stop")),
-        "{result:?}"
-    );
+    assert_a_stream_error_then_a_cut_stream(
+        &model(&server),
+        529,
+        "Overloaded",
+        "Hello",
+        "message_stop",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn dropping_a_call_closes_its_request() {
     let server = MockServer::start([Reply::hang()]).await;
     let model = model(&server);
-    let request = ModelRequest::new(vec![Message::human("Hi")]);
-    let call = model.complete(&request);
-    // The call is dropped while the server still works on it, as a cancelled run drops it.
-    let _ = tokio::time::timeout(Duration::from_millis(50), call).await;
-    tokio::time::timeout(Duration::from_secs(10), server.hung_request_dropped())
-        .await
-        .expect("the server saw the connection close");
+    assert_a_dropped_call_closes_its_request(&server, model.complete(&hi())).await;
 }
 
 #[tokio::test]

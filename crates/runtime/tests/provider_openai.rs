@@ -7,10 +7,15 @@
 
 mod common;
 
-use common::{MockServer, Reply, collect, fast_retry, sse_body};
-use errand_protocol::{Message, MessageKind, ToolCall};
+use common::{
+    MockServer, Reply, argument_pieces, assert_a_dropped_call_closes_its_request,
+    assert_a_stream_error_then_a_cut_stream, assert_rate_limited, assert_retried_once_the_same,
+    assert_weather_calls, fast_retry, hi, history_with_results, malformed_details, sse_body,
+    streamed, weather_question, weather_request, weather_tool,
+};
+use errand_protocol::Message;
 use errand_runtime::Error;
-use errand_runtime::model::{ChatModel, ModelDelta, ModelRequest, ModelSettings, ToolSpec};
+use errand_runtime::model::{ChatModel, ModelRequest, ModelSettings};
 use errand_runtime::providers::OpenAiModel;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -22,22 +27,6 @@ fn model(server: &MockServer) -> OpenAiModel {
     OpenAiModel::new(Some("sk-test".into()), MODEL)
         .with_base_url(format!("{}/v1", server.url))
         .with_retry(fast_retry(3))
-}
-
-fn weather_tool() -> ToolSpec {
-    ToolSpec {
-        name: "get_weather".into(),
-        description: "The weather in a city now.".into(),
-        parameters: json!({
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"]
-        }),
-    }
-}
-
-fn args(value: &Value) -> errand_protocol::JsonObject {
-    value.as_object().cloned().expect("an object")
 }
 
 fn completion(message: Value, finish_reason: &str) -> Value {
@@ -75,28 +64,16 @@ fn error_body(message: &str, kind: &str, code: Value) -> Value {
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
 }
 
+/// [`weather_request`] with settings, which OpenAI-compatible servers take as fields.
 fn request(messages: Vec<Message>) -> ModelRequest {
     ModelRequest {
-        system: Some("You are a weather bot.".into()),
-        messages,
-        tools: vec![weather_tool()],
         settings: ModelSettings {
             max_tokens: Some(256),
             temperature: Some(0.0),
             stop: Vec::new(),
         },
+        ..weather_request(messages)
     }
-}
-
-fn history_with_results(call: &Message) -> Vec<Message> {
-    vec![
-        Message::human("Hi"),
-        Message::ai("Hello! How can I help?"),
-        Message::human("Weather in Paris and Rome?"),
-        call.clone(),
-        Message::tool("call_1", "18 C, sunny"),
-        Message::tool("call_2", "24 C, clear"),
-    ]
 }
 
 /// The body the API must get for the last turn.
@@ -131,16 +108,9 @@ fn expected_final_body(stream: bool) -> Value {
     body
 }
 
+/// [`assert_weather_calls`] with this provider's ids and metadata.
 fn assert_tool_call_message(message: &Message) {
-    assert_eq!(message.kind, MessageKind::Ai);
-    assert_eq!(message.text(), "Let me check.");
-    assert_eq!(
-        message.tool_calls(),
-        [
-            ToolCall::new("call_1", "get_weather", args(&json!({"city": "Paris"}))),
-            ToolCall::new("call_2", "get_weather", args(&json!({"city": "Rome"}))),
-        ]
-    );
+    assert_weather_calls(message, ["call_1", "call_2"]);
     assert_eq!(message.response_metadata["finish_reason"], "tool_calls");
     assert_eq!(
         message.response_metadata["model_name"],
@@ -195,18 +165,11 @@ async fn tool_conversation_in_whole_answers() {
     assert_eq!(greeting.response_metadata["finish_reason"], "stop");
     assert_eq!(greeting.response_metadata["id"], "chatcmpl-123");
 
-    let call = model
-        .complete(&request(vec![
-            Message::human("Hi"),
-            Message::ai("Hello! How can I help?"),
-            Message::human("Weather in Paris and Rome?"),
-        ]))
-        .await
-        .unwrap();
+    let call = model.complete(&request(weather_question())).await.unwrap();
     assert_tool_call_message(&call);
 
     let last = model
-        .complete(&request(history_with_results(&call)))
+        .complete(&request(history_with_results(&call, ["call_1", "call_2"])))
         .await
         .unwrap();
     assert_eq!(last.text(), "Paris: 18 C, Rome: 24 C.");
@@ -323,43 +286,26 @@ async fn tool_conversation_streamed() {
     .await;
     let model = model(&server);
 
-    let stream = model
-        .stream(&request(vec![Message::human("Hi")]))
+    let greeting = streamed(&model, &request(vec![Message::human("Hi")]))
         .await
+        .1
         .unwrap();
-    let greeting = collect("openai", stream).await.1.unwrap();
     assert_eq!(greeting.text(), "Hello! How can I help?");
     assert_eq!(greeting.response_metadata["finish_reason"], "stop");
 
-    let stream = model
-        .stream(&request(vec![
-            Message::human("Hi"),
-            Message::ai("Hello! How can I help?"),
-            Message::human("Weather in Paris and Rome?"),
-        ]))
-        .await
-        .unwrap();
-    let (deltas, call) = collect("openai", stream).await;
+    let (deltas, call) = streamed(&model, &request(weather_question())).await;
     let call = call.unwrap();
     assert_tool_call_message(&call);
-    let pieces: Vec<_> = deltas
-        .iter()
-        .filter_map(|delta| match delta {
-            ModelDelta::ToolCall {
-                index: 0,
-                arguments,
-                ..
-            } => Some(arguments.as_str()),
-            _ => None,
-        })
-        .collect();
+    let pieces = argument_pieces(&deltas, 0);
     assert_eq!(pieces, ["", "{\"ci", "ty\": \"Pa", "ris\"}"]);
 
-    let stream = model
-        .stream(&request(history_with_results(&call)))
-        .await
-        .unwrap();
-    let last = collect("openai", stream).await.1.unwrap();
+    let last = streamed(
+        &model,
+        &request(history_with_results(&call, ["call_1", "call_2"])),
+    )
+    .await
+    .1
+    .unwrap();
     assert_eq!(last.text(), "Paris: 18 C, Rome: 24 C.");
 
     let bodies = server.bodies();
@@ -371,10 +317,7 @@ async fn tool_conversation_streamed() {
 async fn a_local_server_needs_no_key() {
     let server = MockServer::start([Reply::json(200, &text_completion("Hello"))]).await;
     let model = OpenAiModel::new(None, "llama3.1:8b").with_base_url(format!("{}/v1/", server.url));
-    let answer = model
-        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .unwrap();
+    let answer = model.complete(&hi()).await.unwrap();
     assert_eq!(answer.text(), "Hello");
     let requests = server.requests();
     assert!(!requests[0].headers.contains_key("authorization"));
@@ -401,14 +344,9 @@ async fn rate_limits_are_retried_after_the_wait_asked_for() {
         Reply::json(200, &text_completion("Hello")),
     ])
     .await;
-    let answer = model(&server)
-        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .unwrap();
+    let answer = model(&server).complete(&hi()).await.unwrap();
     assert_eq!(answer.text(), "Hello");
-    let bodies = server.bodies();
-    assert_eq!(bodies.len(), 2);
-    assert_eq!(bodies[0], bodies[1], "the retry sends the same request");
+    assert_retried_once_the_same(&server);
 }
 
 #[tokio::test]
@@ -426,11 +364,10 @@ async fn server_errors_are_retried() {
         Reply::sse(&streamed_text("Hello")),
     ])
     .await;
-    let stream = model(&server)
-        .stream(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .unwrap();
-    assert_eq!(collect("openai", stream).await.1.unwrap().text(), "Hello");
+    assert_eq!(
+        streamed(&model(&server), &hi()).await.1.unwrap().text(),
+        "Hello"
+    );
     assert_eq!(server.requests().len(), 3);
 }
 
@@ -448,26 +385,13 @@ async fn a_rate_limit_that_outlasts_the_retries_is_rate_limited() {
         .header("retry-after", "20")
     };
     let server = MockServer::start([limited(), limited(), limited()]).await;
-    let error = model(&server)
-        .stream(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .err()
-        .expect("an error");
-    match error {
-        Error::RateLimited {
-            provider,
-            retry_after,
-            detail,
-        } => {
-            assert_eq!(provider, "openai");
-            assert_eq!(retry_after, Some(Duration::from_secs(20)));
-            assert_eq!(
-                detail,
-                "insufficient_quota: You exceeded your current quota"
-            );
-        }
-        other => panic!("expected RateLimited, got {other:?}"),
-    }
+    let error = model(&server).stream(&hi()).await.err().expect("an error");
+    assert_rate_limited(
+        error,
+        "openai",
+        Duration::from_secs(20),
+        "insufficient_quota: You exceeded your current quota",
+    );
     assert_eq!(server.requests().len(), 3);
 }
 
@@ -482,10 +406,7 @@ async fn a_refused_key_is_unauthorized_at_once() {
         ),
     )])
     .await;
-    let error = model(&server)
-        .complete(&ModelRequest::new(vec![Message::human("Hi")]))
-        .await
-        .unwrap_err();
+    let error = model(&server).complete(&hi()).await.unwrap_err();
     assert!(
         matches!(&error, Error::Unauthorized { provider, detail }
             if provider == "openai" && detail.contains("Incorrect API key")),
@@ -520,10 +441,7 @@ async fn an_unknown_model_is_named() {
     .await;
     let model = model(&server);
     for _ in 0..3 {
-        let error = model
-            .complete(&ModelRequest::new(vec![Message::human("Hi")]))
-            .await
-            .unwrap_err();
+        let error = model.complete(&hi()).await.unwrap_err();
         assert!(
             matches!(&error, Error::UnknownModel { model, .. } if model == MODEL),
             "{error:?}"
@@ -569,25 +487,8 @@ async fn malformed_answers_are_clear_errors() {
     ])
     .await;
     let model = model(&server);
-    let request = ModelRequest::new(vec![Message::human("Hi")]);
 
-    let mut details = Vec::new();
-    for _ in 0..4 {
-        match model.complete(&request).await.unwrap_err() {
-            Error::MalformedResponse { provider, detail } => {
-                assert_eq!(provider, "openai");
-                details.push(detail);
-            }
-            other => panic!("expected MalformedResponse, got {other:?}"),
-        }
-    }
-    for _ in 0..2 {
-        let stream = model.stream(&request).await.unwrap();
-        match collect("openai", stream).await.1.unwrap_err() {
-            Error::MalformedResponse { detail, .. } => details.push(detail),
-            other => panic!("expected MalformedResponse, got {other:?}"),
-        }
-    }
+    let details = malformed_details(&model, 4, 2).await;
     assert!(details[0].contains("not JSON"), "{}", details[0]);
     assert!(
         details[1].contains("missing field `choices`"),
@@ -611,34 +512,21 @@ async fn stream_errors_and_cut_streams_are_errors() {
     ]);
     let cut = sse_body(&[chunk(json!({"content": "Hel"}), Value::Null)]);
     let server = MockServer::start([Reply::sse(&failed), Reply::sse(&cut)]).await;
-    let model = model(&server);
-    let request = ModelRequest::new(vec![Message::human("Hi")]);
-
-    let stream = model.stream(&request).await.unwrap();
-    let error = collect("openai", stream).await.1.unwrap_err();
-    assert!(
-        matches!(&error, Error::Provider { status: 500, detail, .. } if detail.contains("server had an error")),
-        "{error:?}"
-    );
-    let stream = model.stream(&request).await.unwrap();
-    let (deltas, result) = collect("openai", stream).await;
-    assert_eq!(deltas, [ModelDelta::Text("Hel".into())]);
-    assert!(
-        matches!(&result, Err(Error::Transport { detail, .. }) if detail.contains("[DONE]")),
-        "{result:?}"
-    );
+    assert_a_stream_error_then_a_cut_stream(
+        &model(&server),
+        500,
+        "server had an error",
+        "Hel",
+        "[DONE]",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn dropping_a_stream_call_closes_its_request() {
     let server = MockServer::start([Reply::hang()]).await;
     let model = model(&server);
-    let request = ModelRequest::new(vec![Message::human("Hi")]);
-    let call = model.stream(&request);
-    let _ = tokio::time::timeout(Duration::from_millis(50), call).await;
-    tokio::time::timeout(Duration::from_secs(10), server.hung_request_dropped())
-        .await
-        .expect("the server saw the connection close");
+    assert_a_dropped_call_closes_its_request(&server, model.stream(&hi())).await;
 }
 
 #[tokio::test]

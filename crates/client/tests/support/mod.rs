@@ -5,10 +5,12 @@
 
 use bytes::Bytes;
 use errand_client::protocol::{
-    Run, RunCreate, RunStatus, StreamMode, StreamModes, Thread, ThreadCreate,
+    Run, RunCreate, RunStatus, StreamEvent, StreamMode, StreamModes, Thread, ThreadCreate,
 };
 use errand_client::transport::{Transport, TransportRequest, TransportResponse};
-use errand_client::{Client, ClientBuilder, ClientError, RetryPolicy};
+use errand_client::{
+    Client, ClientBuilder, ClientError, JoinStreamOptions, RetryPolicy, RunStream,
+};
 use errand_server::storage::SqliteStorage;
 use errand_server::{LocalServe, Server, graphs::Echo};
 use futures::future::BoxFuture;
@@ -96,11 +98,7 @@ pub async fn env(kind: Kind) -> Env {
 
 impl Env {
     pub async fn thread(&self) -> Thread {
-        self.client
-            .threads()
-            .create(&ThreadCreate::default())
-            .await
-            .expect("thread created")
+        new_thread(&self.client).await
     }
 
     pub async fn start(&self, thread: &Thread, text: &str) -> Run {
@@ -111,27 +109,79 @@ impl Env {
             .expect("run created")
     }
 
-    /// Polls the run until it is `status`, for at most 10 s.
+    /// Polls the run until it is `status`: [`wait_status`] on this client.
     pub async fn wait_status(&self, run: &Run, status: RunStatus) -> Run {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let current = self
-                .client
-                .runs()
-                .get(run.thread_id, run.run_id)
-                .await
-                .expect("run");
-            if current.status == status {
-                return current;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run stuck in {:?}, wanted {status:?}",
-                current.status
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_status(&self.client, run, status).await
     }
+}
+
+/// A new empty thread on the server of `client`.
+pub async fn new_thread(client: &Client) -> Thread {
+    client
+        .threads()
+        .create(&ThreadCreate::default())
+        .await
+        .expect("thread created")
+}
+
+/// Polls the run until it is `status`, for at most 30 s (the Python peer starts runs up to a
+/// second after they are created).
+pub async fn wait_status(client: &Client, run: &Run, status: RunStatus) -> Run {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let current = client
+            .runs()
+            .get(run.thread_id, run.run_id)
+            .await
+            .expect("run");
+        if current.status == status {
+            return current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run stuck in {:?}, wanted {status:?}",
+            current.status
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every event of a stream, for at most 60 s, failing on the first error.
+pub async fn all_events(mut stream: RunStream) -> Vec<StreamEvent> {
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Some(event) = tokio::time::timeout_at(deadline, stream.next())
+        .await
+        .expect("the stream ends in time")
+    {
+        events.push(event.expect("an event"));
+    }
+    events
+}
+
+/// Every event of a join of the run's stream with `options`: [`all_events`] of `join_stream`.
+pub async fn joined(
+    client: &Client,
+    thread_id: Uuid,
+    run_id: Uuid,
+    options: JoinStreamOptions,
+) -> Vec<StreamEvent> {
+    let stream = client
+        .runs()
+        .join_stream(thread_id, run_id, options)
+        .await
+        .expect("join_stream");
+    all_events(stream).await
+}
+
+/// The event names of `events`, in order.
+pub fn names(events: &[StreamEvent]) -> Vec<String> {
+    events.iter().map(StreamEvent::event_name).collect()
+}
+
+/// The SSE ids of `events` that have one, in order.
+pub fn ids(events: &[StreamEvent]) -> Vec<String> {
+    events.iter().filter_map(|event| event.id.clone()).collect()
 }
 
 /// A run body for the echo graph with one user message.

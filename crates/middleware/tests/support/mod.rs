@@ -12,9 +12,12 @@ use errand_middleware::runtime::{
     EventSink, Graph, GraphOutput, GraphRun, async_trait, messages_from_value,
 };
 use errand_middleware::{
-    AsyncSubAgentMiddleware, AsyncTask, TASKS_CHANNEL, board_channel, find_task, is_notification,
+    AsyncSubAgent, AsyncSubAgentMiddleware, AsyncTask, Settings, TASKS_CHANNEL, board_channel,
+    find_task, is_notification,
 };
-use errand_protocol::{JsonObject, Message, Run, RunStatus, Thread, ThreadSearchRequest, ToolCall};
+use errand_protocol::{
+    JsonObject, Message, MessageKind, Run, RunStatus, Thread, ThreadSearchRequest, ToolCall,
+};
 use errand_server::graphs::Echo;
 use errand_server::storage::SqliteStorage;
 use errand_server::{LocalServe, Server};
@@ -107,6 +110,61 @@ pub fn local(server: &Server) -> Client {
     Client::in_process(server.router()).unwrap()
 }
 
+/// The subagent most tests start: the echo graph.
+pub fn echoer() -> AsyncSubAgent {
+    AsyncSubAgent::new("echoer", "Repeats what it is told.", "echo")
+}
+
+/// The middleware for `specs`, reaching `server` in-process, with the default settings.
+pub fn middleware(server: &Server, specs: Vec<AsyncSubAgent>) -> AsyncSubAgentMiddleware {
+    middleware_with(server, specs, Settings::default())
+}
+
+/// The middleware for `specs`, reaching `server` in-process, with `settings`.
+pub fn middleware_with(
+    server: &Server,
+    specs: Vec<AsyncSubAgent>,
+    settings: Settings,
+) -> AsyncSubAgentMiddleware {
+    AsyncSubAgentMiddleware::builder(specs)
+        .local_client(local(server))
+        .settings(settings)
+        .build()
+        .unwrap()
+}
+
+/// A server, a client of it in-process, and a supervisor of the [`echoer`] on it: where most
+/// tests begin.
+pub async fn echo_supervisor() -> (Server, Client, Supervisor) {
+    let server = server().await;
+    let client = local(&server);
+    let supervisor = Supervisor::new(middleware(&server, vec![echoer()]));
+    (server, client, supervisor)
+}
+
+/// The answer of the start tool that launched a task ("Launched async subagent. task_id: X"):
+/// the task id, or `None` for any other text.
+pub fn launch_id(text: &str) -> Option<&str> {
+    text.strip_prefix("Launched async subagent. task_id: ")
+}
+
+/// The task id in the latest answer of the start tool in `messages`.
+pub fn launched_task(messages: &[Message]) -> Option<String> {
+    messages
+        .iter()
+        .rev()
+        .find_map(|message| launch_id(&message.text()).map(str::to_owned))
+}
+
+/// Task ids in the order the start tool's answers in `messages` launched them.
+pub fn launched(messages: &[Message]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|message| message.kind == MessageKind::Tool)
+        .filter_map(|message| launch_id(&message.text()).map(str::to_owned))
+        .collect()
+}
+
 /// Serves `server` on 127.0.0.1 at a free port until the answer is dropped.
 pub async fn serve(server: &Server) -> LocalServe {
     server.serve_local().await.expect("serving on a local port")
@@ -177,9 +235,7 @@ pub async fn threads_of(client: &Client, name: &str) -> Vec<Thread> {
 
 /// The task id in a start tool's answer ("Launched async subagent. task_id: X").
 pub fn task_id_of(output: &ToolOutput) -> Uuid {
-    let id = output
-        .content
-        .strip_prefix("Launched async subagent. task_id: ")
+    let id = launch_id(&output.content)
         .unwrap_or_else(|| panic!("not a launch answer: {}", output.content));
     uuid(id)
 }
@@ -312,6 +368,19 @@ impl Supervisor {
         let task_id = task_id.to_string();
         find_task(&self.state.channels, &task_id)
             .unwrap_or_else(|| panic!("task {task_id} is not on the board"))
+    }
+
+    /// Waits until the current run of the task on the board has `status` on its server, and
+    /// answers the task.
+    pub async fn wait_run(
+        &self,
+        client: &Client,
+        task_id: impl Display,
+        status: RunStatus,
+    ) -> AsyncTask {
+        let task = self.task(task_id);
+        wait_run_status(client, &task.thread_id, &task.run_id, status).await;
+        task
     }
 
     /// Edits a task on the board in place.

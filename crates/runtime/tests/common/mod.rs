@@ -8,13 +8,16 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use errand_protocol::Message;
+use errand_protocol::{Message, MessageKind, ToolCall};
 use errand_runtime::Error;
-use errand_runtime::model::{MessageBuilder, ModelDelta, ModelStream};
+use errand_runtime::model::{
+    ChatModel, MessageBuilder, ModelDelta, ModelRequest, ModelStream, ToolSpec,
+};
 use errand_runtime::providers::RetryConfig;
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -212,6 +215,15 @@ pub(crate) async fn collect(
     (deltas, builder.finish())
 }
 
+/// [`collect`] of `model`'s stream of `request`, which must start.
+pub(crate) async fn streamed(
+    model: &dyn ChatModel,
+    request: &ModelRequest,
+) -> (Vec<ModelDelta>, Result<Message, Error>) {
+    let stream = model.stream(request).await.unwrap();
+    collect(model.provider(), stream).await
+}
+
 /// An SSE body in the framing providers use: `event:` and `data:` lines, LF line ends.
 pub(crate) fn sse_body(events: &[(Option<&str>, Value)]) -> String {
     events
@@ -236,7 +248,6 @@ pub(crate) async fn weather_conversation(
     model: Arc<dyn errand_runtime::model::ChatModel>,
     call_id: &str,
 ) -> errand_runtime::agent::AgentState {
-    use errand_protocol::{MessageKind, ToolCall};
     use errand_runtime::agent::{Agent, AgentState, RunContext};
     use errand_runtime::tool::FunctionTool;
     let agent = Agent::builder(model)
@@ -280,4 +291,184 @@ pub(crate) async fn weather_conversation(
     );
     assert_eq!(state.messages[2].tool_call_id.as_deref(), Some(call_id));
     state
+}
+
+/// The tool the provider tests offer: the weather in a city.
+pub(crate) fn weather_tool() -> ToolSpec {
+    ToolSpec {
+        name: "get_weather".into(),
+        description: "The weather in a city now.".into(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"]
+        }),
+    }
+}
+
+/// Tool-call arguments from a JSON object.
+pub(crate) fn args(value: &Value) -> errand_protocol::JsonObject {
+    value.as_object().cloned().expect("an object")
+}
+
+/// A request of the weather bot: its system prompt and [`weather_tool`], with `messages`.
+pub(crate) fn weather_request(messages: Vec<Message>) -> ModelRequest {
+    ModelRequest {
+        system: Some("You are a weather bot.".into()),
+        messages,
+        tools: vec![weather_tool()],
+        ..ModelRequest::default()
+    }
+}
+
+/// The one-message request most error tests send.
+pub(crate) fn hi() -> ModelRequest {
+    ModelRequest::new(vec![Message::human("Hi")])
+}
+
+/// The conversation up to the question that makes the model call the tool for two cities.
+pub(crate) fn weather_question() -> Vec<Message> {
+    vec![
+        Message::human("Hi"),
+        Message::ai("Hello! How can I help?"),
+        Message::human("Weather in Paris and Rome?"),
+    ]
+}
+
+/// [`weather_question`], the model's `call` and the results of its two calls (`ids`).
+pub(crate) fn history_with_results(call: &Message, ids: [&str; 2]) -> Vec<Message> {
+    let mut history = weather_question();
+    history.push(call.clone());
+    history.push(Message::tool(ids[0], "18 C, sunny"));
+    history.push(Message::tool(ids[1], "24 C, clear"));
+    history
+}
+
+/// Checks the answer to [`weather_question`]: some text and a call for Paris and one for
+/// Rome, with the call ids `ids`. The provider's metadata is the caller's to check.
+pub(crate) fn assert_weather_calls(message: &Message, ids: [&str; 2]) {
+    assert_eq!(message.kind, MessageKind::Ai);
+    assert_eq!(message.text(), "Let me check.");
+    assert_eq!(
+        message.tool_calls(),
+        [
+            ToolCall::new(
+                ids[0],
+                "get_weather",
+                args(&serde_json::json!({"city": "Paris"}))
+            ),
+            ToolCall::new(
+                ids[1],
+                "get_weather",
+                args(&serde_json::json!({"city": "Rome"}))
+            ),
+        ]
+    );
+}
+
+/// The argument pieces streamed for the tool call at `index`, in order.
+pub(crate) fn argument_pieces(deltas: &[ModelDelta], index: usize) -> Vec<&str> {
+    deltas
+        .iter()
+        .filter_map(|delta| match delta {
+            ModelDelta::ToolCall {
+                index: at,
+                arguments,
+                ..
+            } if *at == index => Some(arguments.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sends [`hi`] `completes` times whole and then `streams` times streamed, each answered by a
+/// malformed reply: the details of the `MalformedResponse` errors, in order.
+pub(crate) async fn malformed_details(
+    model: &dyn ChatModel,
+    completes: usize,
+    streams: usize,
+) -> Vec<String> {
+    let request = hi();
+    let mut details = Vec::new();
+    for _ in 0..completes {
+        match model.complete(&request).await.unwrap_err() {
+            Error::MalformedResponse { provider, detail } => {
+                assert_eq!(provider, model.provider());
+                details.push(detail);
+            }
+            other => panic!("expected MalformedResponse, got {other:?}"),
+        }
+    }
+    for _ in 0..streams {
+        match streamed(model, &request).await.1.unwrap_err() {
+            Error::MalformedResponse { detail, .. } => details.push(detail),
+            other => panic!("expected MalformedResponse, got {other:?}"),
+        }
+    }
+    details
+}
+
+/// Checks `error` is the rate limit of `provider`, asking to wait `retry_after`, with `detail`.
+pub(crate) fn assert_rate_limited(
+    error: Error,
+    provider: &str,
+    retry_after: Duration,
+    detail: &str,
+) {
+    match error {
+        Error::RateLimited {
+            provider: named,
+            retry_after: asked,
+            detail: said,
+        } => {
+            assert_eq!(named, provider);
+            assert_eq!(asked, Some(retry_after));
+            assert_eq!(said, detail);
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+/// Checks that the server got two requests and that the second (a retry) repeats the first.
+pub(crate) fn assert_retried_once_the_same(server: &MockServer) {
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0], bodies[1], "the retry sends the same request");
+}
+
+/// Starts `call` against a [`Reply::hang`], drops it while the server still works on it (as a
+/// cancelled run drops it), and checks the server saw the connection close.
+pub(crate) async fn assert_a_dropped_call_closes_its_request<F: Future>(
+    server: &MockServer,
+    call: F,
+) {
+    let _ = tokio::time::timeout(Duration::from_millis(50), call).await;
+    tokio::time::timeout(Duration::from_secs(10), server.hung_request_dropped())
+        .await
+        .expect("the server saw the connection close");
+}
+
+/// Streams [`hi`] twice from a server that answers first a stream that reports an error, then
+/// one cut off before its end: the first must fail with the provider's `status` and a detail
+/// containing `error_says`; the second must hand over `text_before_cut`, then fail as a
+/// transport error naming `missing_end`, the end marker that never came.
+pub(crate) async fn assert_a_stream_error_then_a_cut_stream(
+    model: &dyn ChatModel,
+    status: u16,
+    error_says: &str,
+    text_before_cut: &str,
+    missing_end: &str,
+) {
+    let error = streamed(model, &hi()).await.1.unwrap_err();
+    assert!(
+        matches!(&error, Error::Provider { status: got, detail, .. }
+            if *got == status && detail.contains(error_says)),
+        "{error:?}"
+    );
+    let (deltas, result) = streamed(model, &hi()).await;
+    assert_eq!(deltas, [ModelDelta::Text(text_before_cut.into())]);
+    assert!(
+        matches!(&result, Err(Error::Transport { detail, .. }) if detail.contains(missing_end)),
+        "{result:?}"
+    );
 }
