@@ -68,13 +68,7 @@ pub fn researcher(origin: &str, transcript: &Transcript) -> anyhow::Result<Agent
     // The Scripted model reacts to what it is asked: the task first gets a tool call, the
     // tool's answer gets the findings.
     let model = ScriptedModel::responder(move |request: &ModelRequest| {
-        let topic = request
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.kind == MessageKind::Human)
-            .map(|m| m.text().into_owned())
-            .unwrap_or_default();
+        let topic = request.last_human_text();
         match request.messages.last() {
             Some(last) if last.kind == MessageKind::Tool => {
                 let thinking = if topic.contains("in depth") {

@@ -253,13 +253,7 @@ fn scripted_researcher() -> ScriptedModel {
         let Some(last) = request.messages.last() else {
             return Turn::text("Nothing to research.");
         };
-        let task = request
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.kind == MessageKind::Human)
-            .map(|m| m.text().into_owned())
-            .unwrap_or_default();
+        let task = request.last_human_text();
         if last.kind != MessageKind::Tool {
             return Turn::tool_call("search_notes", json!({ "topic": task }))
                 .after(Duration::from_millis(300));

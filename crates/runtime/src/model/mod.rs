@@ -16,7 +16,7 @@ pub use scripted::{ScriptedModel, Turn};
 
 use crate::Error;
 use async_trait::async_trait;
-use errand_protocol::{Message, ToolCall};
+use errand_protocol::{Message, MessageKind, ToolCall};
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,6 +64,17 @@ impl ModelRequest {
             messages,
             ..Self::default()
         }
+    }
+
+    /// The text of the latest human message, or `""` when there is none: what a scripted
+    /// responder or a test's fake model usually reacts to.
+    pub fn last_human_text(&self) -> String {
+        self.messages
+            .iter()
+            .rev()
+            .find(|message| message.kind == MessageKind::Human)
+            .map(|message| message.text().into_owned())
+            .unwrap_or_default()
     }
 
     /// Adds `text` to the system prompt, after what is there, separated by a blank line.
